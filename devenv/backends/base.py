@@ -1,0 +1,58 @@
+"""What every infrastructure backend gives its callers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+Say = Callable[[str], None]
+
+
+class InfraError(Exception):
+    """A failure the user can act on; the message says what and how."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    service: str
+    role: str
+    backend: str
+    state: str  # running | stopped | stale | exited | ...
+    healthy: bool | None
+    address: str
+    ident: str  # pid or container id
+    uptime: float | None  # seconds
+
+    def line(self) -> str:
+        health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]
+        up = _duration(self.uptime) if self.uptime is not None else "-"
+        return (
+            f"{self.role:<8} {self.service:<9} {self.backend:<7} {self.state:<8} "
+            f"{health:<9} {self.address:<16} {self.ident:<14} {up}"
+        )
+
+
+STATUS_HEADER = (
+    f"{'ROLE':<8} {'SERVICE':<9} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
+    f"{'ADDRESS':<16} {'PID/CONTAINER':<14} UPTIME"
+)
+
+
+class Backend(Protocol):
+    name: str
+
+    def up(self, names: list[str]) -> None: ...
+    def down(self, names: list[str]) -> None: ...
+    def status(self) -> list[ComponentStatus]: ...
+    def logs(self, name: str | None, follow: bool, lines: int) -> None: ...
+    def clean(self) -> None: ...
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

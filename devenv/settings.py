@@ -1,0 +1,159 @@
+"""Settings: built-in defaults < `.env` < process environment, validated in one typed model.
+
+`.env.example` documents every key; a key there and a field here are the same fact, and a
+unit test holds them together. A bad value is one line naming the key, the value, where it
+came from and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Port = int
+
+
+class SettingsError(Exception):
+    """A setting is missing its mark: the message is the one line the user sees."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    INFRA_BACKEND: Literal["auto", "docker", "native"] = "auto"
+    STATE_DIR: Path = Path(".state")
+    UP_TIMEOUT: float = Field(90.0, gt=0)
+    STOP_TIMEOUT: float = Field(10.0, gt=0)
+
+    GATEWAY_PORT: Port = 8000
+    GATEWAY_DASHBOARD_PORT: Port = 8180
+
+    POSTGRES_HOST: str = "127.0.0.1"
+    POSTGRES_PORT: Port = 5432
+    POSTGRES_USER: str = Field("platform", pattern=r"^[a-z_][a-z0-9_]*$")
+    POSTGRES_PASSWORD: str = Field("platform", min_length=1)
+    POSTGRES_DB: str = Field("platform", pattern=r"^[a-z_][a-z0-9_]*$")
+
+    KAFKA_HOST: str = "127.0.0.1"
+    KAFKA_PORT: Port = 9092
+    KAFKA_CONTROLLER_PORT: Port = 9093
+    REDPANDA_ADMIN_PORT: Port = 9644
+    TOPIC_TELEMETRY: str = "telemetry.v1"
+    TOPIC_TELEMETRY_DLQ: str = "telemetry.dlq"
+    TOPIC_ANOMALIES: str = "anomalies.v1"
+
+    MQTT_HOST: str = "127.0.0.1"
+    MQTT_PORT: Port = 1883
+    EMQX_DASHBOARD_PORT: Port = 18083
+
+    APP_BIND_HOST: str = "127.0.0.1"
+    INGESTION_PORT: Port = 8080
+    QUERY_PORT: Port = 8081
+    ACTIONS_PORT: Port = 8082
+    LOG_LEVEL: Literal["debug", "info", "warn", "error"] = "info"
+    SHUTDOWN_TIMEOUT: str = Field("10s", pattern=r"^\d+(ms|s|m)$")
+
+    AI_INFERENCE_HOST: str = "127.0.0.1"
+    AI_INFERENCE_PORT: Port = 8090
+
+    @field_validator(
+        "GATEWAY_PORT",
+        "GATEWAY_DASHBOARD_PORT",
+        "POSTGRES_PORT",
+        "KAFKA_PORT",
+        "KAFKA_CONTROLLER_PORT",
+        "REDPANDA_ADMIN_PORT",
+        "MQTT_PORT",
+        "EMQX_DASHBOARD_PORT",
+        "INGESTION_PORT",
+        "QUERY_PORT",
+        "ACTIONS_PORT",
+        "AI_INFERENCE_PORT",
+    )
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be between 1 and 65535")
+        return value
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Settings:
+        seen: dict[int, str] = {}
+        for key, value in self.model_dump().items():
+            if key.endswith("_PORT"):
+                if value in seen:
+                    raise ValueError(
+                        f"{key} and {seen[value]} are both {value}: give each its own port"
+                    )
+                seen[value] = key
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        """STATE_DIR made absolute against the repository root."""
+        return self.STATE_DIR if self.STATE_DIR.is_absolute() else REPO_ROOT / self.STATE_DIR
+
+    def as_env(self) -> dict[str, str]:
+        """Every setting as the environment variables the apps and compose read."""
+        return {key: str(value) for key, value in self.model_dump().items()}
+
+    def port_owner(self) -> dict[int, str]:
+        """Each configured port and the setting that moves it."""
+        return {
+            value: key
+            for key, value in self.model_dump().items()
+            if key.endswith("_PORT") and isinstance(value, int)
+        }
+
+
+KNOWN_KEYS = frozenset(Settings.model_fields)
+
+
+def load(
+    env_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults < `.env` < environment < explicit overrides (what a test or task passes)."""
+    env_file = env_file if env_file is not None else REPO_ROOT / ".env"
+    environ = environ if environ is not None else os.environ
+    raw: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    if env_file.is_file():
+        for key, value in dotenv_values(env_file).items():
+            if key not in KNOWN_KEYS:
+                hint = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+                fix = f"did you mean {hint[0]}?" if hint else "see .env.example for the keys"
+                raise SettingsError(f"{env_file.name}: unknown setting {key}: {fix}")
+            raw[key], origin[key] = value or "", env_file.name
+    for source, values in (("environment", environ), ("override", overrides or {})):
+        for key in KNOWN_KEYS & values.keys():
+            raw[key], origin[key] = values[key], source
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        reason = err["msg"].removeprefix("Value error, ")
+        fix = "fix it in .env or the environment (see .env.example)"
+        if not err["loc"]:
+            raise SettingsError(f"{reason}; {fix}") from None
+        key = str(err["loc"][0])
+        where = origin.get(key, "defaults")
+        raise SettingsError(
+            f"{key}={raw.get(key, '')!r} (from {where}) is invalid: {reason}; {fix}"
+        ) from None

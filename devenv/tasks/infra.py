@@ -1,0 +1,69 @@
+"""`inv up | down | status | logs | clean | doctor`: the infrastructure lifecycle."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from devenv import backends, settings
+from devenv import doctor as checks
+from devenv.tasks import user_errors
+
+
+@task(
+    iterable=["component"],
+    help={"component": "Start only this component (role or service name); repeatable."},
+)
+def up(c: Context, component: list[str] | None = None) -> None:
+    """Start PostgreSQL, the Kafka-API bus, the MQTT broker and the gateway; wait until healthy."""
+    with user_errors():
+        backend = backends.select(settings.load())
+        backend.up(component or [])
+
+
+@task(iterable=["component"], help={"component": "Stop only this component; repeatable."})
+def down(c: Context, component: list[str] | None = None) -> None:
+    """Stop everything this project started (data is kept)."""
+    with user_errors():
+        backends.select(settings.load()).down(component or [])
+
+
+@task
+def status(c: Context) -> None:
+    """One line per component: backend, state, health, address, pid/container, uptime."""
+    with user_errors():
+        rows = backends.select(settings.load()).status()
+    print(backends.STATUS_HEADER)
+    for row in rows:
+        print(row.line())
+
+
+@task(
+    help={
+        "component": "Role or service name, e.g. -c bus (all components when omitted).",
+        "follow": "Keep printing new lines until Ctrl-C.",
+        "lines": "How many past lines to show first (default 50).",
+    }
+)
+def logs(c: Context, component: str = "", follow: bool = False, lines: int = 50) -> None:
+    """Show a component's log (all components without an argument)."""
+    with user_errors():
+        backends.select(settings.load()).logs(component or None, follow, lines)
+
+
+@task(help={"yes": "Required: confirms deleting the project's data and state."})
+def clean(c: Context, yes: bool = False) -> None:
+    """Stop everything and delete the project's data and state (needs --yes)."""
+    if not yes:
+        raise Exit("error: `inv clean` deletes all local data; run `inv clean --yes` to confirm", 1)
+    with user_errors():
+        backends.select(settings.load()).clean()
+
+
+@task
+def doctor(c: Context) -> None:
+    """Check tools, versions, settings, free ports and the backend; print each fix."""
+    problems = checks.run(print)
+    if problems:
+        raise Exit(f"{problems} problem(s) found", code=1)

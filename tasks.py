@@ -1,0 +1,10 @@
+"""Invoke tasks: the platform's development lifecycle. `inv --list` shows them all.
+
+This file is the table of contents; the work lives in the `devenv` package.
+"""
+
+from invoke.collection import Collection
+
+from devenv.tasks import infra
+
+ns = Collection(infra.up, infra.down, infra.status, infra.logs, infra.clean, infra.doctor)
