@@ -70,6 +70,11 @@ class Settings(BaseModel):
 
     AI_INFERENCE_HOST: str = "127.0.0.1"
     AI_INFERENCE_PORT: Port = 8090
+    AI_INFERENCE_WORKERS: int = Field(1, ge=1, le=64)
+    AI_WINDOW: int = Field(64, ge=1, le=4096)
+    AI_MIN_HISTORY: int = Field(16, ge=1, le=4096)
+    AI_ANOMALY_THRESHOLD: float = Field(5.0, gt=0)
+    AI_MIN_SCALE: float = Field(1e-6, gt=0)
 
     @field_validator(
         "GATEWAY_PORT",

