@@ -26,6 +26,8 @@ from pydantic import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Port = int
+# Go's time.ParseDuration subset the apps accept: 500ms, 10s, 2m.
+DURATION = r"^\d+(ms|s|m)$"
 
 
 class SettingsError(Exception):
@@ -66,13 +68,19 @@ class Settings(BaseModel):
     QUERY_PORT: Port = 8081
     ACTIONS_PORT: Port = 8082
     LOG_LEVEL: Literal["debug", "info", "warn", "error"] = "info"
-    SHUTDOWN_TIMEOUT: str = Field("10s", pattern=r"^\d+(ms|s|m)$")
+    SHUTDOWN_TIMEOUT: str = Field("10s", pattern=DURATION)
+    KAFKA_TOPIC_PARTITIONS: int = Field(3, ge=1, le=64)
+    QUERY_CONSUMER_GROUP: str = Field("platform-query", min_length=1)
+    MQTT_CLIENT_ID: str = Field("platform", min_length=1)
+    MQTT_SHARE_GROUP: str = Field("platform", min_length=1)
+    OUTBOX_POLL_INTERVAL: str = Field("500ms", pattern=DURATION)
+    OUTBOX_BATCH_SIZE: int = Field(1000, ge=1, le=10000)
 
     AI_INFERENCE_HOST: str = "127.0.0.1"
     AI_INFERENCE_PORT: Port = 8090
     AI_INFERENCE_WORKERS: int = Field(1, ge=1, le=64)
-    AI_WINDOW: int = Field(64, ge=1, le=4096)
-    AI_MIN_HISTORY: int = Field(16, ge=1, le=4096)
+    AI_WINDOW: int = Field(64, ge=1, le=256)
+    AI_MIN_HISTORY: int = Field(16, ge=1, le=256)
     AI_ANOMALY_THRESHOLD: float = Field(5.0, gt=0)
     AI_MIN_SCALE: float = Field(1e-6, gt=0)
 
@@ -106,6 +114,15 @@ class Settings(BaseModel):
                         f"{key} and {seen[value]} are both {value}: give each its own port"
                     )
                 seen[value] = key
+        return self
+
+    @model_validator(mode="after")
+    def _history_fits_window(self) -> Settings:
+        if self.AI_MIN_HISTORY > self.AI_WINDOW:
+            raise ValueError(
+                f"AI_MIN_HISTORY={self.AI_MIN_HISTORY} is larger than AI_WINDOW={self.AI_WINDOW}: "
+                "lower it or raise AI_WINDOW"
+            )
         return self
 
     @property

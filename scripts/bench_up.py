@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devenv.backends.native import NativeBackend
 from devenv.settings import load
-from tests.conftest import isolated_env
+from devenv.stack import isolated_env
 
 ROLES = ("db", "bus", "mqtt", "gateway")
 

@@ -23,7 +23,7 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv.settings import REPO_ROOT
-from tests.conftest import isolated_env
+from devenv.stack import isolated_env
 
 pytestmark = pytest.mark.integration
 INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT)]

@@ -15,7 +15,7 @@ from devenv.backends.base import InfraError
 from devenv.backends.docker import DockerBackend, parse_ps
 from devenv.backends.native import NativeBackend
 from devenv.settings import load
-from tests.conftest import free_ports
+from devenv.stack import free_ports
 
 
 class FakeDocker:

@@ -1,0 +1,49 @@
+"""Stacks that test sessions bring up and take down again: only what they started."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from devenv import backends
+from devenv.backends.base import Say
+from devenv.settings import KNOWN_KEYS, Settings
+
+PORT_KEYS = sorted(key for key in KNOWN_KEYS if key.endswith("_PORT"))
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS just handed out; held open together so they are distinct."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def isolated_env(state_dir: Path) -> dict[str, str]:
+    """Settings of a private native stack: its own state folder and free ports, so it never
+    meets a developer's running stack."""
+    env = dict(zip(PORT_KEYS, map(str, free_ports(len(PORT_KEYS))), strict=True))
+    env.update(STATE_DIR=str(state_dir), INFRA_BACKEND="native")
+    return env
+
+
+@contextlib.contextmanager
+def infra_running(settings: Settings, names: list[str], say: Say = print) -> Iterator[None]:
+    """Make sure `names` run for the duration; stop afterwards those this call started."""
+    backend = backends.select(settings, say)
+    before = {row.service for row in backend.status() if row.state == "running"}
+    backend.up(names)
+    started = [
+        row.service
+        for row in backend.status()
+        if row.state == "running" and row.service not in before
+    ]
+    try:
+        yield
+    finally:
+        if started:
+            backend.down(started)
