@@ -1,7 +1,9 @@
 """Nox sessions: the same test and lint matrix on a laptop and in GitHub Actions.
 
-Tags: `nox -t quick` (lint + unit), `nox -t ci` (everything CI's jobs run).
-Every session passes its positional arguments to its test runner: `nox -s unit -- -k settings`.
+Tags: `nox -t quick` (lint + unit), `nox -t ci` (everything CI runs).
+Every session passes its positional arguments to its pytest run: `nox -s unit -- -k settings`.
+Sessions that need infrastructure start it through the project's own backend, say so, and
+stop afterwards what they started.
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import nox
 
 from devenv import lint as lint_tools
+from devenv import settings
+from devenv.stack import infra_running
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "unit", "integration"]
+nox.options.sessions = ["lint", "unit", "component", "contract", "integration"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+AI = "services/ai-inference"
+AI_PYPROJECT = nox.project.load_toml(f"{AI}/pyproject.toml")
 PLATFORM = "services/platform"
 
 
@@ -23,27 +29,74 @@ def install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
+def install_ai(session: nox.Session, *groups: str) -> None:
+    """The AI inference service from its own pyproject.toml, with its dependency groups."""
+    session.install("-e", AI, *nox.project.dependency_groups(AI_PYPROJECT, *groups))
+
+
+def go(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    with session.chdir(PLATFORM):
+        session.run("go", *args, external=True, env=env)
+
+
 @nox.session(tags=["quick", "ci"])
 def lint(session: nox.Session) -> None:
-    """Ruff, mypy, gofmt/go vet, actionlint, and compose.yaml through the real Compose loader."""
+    """Ruff, mypy, gofmt, go vet, actionlint, and compose.yaml through the real Compose loader."""
     install(session, "lint")
+    install_ai(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    with session.chdir(AI):
+        session.run("mypy")
+    with session.chdir(PLATFORM):
+        unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
+    if unformatted:
+        session.error(f"gofmt would change:\n{unformatted}run `gofmt -w {PLATFORM}`")
+    go(session, "vet", "-tags", "component,integration", "./...")
     session.run("python", "-m", "devenv.lint")  # compose.yaml through the Compose v2 loader
-    if lint_tools.workflows():
-        session.run(lint_tools.actionlint(), *lint_tools.workflows(), external=True)
+    session.run(lint_tools.actionlint(), *lint_tools.workflows(), external=True)
 
 
 @nox.session(tags=["quick", "ci"])
 def unit(session: nox.Session) -> None:
-    """Automation unit tests: no processes started, fast."""
+    """Unit tests, no processes: the automation, the AI scoring, the Go packages (-race)."""
     install(session, "test")
+    install_ai(session, "test")
     session.run("pytest", "tests/unit", *session.posargs)
+    with session.chdir(AI):
+        session.run("pytest", "tests/test_scoring.py", "tests/test_settings.py", *session.posargs)
+    go(session, "test", "-race", "-count=1", "./...")
+
+
+@nox.session(tags=["ci"])
+def component(session: nox.Session) -> None:
+    """Each server through its client library, on a real PostgreSQL; outbound deps faked."""
+    install_ai(session, "test")
+    with session.chdir(AI):
+        session.run("pytest", "tests/test_api.py", "tests/test_client.py", *session.posargs)
+    current = settings.load()
+    session.log(f"component tests use PostgreSQL at 127.0.0.1:{current.POSTGRES_PORT}")
+    with infra_running(current, ["db"], say=session.log):
+        go(session, "test", "-race", "-count=1", "-tags=component", "./...", env=current.as_env())
+
+
+@nox.session(tags=["ci"])
+def contract(session: nox.Session) -> None:
+    """schemas/: valid, examples as named, OpenAPI <-> schemas, Go and Python on the same files."""
+    install(session, "test")
+    install_ai(session, "test")
+    session.run("pytest", "tests/contract", *session.posargs)
+    with session.chdir(AI):
+        session.run("pytest", "tests/test_contract.py", *session.posargs)
+    go(session, "test", "-count=1", "./internal/contracts/...")
 
 
 @nox.session(tags=["ci"])
 def integration(session: nox.Session) -> None:
-    """The native backend on real PostgreSQL, Kafka, Mosquitto and Traefik processes."""
+    """Real processes: the native backend, the supervisor and reload; the relay on real Kafka."""
     install(session, "test")
     session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
+    current = settings.load()
+    with infra_running(current, ["db", "bus", "mqtt"], say=session.log):
+        go(session, "test", "-count=1", "-tags=integration", "./...", env=current.as_env())
