@@ -55,6 +55,8 @@ def lint(session: nox.Session) -> None:
         session.error(f"gofmt would change:\n{unformatted}run `gofmt -w {PLATFORM}`")
     go(session, "vet", "-tags", "component,integration", "./...")
     session.run("python", "-m", "devenv.lint")  # compose.yaml through the Compose v2 loader
+    session.run("python", "-m", "devenv.aws.validate")  # the ECS task definition, by botocore
+    session.run("python", "-m", "devenv.aws.dockerfiles")
     session.run(lint_tools.actionlint(), *lint_tools.workflows(), external=True)
 
 

@@ -5,6 +5,7 @@ This file is the table of contents; the work lives in the `devenv` package.
 
 from invoke.collection import Collection
 
-from devenv.tasks import infra
+from devenv.tasks import aws, infra
 
 ns = Collection(infra.up, infra.down, infra.status, infra.logs, infra.clean, infra.doctor)
+ns.add_collection(Collection.from_module(aws))

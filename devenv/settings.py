@@ -62,6 +62,7 @@ class Settings(BaseModel):
     MQTT_HOST: str = "127.0.0.1"
     MQTT_PORT: Port = 1883
     EMQX_DASHBOARD_PORT: Port = 18083
+    EMQX_DASHBOARD_PASSWORD: str = Field("platform-dev", min_length=8)
 
     APP_BIND_HOST: str = "127.0.0.1"
     INGESTION_PORT: Port = 8080

@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1
+# The AI inference service for the ECS task (ADR-0007). Context: the repository root.
+# Dependencies come from services/ai-inference/pyproject.toml, the declaration `inv build`
+# installs from; no HEALTHCHECK: ECS probes the container from the task definition.
+
+FROM python:3.12.8-slim-bookworm
+# No .pyc writes: the task runs this container with a read-only root filesystem.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /srv
+COPY services/ai-inference/pyproject.toml /tmp/ai-inference/
+COPY services/ai-inference/ai_inference/ /tmp/ai-inference/ai_inference/
+RUN pip install /tmp/ai-inference && rm -rf /tmp/ai-inference \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ai
+USER 10001:10001
+EXPOSE 8090
+CMD ["python", "-m", "ai_inference"]

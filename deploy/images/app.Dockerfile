@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# The Go monolith for the ECS task (ADR-0007). Context: the repository root, because
+# services/platform/go.mod replaces platform/schemas with ../../schemas.
+# Built with the Go version of go.mod and the -X stamps `inv build` uses (`inv aws.push`
+# passes them); no HEALTHCHECK: ECS probes the container from the task definition.
+
+FROM golang:1.24.13-bookworm AS build
+WORKDIR /src/services/platform
+# Dependencies first, so a source change reuses the module download layer.
+COPY schemas/ /src/schemas/
+COPY services/platform/go.mod services/platform/go.sum ./
+RUN go mod download
+COPY services/platform/ ./
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG BUILD_TIME=unknown
+# Static, so the runtime stage needs no libc of the build image.
+RUN CGO_ENABLED=0 go build -o /out/platform \
+    -ldflags "-X main.version=${VERSION} -X main.commit=${COMMIT} -X main.buildTime=${BUILD_TIME}" \
+    ./cmd/platform
+
+# Alpine rather than distroless: the task definition's health check needs busybox wget.
+FROM alpine:3.21.3
+RUN addgroup -S -g 65532 platform && adduser -S -D -H -u 65532 -G platform platform
+COPY --from=build /out/platform /usr/local/bin/platform
+USER 65532:65532
+EXPOSE 8080 8081 8082
+ENTRYPOINT ["platform"]
+CMD ["serve"]

@@ -1,0 +1,63 @@
+"""`inv aws.down --purge --yes`: delete what outlives the env's tasks, its data first: the EFS
+file system aws.yaml names (access points and mount targets before it), the SSM parameters
+naming them, the env's security group and log group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from botocore.exceptions import ClientError
+
+from devenv.aws import network
+from devenv.aws.clients import Aws, error_code
+from devenv.aws.config import AwsConfig, ssm_name
+
+Say = Callable[[str], None]
+
+
+def purge(aws: Aws, cfg: AwsConfig, say: Say) -> None:
+    references = [cfg.efs.file_system, *cfg.efs.access_points.values()]
+    names = [n for n in (ssm_name(r) for r in references) if n]
+    file_system = _parameter(aws, ssm_name(cfg.efs.file_system)) or cfg.efs.file_system
+    if file_system.startswith("fs-") and _exists(aws, file_system):
+        for point in aws.efs.describe_access_points(FileSystemId=file_system)["AccessPoints"]:
+            say(f"- EFS access point {point['AccessPointId']}")
+            aws.efs.delete_access_point(AccessPointId=point["AccessPointId"])
+        for target in aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]:
+            say(f"- EFS mount target {target['MountTargetId']}")
+            aws.efs.delete_mount_target(MountTargetId=target["MountTargetId"])
+        say(f"- EFS file system {file_system} (all data of env {cfg.env})")
+        aws.efs.delete_file_system(FileSystemId=file_system)
+    for name in names:
+        if _parameter(aws, name) is not None:
+            say(f"- SSM parameter {name}")
+            aws.ssm.delete_parameter(Name=name)
+    group = network.find_group(aws, cfg)
+    if group:
+        say(f"- security group {network.group_name(cfg)}")
+        aws.ec2.delete_security_group(GroupId=group)
+    groups = aws.logs.describe_log_groups(logGroupNamePrefix=cfg.logs.group)["logGroups"]
+    if any(g.get("logGroupName") == cfg.logs.group for g in groups):
+        say(f"- log group {cfg.logs.group}")
+        aws.logs.delete_log_group(logGroupName=cfg.logs.group)
+
+
+def _parameter(aws: Aws, name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        return aws.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as exc:
+        if error_code(exc) != "ParameterNotFound":
+            raise
+        return None
+
+
+def _exists(aws: Aws, file_system: str) -> bool:
+    try:
+        aws.efs.describe_file_systems(FileSystemId=file_system)
+    except ClientError as exc:
+        if error_code(exc) != "FileSystemNotFound":
+            raise
+        return False
+    return True

@@ -1,0 +1,148 @@
+"""`inv aws.render | push | deploy | status | logs | down`: the AWS dev environment (ADR-0007)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from devenv.aws import clients, config, images, runtime, validate
+from devenv.aws import deploy as deployer
+from devenv.aws import purge as purging
+from devenv.aws import render as rendering
+from devenv.aws import revision as git
+from devenv.aws.errors import AwsError
+from devenv.tasks import user_errors
+
+ENV_HELP = "Environment name: tags, family and log group follow it (default dev)."
+
+
+@contextlib.contextmanager
+def aws_errors() -> Iterator[None]:
+    """An AwsError (or a settings error) is one line on stderr and exit code 1."""
+    with user_errors():
+        try:
+            with clients.translated():
+                yield
+        except AwsError as exc:
+            raise Exit(f"error: {exc}", code=1) from None
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "output": "Where to write the JSON (default deploy/rendered/task-definition.json).",
+        "stdout": "Print the JSON instead of its path.",
+    }
+)
+def render(c: Context, env: str = "dev", output: str = "", stdout: bool = False) -> None:
+    """Render and validate the ECS task definition (offline: account, EFS ids are placeholders)."""
+    with aws_errors():
+        cfg = config.load(env)
+        target = rendering.Target(clients.region(cfg.region), git.current().tag)
+        definition = rendering.render(cfg, target)
+        validate.check(definition)
+        path = rendering.write(definition, *([Path(output)] if output else []))
+    print(rendering.dumps(definition) if stdout else path)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "allow_dirty": "Push images of uncommitted changes (tagged <sha>-dirty).",
+        "dry_run": "Print what would be built, pushed and created; change nothing.",
+    }
+)
+def push(c: Context, env: str = "dev", allow_dirty: bool = False, dry_run: bool = False) -> None:
+    """Build the app, ai-inference and gateway images; push them to ECR tagged with the git sha."""
+    with aws_errors():
+        cfg = config.load(env)
+        tag = git.require_clean(git.current(), allow_dirty or dry_run, "aws.push")
+        if not dry_run and not images.engine_answers():
+            raise AwsError(images.NO_ENGINE)
+        try:
+            aws = clients.connect(cfg.region)
+        except AwsError as exc:
+            if not dry_run:
+                raise
+            registry = f"{{{{account}}}}.dkr.ecr.{clients.region(cfg.region)}.amazonaws.com"
+            images.show_plan(cfg, registry, tag, print)
+            raise AwsError(f"{exc} (the plan above is offline: ECR was not checked)") from None
+        images.push(aws, cfg, tag, dry_run=dry_run)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "dry_run": "Print what would change (task definition diff included); change nothing.",
+        "allow_dirty": "Deploy although the work tree has uncommitted changes.",
+        "cidr": "Who may reach HTTP 80 and MQTT 1883, e.g. 203.0.113.7/32.",
+    }
+)
+def deploy(
+    c: Context, env: str = "dev", dry_run: bool = False, allow_dirty: bool = False, cidr: str = ""
+) -> None:
+    """Register the task definition, ensure cluster, logs and security group, run the task."""
+    with aws_errors():
+        cfg = config.load(env)
+        tag = git.require_clean(git.current(), allow_dirty or dry_run, "aws.deploy")
+        deployer.deploy(clients.connect(cfg.region), cfg, tag, cidr=cidr, dry_run=dry_run)
+
+
+@task(help={"env": ENV_HELP})
+def status(c: Context, env: str = "dev") -> None:
+    """One line per task of the env: state, health, revision, git sha, address."""
+    with aws_errors():
+        cfg = config.load(env)
+        rows = runtime.status(clients.connect(cfg.region), cfg)
+    if not rows:
+        print(f"no task of env {env} is running (inv aws.deploy --env {env})")
+        return
+    print(runtime.HEADER)
+    for row in rows:
+        print(row.line())
+
+
+@task(
+    positional=["container"],
+    help={
+        "container": "traefik, app, mqtt-broker, redpanda, postgres or ai-inference.",
+        "env": ENV_HELP,
+        "follow": "Keep printing new lines until Ctrl-C.",
+        "lines": "How many past lines to show first (default 50).",
+    },
+)
+def logs(
+    c: Context, container: str, env: str = "dev", follow: bool = False, lines: int = 50
+) -> None:
+    """Show a container's log from the env's newest task."""
+    with aws_errors():
+        cfg = config.load(env)
+        runtime.check_container(cfg, container)
+        aws = clients.connect(cfg.region)
+        runtime.log_lines(aws, cfg, container, lines=lines, follow=follow, say=print)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "purge": "Also delete the env's EFS data, its SSM ids, security group and log group.",
+        "yes": "Required with --purge: confirms deleting the data.",
+    }
+)
+def down(c: Context, env: str = "dev", purge: bool = False, yes: bool = False) -> None:
+    """Stop the env's tasks (EFS data is kept unless --purge --yes)."""
+    if purge and not yes:
+        raise Exit("error: --purge deletes the env's EFS data; run `inv aws.down --purge --yes`", 1)
+    with aws_errors():
+        cfg = config.load(env)
+        aws = clients.connect(cfg.region)
+        stopped = runtime.stop(aws, cfg, print)
+        if purge:
+            runtime.wait_stopped(aws, cfg, stopped)
+            purging.purge(aws, cfg, print)
+        print(f"env {env}: {len(stopped)} task(s) stopped" + ("" if purge else ", data kept"))

@@ -1,0 +1,172 @@
+"""Local (docker, native) and ECS renderings of the one model agree: same routes, same ports
+per component, same setting names. Each side changed alone must break the agreement."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+from devenv import compose
+from devenv.aws import config, parity, render
+from devenv.aws.config import AwsConfig
+from devenv.backends.native.traefik import ROUTES_FILE
+
+
+@pytest.fixture(scope="module")
+def cfg() -> AwsConfig:
+    return config.load("dev")
+
+
+@pytest.fixture(scope="module")
+def ecs(cfg: AwsConfig) -> dict[str, Any]:
+    return render.render(cfg, render.Target(region="eu-central-1", tag="0123456789ab"))
+
+
+def test_docker_and_ecs_agree(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(ecs)) == []
+
+
+def test_native_and_ecs_route_and_name_settings_alike(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    native, cloud = parity.native_view(cfg), parity.ecs_view(ecs)
+    assert native.routes == cloud.routes
+    assert native.settings == cloud.settings
+    assert native.upstream_host == "127.0.0.1" and cloud.upstream_host == "localhost"
+
+
+def test_native_and_docker_listen_where_laptop_clients_dial(cfg: AwsConfig) -> None:
+    native, docker = parity.native_view(cfg), parity.docker_view(cfg)
+    assert parity.differences(native, docker, published=True) == []
+    assert native.ports["traefik"] == docker.published["traefik"]
+
+
+def test_every_route_reaches_a_port_the_app_listens_on(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    for view in (parity.docker_view(cfg), parity.native_view(cfg), parity.ecs_view(ecs)):
+        assert view.routes.keys() == {"/ingest", "/query", "/actions"}
+        assert parity.routed_ports_listen(view) == []
+
+
+def test_every_documented_setting_goes_to_an_app_or_is_laptop_only() -> None:
+    documented = set(dotenv_values(render.ENV_EXAMPLE))
+    given = set(render.APP_SETTINGS) | set(render.AI_SETTINGS)
+    assert given <= documented, f"not in .env.example: {sorted(given - documented)}"
+    unplaced = documented - given - render.LOCAL_ONLY
+    assert not unplaced, f"add to render.APP_SETTINGS/AI_SETTINGS or LOCAL_ONLY: {sorted(unplaced)}"
+
+
+def test_compose_interpolates_only_documented_settings() -> None:
+    documented = set(dotenv_values(render.ENV_EXAMPLE))
+    used = set(render._VAR.findall(compose.COMPOSE_FILE.read_text()))
+    assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+
+
+# --- one side changed alone -----------------------------------------------------------
+
+
+def mutated(ecs: dict[str, Any], container: str, key: str, change: Any) -> dict[str, Any]:
+    result = copy.deepcopy(ecs)
+    for c in result["containerDefinitions"]:
+        if c["name"] == container:
+            change(c[key])
+    return result
+
+
+def test_an_ecs_port_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    def move_query(mappings: list[dict[str, Any]]) -> None:
+        mappings[1]["containerPort"] = mappings[1]["hostPort"] = 9081
+
+    found = parity.differences(
+        parity.docker_view(cfg), parity.ecs_view(mutated(ecs, "app", "portMappings", move_query))
+    )
+    assert found == ["ports of app: docker (8080, 8081, 8082) != ecs (8080, 9081, 8082)"]
+
+
+def test_an_ecs_route_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    def retarget(env: list[dict[str, str]]) -> None:
+        next(e for e in env if e["name"] == "ACTIONS_PORT")["value"] = "9082"
+
+    cloud = parity.ecs_view(mutated(ecs, "traefik", "environment", retarget))
+    assert any(
+        line.startswith("routes:") for line in parity.differences(parity.docker_view(cfg), cloud)
+    )
+    assert parity.routed_ports_listen(cloud) == [
+        "ecs: /actions goes to port 9082, where the app does not listen"
+    ]
+
+
+def test_an_ecs_setting_dropped_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    def drop(env: list[dict[str, str]]) -> None:
+        env[:] = [e for e in env if e["name"] != "TOPIC_ANOMALIES"]
+
+    cloud = parity.ecs_view(mutated(ecs, "app", "environment", drop))
+    assert parity.differences(parity.docker_view(cfg), cloud) == [
+        "settings of app: only docker ['TOPIC_ANOMALIES'], only ecs []"
+    ]
+
+
+def test_an_ecs_upstream_host_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+    def host(env: list[dict[str, str]]) -> None:
+        next(e for e in env if e["name"] == "GATEWAY_UPSTREAM_HOST")["value"] = "127.0.0.1"
+
+    cloud = parity.ecs_view(mutated(ecs, "traefik", "environment", host))
+    assert parity.differences(parity.docker_view(cfg), cloud) == [
+        "ecs: gateway upstream host '127.0.0.1'"
+    ]
+
+
+def test_an_aws_yaml_override_of_an_app_port_fails(tmp_path: Path, cfg: AwsConfig) -> None:
+    raw = yaml.safe_load(config.AWS_FILE.read_text())
+    raw["containers"]["app"]["settings"]["INGESTION_PORT"] = 9080
+    changed = tmp_path / "aws.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    other = config.load("dev", changed)
+    cloud = parity.ecs_view(render.render(other, render.Target("eu-central-1", "x")))
+    found = parity.differences(parity.docker_view(cfg), cloud)
+    assert "ports of app: docker (8080, 8081, 8082) != ecs (9080, 8081, 8082)" in found
+    assert parity.routed_ports_listen(cloud) == [
+        "ecs: /ingest goes to port 8080, where the app does not listen"
+    ]
+
+
+def test_a_compose_port_changed_alone_fails(
+    tmp_path: Path, cfg: AwsConfig, ecs: dict[str, Any]
+) -> None:
+    text = compose.COMPOSE_FILE.read_text().replace(
+        '"127.0.0.1:${REDPANDA_ADMIN_PORT:-9644}:9644"',
+        '"127.0.0.1:${REDPANDA_ADMIN_PORT:-9644}:9645"',
+    )
+    changed = tmp_path / "compose.yaml"
+    changed.write_text(text)
+    found = parity.differences(parity.docker_view(cfg, compose_file=changed), parity.ecs_view(ecs))
+    assert found == ["ports of redpanda: docker (9092, 9645) != ecs (9092, 9644)"]
+
+
+def test_a_local_routing_change_alone_fails(
+    tmp_path: Path, cfg: AwsConfig, ecs: dict[str, Any]
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        ROUTES_FILE.read_text().replace("PathPrefix(`/query`)", "PathPrefix(`/read`)")
+    )
+    found = parity.differences(parity.docker_view(cfg, routes_file=routes), parity.ecs_view(ecs))
+    assert len(found) == 1 and found[0].startswith("routes:")
+
+
+def test_a_setting_documented_and_read_locally_alone_fails(
+    tmp_path: Path, cfg: AwsConfig, ecs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = tmp_path / ".env.example"
+    example.write_text(render.ENV_EXAMPLE.read_text() + "\nAI_NEW_KNOB=1\n")
+    fake_ai = tmp_path / "settings.py"
+    fake_ai.write_text(
+        parity.AI_SETTINGS.read_text() + '\nx = Field(validation_alias="AI_NEW_KNOB")\n'
+    )
+    monkeypatch.setattr(parity, "AI_SETTINGS", fake_ai)
+    local = parity.docker_view(cfg, env_example=example)
+    assert parity.differences(local, parity.ecs_view(ecs)) == [
+        "settings of ai-inference: only docker ['AI_NEW_KNOB'], only ecs []"
+    ]
