@@ -90,7 +90,9 @@ def test_openapi_bodies_are_the_schema_files(path: Path) -> None:
 
 
 def test_every_http_schema_is_used_by_an_openapi_document() -> None:
-    used = {Path(r.split("#")[0]).name for p in OPENAPI for r in refs(yaml.safe_load(p.read_text()))}
+    used = {
+        Path(r.split("#")[0]).name for p in OPENAPI for r in refs(yaml.safe_load(p.read_text()))
+    }
     messages = {  # carried by Kafka or MQTT, described in the documents' prose instead
         "telemetry-event.schema.json", "mqtt-telemetry.schema.json", "dlq-message.schema.json",
         "command-message.schema.json", "command-ack.schema.json", "telemetry-reading.schema.json",

@@ -1,0 +1,3 @@
+module platform/schemas
+
+go 1.24

@@ -1,0 +1,113 @@
+package actions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+
+	"github.com/google/uuid"
+
+	"platform/actions/client"
+	"platform/internal/contracts"
+	"platform/internal/httpx"
+)
+
+// MaxBodyBytes bounds a command request.
+const MaxBodyBytes = 64 << 10
+
+var deviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// Server is the actions HTTP API.
+type Server struct {
+	svc *Service
+	val *contracts.Validator
+	log *slog.Logger
+}
+
+// NewServer returns the HTTP handlers over svc.
+func NewServer(svc *Service, val *contracts.Validator, log *slog.Logger) *Server {
+	return &Server{svc: svc, val: val, log: log}
+}
+
+// Handler returns the router with the API and the health endpoints.
+func (s *Server) Handler(checks map[string]httpx.Check) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /actions/v1/devices/{id}/commands", s.postCommand)
+	mux.HandleFunc("GET /actions/v1/commands/{command_id}", s.getCommand)
+	httpx.HandleHealth(mux, "actions", checks)
+	return httpx.Recover(s.log, mux)
+}
+
+func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !deviceRE.MatchString(id) {
+		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidParam, "invalid device id",
+			httpx.Detail{Field: "id", Message: "must match " + deviceRE.String()})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpx.WriteError(w, http.StatusRequestEntityTooLarge, httpx.CodeTooLarge, fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes))
+			return
+		}
+		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeMalformedJSON, "cannot read body: "+err.Error())
+		return
+	}
+	if err := s.val.Validate(contracts.CommandRequest, body); err != nil {
+		var me *contracts.MalformedError
+		if errors.As(err, &me) {
+			httpx.WriteError(w, http.StatusBadRequest, httpx.CodeMalformedJSON, me.Error())
+			return
+		}
+		var details []httpx.Detail
+		var ie *contracts.InvalidError
+		if errors.As(err, &ie) {
+			for _, v := range ie.Violations {
+				details = append(details, httpx.Detail{Field: v.Pointer, Message: v.Message})
+			}
+		}
+		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidBody, "body does not match command-request.schema.json", details...)
+		return
+	}
+	var req client.CommandRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidBody, err.Error())
+		return
+	}
+	cmd, created, err := s.svc.Issue(r.Context(), id, req)
+	switch {
+	case errors.Is(err, ErrConflict):
+		httpx.WriteError(w, http.StatusConflict, httpx.CodeConflict, err.Error())
+	case err != nil:
+		httpx.Internal(w, r, s.log, err)
+	case created:
+		w.Header().Set("Location", "/actions/v1/commands/"+cmd.CommandID.String())
+		httpx.WriteJSON(w, http.StatusCreated, cmd)
+	default:
+		httpx.WriteJSON(w, http.StatusOK, cmd)
+	}
+}
+
+func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(r.PathValue("command_id"))
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidParam, "invalid command id",
+			httpx.Detail{Field: "command_id", Message: "must be a UUID"})
+		return
+	}
+	cmd, err := s.svc.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpx.WriteError(w, http.StatusNotFound, httpx.CodeNotFound, "command "+id.String()+" not found")
+	case err != nil:
+		httpx.Internal(w, r, s.log, err)
+	default:
+		httpx.WriteJSON(w, http.StatusOK, cmd)
+	}
+}

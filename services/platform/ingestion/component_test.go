@@ -1,0 +1,393 @@
+//go:build component
+
+package ingestion_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"platform/ingestion"
+	"platform/ingestion/client"
+	"platform/internal/contracts"
+	"platform/internal/httpx"
+	"platform/internal/outbox"
+	"platform/internal/testdb"
+)
+
+var (
+	baseURL string
+	db      *testdb.DB
+	cli     *client.Client
+	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(func(d *testdb.DB) int {
+		db = d
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		svc := ingestion.NewService(db.Pool, "telemetry.v1")
+		srv := httpx.NewServer(ln.Addr().String(), ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
+		go srv.Serve(ln) //nolint:errcheck
+		defer srv.Shutdown(context.Background())
+		baseURL = "http://" + ln.Addr().String()
+		cli = client.New(baseURL, nil)
+		return m.Run()
+	}, "ingestion"))
+}
+
+func reset(t *testing.T) {
+	t.Helper()
+	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "streams"))
+}
+
+func reading(device string, i int) client.Reading {
+	return client.Reading{
+		EventID:  uuid.New(),
+		DeviceID: device,
+		TS:       time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC),
+		Metrics:  map[string]float64{"temp": float64(i), "rpm": 1000 + float64(i)},
+	}
+}
+
+func count(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
+	return n
+}
+
+type outboxRow struct {
+	Topic, Key string
+	Event      ingestion.TelemetryEvent
+	Raw        []byte
+}
+
+func outboxRows(t *testing.T) []outboxRow {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), "SELECT topic, key, payload FROM outbox ORDER BY id")
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []outboxRow
+	for rows.Next() {
+		var r outboxRow
+		require.NoError(t, rows.Scan(&r.Topic, &r.Key, &r.Raw))
+		require.NoError(t, json.Unmarshal(r.Raw, &r.Event))
+		out = append(out, r)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func apiErr(t *testing.T, err error, status int, code string) *client.Error {
+	t.Helper()
+	var ae *client.Error
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, status, ae.Status)
+	assert.Equal(t, code, ae.Code)
+	return ae
+}
+
+func TestIngestStoresEventsAndOutboxInOneGo(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	in := []client.Reading{reading("dev-a", 1), reading("dev-b", 2), reading("dev-a", 3)}
+	res, err := cli.Ingest(ctx, in)
+	require.NoError(t, err)
+	assert.Equal(t, client.IngestResponse{Accepted: 3, Duplicates: 0}, res)
+	resp, err := http.Post(baseURL+"/ingest/v1/telemetry", "application/json", strings.NewReader(`{"readings":[{"event_id":"`+in[0].EventID.String()+`","device_id":"dev-a","ts":"2026-01-01T00:00:01Z","metrics":{"temp":1}}]}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, contracts.Default().Validate(contracts.IngestResponse, body))
+	assert.JSONEq(t, `{"accepted":0,"duplicates":1}`, string(body))
+	assert.Equal(t, 3, count(t, "events"))
+
+	rows := outboxRows(t)
+	require.Len(t, rows, 3)
+	for i, r := range rows {
+		assert.Equal(t, "telemetry.v1", r.Topic)
+		assert.Equal(t, in[i].DeviceID, r.Key)
+		assert.Equal(t, in[i].EventID, r.Event.EventID)
+		assert.Equal(t, in[i].Metrics, r.Event.Metrics)
+		require.NoError(t, contracts.Default().Validate(contracts.TelemetryEvent, r.Raw))
+	}
+	assert.Equal(t, int64(1), rows[0].Event.Version)
+	assert.Equal(t, int64(1), rows[1].Event.Version)
+	assert.Equal(t, int64(2), rows[2].Event.Version)
+}
+
+func TestDuplicatesAreNoOps(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	in := []client.Reading{reading("dev-a", 1), reading("dev-a", 2)}
+	_, err := cli.Ingest(ctx, in)
+	require.NoError(t, err)
+
+	res, err := cli.Ingest(ctx, append(in, reading("dev-a", 3), in[0]))
+	require.NoError(t, err)
+	assert.Equal(t, client.IngestResponse{Accepted: 1, Duplicates: 3}, res)
+	assert.Equal(t, 3, count(t, "events"))
+	assert.Equal(t, 3, count(t, "outbox"))
+}
+
+func TestRejectedBatchesWriteNothing(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	good := func() map[string]any {
+		r := reading("dev-a", 1)
+		return map[string]any{"event_id": r.EventID.String(), "device_id": r.DeviceID, "ts": "2026-01-01T00:00:00Z", "metrics": map[string]any{"t": 1}}
+	}
+	t.Run("malformed JSON", func(t *testing.T) {
+		_, err := cli.IngestRaw(ctx, []byte(`{"readings":[{"event_id":`))
+		apiErr(t, err, 400, "malformed_json")
+	})
+	t.Run("schema violations name each item", func(t *testing.T) {
+		bad1, bad3 := good(), good()
+		delete(bad1, "ts")
+		bad3["metrics"] = map[string]any{"t": "hot"}
+		body, _ := json.Marshal(map[string]any{"readings": []any{good(), bad1, good(), bad3}})
+		_, err := cli.IngestRaw(ctx, body)
+		ae := apiErr(t, err, 400, "invalid_body")
+		resp, err := http.Post(baseURL+"/ingest/v1/telemetry", "application/json", strings.NewReader(string(body)))
+		require.NoError(t, err)
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, contracts.Default().Validate(contracts.ErrorBody, raw))
+		idx := map[int]bool{}
+		for _, d := range ae.Details {
+			require.NotNil(t, d.Index, d.Message)
+			idx[*d.Index] = true
+		}
+		assert.Equal(t, map[int]bool{1: true, 3: true}, idx)
+		assert.Contains(t, ae.Message, "2 reading(s)")
+	})
+	t.Run("empty batch", func(t *testing.T) {
+		_, err := cli.IngestRaw(ctx, []byte(`{"readings":[]}`))
+		apiErr(t, err, 400, "empty_batch")
+	})
+	t.Run("more than 1000 readings", func(t *testing.T) {
+		rs := make([]client.Reading, 1001)
+		for i := range rs {
+			rs[i] = reading("d", i)
+			rs[i].Metrics = map[string]float64{"t": 1}
+		}
+		_, err := cli.Ingest(ctx, rs)
+		apiErr(t, err, 413, "too_large")
+	})
+	t.Run("body over 1 MiB", func(t *testing.T) {
+		body := `{"readings":[{"pad":"` + strings.Repeat("x", 1<<20) + `"}]}`
+		_, err := cli.IngestRaw(ctx, []byte(body))
+		apiErr(t, err, 413, "too_large")
+	})
+	t.Run("wrong content type", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/ingest/v1/telemetry", strings.NewReader("a=b"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, 415, resp.StatusCode)
+	})
+	assert.Equal(t, 0, count(t, "events"))
+	assert.Equal(t, 0, count(t, "outbox"))
+}
+
+func TestPerDeviceOrderUnderConcurrency(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	const writers, batches, per = 4, 5, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*batches)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; b < batches; b++ {
+				rs := make([]client.Reading, per)
+				for i := range rs {
+					rs[i] = reading(fmt.Sprintf("dev-%d", i%3), w*1000+b*100+i)
+				}
+				if _, err := cli.Ingest(ctx, rs); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	// Versions per device are 1..n without gaps, and the outbox (relay
+	// order) lists each device's events in version order.
+	last := map[string]int64{}
+	for _, r := range outboxRows(t) {
+		assert.Equal(t, last[r.Key]+1, r.Event.Version, "device %s", r.Key)
+		last[r.Key] = r.Event.Version
+	}
+	assert.Equal(t, writers*batches*per, count(t, "events"))
+}
+
+// recordingPublisher records what crosses the broker boundary; failAt makes
+// the N-th message (0-based, counted over all calls) fail once.
+type recordingPublisher struct {
+	mu     sync.Mutex
+	got    []outbox.Message
+	failAt int
+	failed bool
+	calls  int
+}
+
+func (p *recordingPublisher) Publish(_ context.Context, msgs []outbox.Message) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	for i, m := range msgs {
+		if !p.failed && len(p.got) == p.failAt {
+			p.failed = true
+			return i, errors.New("broker unavailable")
+		}
+		p.got = append(p.got, m)
+	}
+	return len(msgs), nil
+}
+
+func (p *recordingPublisher) snapshot() []outbox.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]outbox.Message(nil), p.got...)
+}
+
+func TestRelayDeletesOnlyAckedRows(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	rs := make([]client.Reading, 10)
+	for i := range rs {
+		rs[i] = reading(fmt.Sprintf("dev-%d", i%2), i)
+	}
+	_, err := cli.Ingest(ctx, rs)
+	require.NoError(t, err)
+
+	pub := &recordingPublisher{failAt: 4}
+	relay, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkKafka, BatchSize: 100}, log)
+	require.NoError(t, err)
+
+	n, err := relay.RunOnce(ctx)
+	require.Error(t, err, "the publisher failed mid-batch")
+	assert.Equal(t, 4, n)
+	left := outboxRows(t)
+	require.Len(t, left, 6, "unacked rows stay in the outbox")
+	for i, r := range left {
+		assert.Equal(t, rs[4+i].EventID, r.Event.EventID)
+	}
+
+	n, err = relay.RunOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 6, n)
+	assert.Equal(t, 0, count(t, "outbox"))
+
+	got := pub.snapshot()
+	require.Len(t, got, 10, "each row published exactly once")
+	for i, m := range got {
+		var e ingestion.TelemetryEvent
+		require.NoError(t, json.Unmarshal(m.Payload, &e))
+		assert.Equal(t, rs[i].EventID, e.EventID, "id order kept across the retry")
+		assert.Equal(t, rs[i].DeviceID, m.Key)
+	}
+}
+
+func TestRelayRunWakesOnNotifyAndFlushesOnStop(t *testing.T) {
+	reset(t)
+	pub := &recordingPublisher{failAt: -1}
+	relay, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkKafka, PollInterval: time.Minute}, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+
+	// The relay LISTENs before its first drain: whatever commits earlier is
+	// drained, whatever commits later is notified.
+	_, err = cli.Ingest(context.Background(), []client.Reading{reading("dev-n", 1)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(pub.snapshot()) == 1 }, 5*time.Second, 5*time.Millisecond)
+
+	start := time.Now()
+	_, err = cli.Ingest(context.Background(), []client.Reading{reading("dev-n", 2)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(pub.snapshot()) == 2 }, 5*time.Second, 5*time.Millisecond)
+	assert.Less(t, time.Since(start), 5*time.Second, "woken by NOTIFY, not the 1-minute poll")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not stop within 10s")
+	}
+	assert.Equal(t, 0, count(t, "outbox"))
+}
+
+func TestHealth(t *testing.T) {
+	h, err := cli.Health(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "ok", h.Status)
+	assert.Equal(t, "ingestion", h.Service)
+}
+
+func TestConcurrentDuplicatesAcrossRequests(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	rs := make([]client.Reading, 200)
+	for i := range rs {
+		rs[i] = reading(fmt.Sprintf("dev-%d", i%5), i)
+	}
+	const clients = 4
+	results := make(chan client.IngestResponse, clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := cli.Ingest(ctx, rs)
+			if err != nil {
+				errs <- err
+				return
+			}
+			results <- res
+		}()
+	}
+	wg.Wait()
+	close(results)
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	accepted, dups := 0, 0
+	for r := range results {
+		accepted += r.Accepted
+		dups += r.Duplicates
+	}
+	assert.Equal(t, len(rs), accepted, "each reading stored exactly once")
+	assert.Equal(t, (clients-1)*len(rs), dups)
+	assert.Equal(t, len(rs), count(t, "events"))
+	assert.Equal(t, len(rs), count(t, "outbox"))
+}

@@ -1,0 +1,127 @@
+package ingestion
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+
+	"platform/internal/contracts"
+	"platform/internal/mqttx"
+)
+
+// TelemetryFilter is the MQTT topic filter of device telemetry.
+const TelemetryFilter = "devices/+/telemetry"
+
+// DeviceIDPattern is the device_id pattern of telemetry-reading.schema.json.
+var DeviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// DeadLetter is dlq-message.schema.json.
+type DeadLetter struct {
+	Source        string   `json:"source"`
+	Topic         string   `json:"topic"`
+	Reason        string   `json:"reason"`
+	Details       []string `json:"details,omitempty"`
+	PayloadBase64 string   `json:"payload_base64"`
+	ReceivedAt    string   `json:"received_at"`
+}
+
+// DeadLetterPublisher is where rejected MQTT payloads go (Kafka topic
+// telemetry.dlq in production).
+type DeadLetterPublisher interface {
+	PublishDeadLetter(ctx context.Context, key string, dl DeadLetter) error
+}
+
+// MQTTHandler validates and stores telemetry published by devices.
+type MQTTHandler struct {
+	svc *Service
+	val *contracts.Validator
+	dlq DeadLetterPublisher
+	log *slog.Logger
+	now func() time.Time
+}
+
+// NewMQTTHandler returns the handler for devices/+/telemetry.
+func NewMQTTHandler(svc *Service, val *contracts.Validator, dlq DeadLetterPublisher, log *slog.Logger) *MQTTHandler {
+	return &MQTTHandler{svc: svc, val: val, dlq: dlq, log: log.With("component", "mqtt-telemetry"), now: time.Now}
+}
+
+type mqttReading struct {
+	EventID  string             `json:"event_id"`
+	DeviceID string             `json:"device_id"`
+	TS       time.Time          `json:"ts"`
+	Metrics  map[string]float64 `json:"metrics"`
+}
+
+// Handle is an mqttx.BatchHandler: invalid payloads go to the dead-letter
+// queue, valid ones are stored as one batch. It returns an error only when
+// nothing may be acknowledged yet (storage or DLQ unavailable).
+func (h *MQTTHandler) Handle(ctx context.Context, msgs []mqttx.Message) error {
+	var readings []Reading
+	for _, m := range msgs {
+		r, reason, details := h.parse(m)
+		if reason != "" {
+			dl := DeadLetter{
+				Source: "mqtt", Topic: m.Topic, Reason: reason, Details: details,
+				PayloadBase64: base64.StdEncoding.EncodeToString(m.Payload),
+				ReceivedAt:    h.now().UTC().Format(time.RFC3339Nano),
+			}
+			if err := h.dlq.PublishDeadLetter(ctx, m.Topic, dl); err != nil {
+				return fmt.Errorf("dead-letter %s: %w", m.Topic, err)
+			}
+			h.log.Warn("telemetry rejected to the DLQ", "topic", m.Topic, "reason", reason)
+			continue
+		}
+		readings = append(readings, r)
+	}
+	if len(readings) == 0 {
+		return nil
+	}
+	res, err := h.svc.Ingest(ctx, readings)
+	if err != nil {
+		return err
+	}
+	h.log.Debug("mqtt telemetry stored", "accepted", res.Accepted, "duplicates", res.Duplicates)
+	return nil
+}
+
+func (h *MQTTHandler) parse(m mqttx.Message) (Reading, string, []string) {
+	device := mqttx.TopicLevel(m.Topic, 1)
+	if err := h.val.Validate(contracts.MQTTTelemetry, m.Payload); err != nil {
+		var me *contracts.MalformedError
+		if errors.As(err, &me) {
+			return Reading{}, "malformed JSON", []string{me.Err.Error()}
+		}
+		var ie *contracts.InvalidError
+		if errors.As(err, &ie) {
+			var d []string
+			for _, v := range ie.Violations {
+				d = append(d, v.Pointer+": "+v.Message)
+			}
+			return Reading{}, "does not match mqtt-telemetry.schema.json", d
+		}
+		return Reading{}, err.Error(), nil
+	}
+	var in mqttReading
+	if err := json.Unmarshal(m.Payload, &in); err != nil {
+		return Reading{}, "does not decode", []string{err.Error()}
+	}
+	if in.DeviceID != "" && in.DeviceID != device {
+		return Reading{}, "device_id differs from the topic", []string{fmt.Sprintf("payload %q, topic %q", in.DeviceID, device)}
+	}
+	if !DeviceIDPattern.MatchString(device) {
+		return Reading{}, "invalid device id in topic", []string{"must match " + DeviceIDPattern.String()}
+	}
+	id, err := uuid.Parse(in.EventID)
+	if err != nil {
+		return Reading{}, "invalid event_id", []string{err.Error()}
+	}
+	r := Reading{EventID: id, DeviceID: device, TS: in.TS, Metrics: in.Metrics}
+	return r, "", nil
+}

@@ -1,0 +1,257 @@
+//go:build integration && bench
+
+package integration
+
+// Benchmarks recorded in docs/benchmarks.md. Run (real PostgreSQL, Kafka
+// and MQTT broker from the POSTGRES_*/KAFKA_*/MQTT_* settings):
+//
+//	go test -tags integration,bench -run 'TestBench' -v -count=1 -timeout 10m ./integration/
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"platform/ingestion"
+	ingclient "platform/ingestion/client"
+	"platform/internal/app"
+	"platform/internal/contracts"
+	"platform/internal/httpx"
+	"platform/internal/kafkax"
+	"platform/internal/outbox"
+	"platform/internal/testdb"
+	qclient "platform/query/client"
+)
+
+func batch(n, devices int, prefix string) []ingclient.Reading {
+	rs := make([]ingclient.Reading, n)
+	now := time.Now().UTC()
+	for i := range rs {
+		rs[i] = ingclient.Reading{
+			EventID:  uuid.New(),
+			DeviceID: fmt.Sprintf("%s-%d", prefix, i%devices),
+			TS:       now.Add(time.Duration(i) * time.Millisecond),
+			Metrics:  map[string]float64{"temp": 20 + float64(i%10), "hum": 40, "rpm": float64(i)},
+		}
+	}
+	return rs
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s))*p+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// HTTP ingest of 1000-reading batches to durable (events + outbox committed)
+// versus raw pgx CopyFrom of the same rows into a bare table, with the same
+// number of concurrent clients. Two device layouts: each client owns its
+// devices (the expected shape: a gateway per client), and every client
+// writes the same 100 devices (worst case: per-device stream locks serialize
+// the transactions).
+func TestBenchIngestVersusCopyFrom(t *testing.T) {
+	for _, sc := range []struct {
+		name    string
+		workers int
+		shared  bool
+	}{
+		{"1 client", 1, false},
+		{"4 clients, own devices", 4, false},
+		{"4 clients, shared devices", 4, true},
+	} {
+		t.Run(sc.name, func(t *testing.T) { benchIngest(t, sc.workers, sc.shared) })
+	}
+}
+
+func benchIngest(t *testing.T, workers int, shared bool) {
+	ctx := context.Background()
+	const rounds, batches, size = 3, 60, 1000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := httpx.NewServer(ln.Addr().String(), ingestion.NewServer(ingestion.NewService(db.Pool, "telemetry.v1"), contracts.Default(), log).Handler(nil), log)
+	go srv.Serve(ln) //nolint:errcheck
+	defer srv.Shutdown(ctx)
+	cli := ingclient.New("http://"+ln.Addr().String(), &http.Client{Timeout: time.Minute})
+
+	// Batch i goes to worker i%workers, so "own devices" really are owned.
+	run := func(fn func(i int) error) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < batches; i += workers {
+					require.NoError(t, fn(i))
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	// Rounds alternate the two measurements so that background load on the
+	// machine hits both alike; the medians are reported.
+	var httpRates, copyRates []float64
+	for round := 0; round < rounds; round++ {
+		require.NoError(t, db.Truncate(ctx, "events", "outbox", "streams"))
+		for _, tbl := range []string{"events", "outbox", "streams"} {
+			_, err := db.Pool.Exec(ctx, "VACUUM ANALYZE "+tbl)
+			require.NoError(t, err)
+		}
+		_, err = db.Pool.Exec(ctx, `DROP TABLE IF EXISTS bench_bare; CREATE TABLE bench_bare (event_id uuid, device_id text, ts timestamptz, metrics jsonb)`)
+		require.NoError(t, err)
+		data := make([][]ingclient.Reading, batches)
+		for i := range data {
+			prefix, devices := "bench", 100
+			if !shared {
+				prefix, devices = fmt.Sprintf("bench-w%d", i%workers), 100/workers
+			}
+			data[i] = batch(size, devices, prefix)
+		}
+		_, err = cli.Ingest(ctx, batch(size, 100, "warm")) // warm-up
+		require.NoError(t, err)
+
+		httpDur := run(func(i int) error {
+			res, err := cli.Ingest(ctx, data[i])
+			if err == nil && res.Accepted != size {
+				err = fmt.Errorf("accepted %d", res.Accepted)
+			}
+			return err
+		})
+		copyDur := run(func(i int) error {
+			_, err := db.Pool.CopyFrom(ctx, pgx.Identifier{"bench_bare"}, []string{"event_id", "device_id", "ts", "metrics"},
+				pgx.CopyFromSlice(size, func(j int) ([]any, error) {
+					r := data[i][j]
+					return []any{r.EventID, r.DeviceID, r.TS, r.Metrics}, nil
+				}))
+			return err
+		})
+		total := float64(batches * size)
+		httpRates = append(httpRates, total/httpDur.Seconds())
+		copyRates = append(copyRates, total/copyDur.Seconds())
+	}
+	sort.Float64s(httpRates)
+	sort.Float64s(copyRates)
+	h, c := httpRates[rounds/2], copyRates[rounds/2]
+	t.Logf("BENCH ingest_http_readings_per_s=%.0f copyfrom_bare_readings_per_s=%.0f ratio=%.2f (median of %d rounds; http %.0f..%.0f, copy %.0f..%.0f; batches=%d x %d, clients=%d, shared_devices=%v)",
+		h, c, h/c, rounds, httpRates[0], httpRates[rounds-1], copyRates[0], copyRates[rounds-1], batches, size, workers, shared)
+}
+
+// Outbox -> Kafka publish latency (row created -> broker ack) while ingesting
+// 1000 readings/s in batches of 100.
+func TestBenchOutboxToKafkaLatency(t *testing.T) {
+	ctx := context.Background()
+	require.NoError(t, db.Truncate(ctx, "events", "outbox", "streams"))
+	prod := producer(t)
+	topic := uniqueTopic(t, prod)
+	svc := ingestion.NewService(db.Pool, topic)
+	var mu sync.Mutex
+	var lat []time.Duration
+	relay, err := outbox.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, outbox.Config{
+		Sink: outbox.SinkKafka,
+		Observe: func(m outbox.Message, acked time.Time) {
+			mu.Lock()
+			lat = append(lat, acked.Sub(m.CreatedAt))
+			mu.Unlock()
+		},
+	}, log)
+	require.NoError(t, err)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = relay.Run(rctx); close(done) }()
+
+	const seconds, perSecond, size = 10, 1000, 100
+	tick := time.NewTicker(time.Second * size / perSecond)
+	for i := 0; i < seconds*perSecond/size; i++ {
+		<-tick.C
+		_, err := svc.Ingest(ctx, batch(size, 20, "lat"))
+		require.NoError(t, err)
+	}
+	tick.Stop()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) == seconds*perSecond }, 30*time.Second, 10*time.Millisecond)
+	stop()
+	<-done
+	t.Logf("BENCH outbox_to_kafka_ack n=%d p50=%s p95=%s p99=%s max=%s", len(lat), pct(lat, .5), pct(lat, .95), pct(lat, .99), pct(lat, 1))
+}
+
+// Ingest (HTTP) -> visible through the query API (HTTP), whole app in
+// process with real Kafka and MQTT: 1000 readings/s in batches of 100, one
+// device per batch; a batch is visible when /latest shows its last version.
+func TestBenchIngestToQueryVisible(t *testing.T) {
+	ctx := context.Background()
+	c, err := testdb.Config()
+	require.NoError(t, err)
+	c.PostgresDB = db.Name
+	suffix := uuid.NewString()[:8]
+	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = "bench-t-"+suffix, "bench-dlq-"+suffix, "bench-a-"+suffix
+	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = "bench-"+suffix, "bench-"+suffix, "bench-"+suffix
+	ports := freeTCPPorts(t, 3)
+	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(actx, c, log) }()
+	defer func() { stop(); <-done }()
+
+	ing := ingclient.New("http://"+c.Addr(c.IngestionPort), nil)
+	q := qclient.New("http://"+c.Addr(c.QueryPort), nil)
+	require.Eventually(t, func() bool { _, err := ing.Ready(ctx); return err == nil }, 30*time.Second, 50*time.Millisecond)
+	// Warm up the pipeline (topic creation, group join).
+	warm := batch(10, 1, "warm-"+suffix)
+	_, err = ing.Ingest(ctx, warm)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, err := q.Latest(ctx, warm[0].DeviceID); return err == nil }, 60*time.Second, 20*time.Millisecond)
+
+	const seconds, perSecond, size = 10, 1000, 100
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second * size / perSecond)
+	for i := 0; i < seconds*perSecond/size; i++ {
+		<-tick.C
+		dev := "vis-" + suffix + "-" + strconv.Itoa(i)
+		rs := batch(size, 1, dev)
+		start := time.Now()
+		_, err := ing.Ingest(ctx, rs)
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.NewTimer(30 * time.Second)
+			defer deadline.Stop()
+			probe := time.NewTicker(5 * time.Millisecond)
+			defer probe.Stop()
+			for {
+				l, err := q.Latest(ctx, rs[0].DeviceID)
+				if err == nil && l.Version >= size {
+					mu.Lock()
+					lat = append(lat, time.Since(start))
+					mu.Unlock()
+					return
+				}
+				select {
+				case <-probe.C:
+				case <-deadline.C:
+					return
+				}
+			}
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	require.Len(t, lat, seconds*perSecond/size, "every batch became visible within 30s")
+	t.Logf("BENCH ingest_to_query_visible batches=%d p50=%s p95=%s p99=%s max=%s", len(lat), pct(lat, .5), pct(lat, .95), pct(lat, .99), pct(lat, 1))
+}

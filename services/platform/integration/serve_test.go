@@ -1,0 +1,155 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	actclient "platform/actions/client"
+	"platform/ingestion"
+	ingclient "platform/ingestion/client"
+	"platform/internal/app"
+	"platform/internal/mqttx"
+	"platform/internal/testdb"
+	qclient "platform/query/client"
+)
+
+// The whole binary's wiring (app.Serve) on real PostgreSQL, Kafka and MQTT:
+// HTTP and MQTT telemetry reach the query API, an invalid MQTT payload
+// reaches the DLQ topic, a command goes out on MQTT and its ack comes back,
+// and a cancelled context stops everything within the shutdown timeout.
+func TestServeEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	c, err := testdb.Config()
+	require.NoError(t, err)
+	c.PostgresDB = db.Name
+	sfx := uuid.NewString()[:8]
+	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = "e2e-t-"+sfx, "e2e-dlq-"+sfx, "e2e-a-"+sfx
+	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = "e2e-"+sfx, "e2e-"+sfx, "e2e-"+sfx
+	ports := freeTCPPorts(t, 3)
+	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(actx, c, log) }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+			<-done
+		}
+	}()
+
+	ing := ingclient.New("http://"+c.Addr(c.IngestionPort), nil)
+	q := qclient.New("http://"+c.Addr(c.QueryPort), nil)
+	act := actclient.New("http://"+c.Addr(c.ActionsPort), nil)
+	require.Eventually(t, func() bool { _, err := ing.Ready(ctx); return err == nil }, 30*time.Second, 50*time.Millisecond, "ingestion /readyz")
+
+	// A device: publishes telemetry, receives commands, acks them.
+	var mu sync.Mutex
+	var commands []mqttx.Message
+	dev := "e2e-dev-" + sfx
+	device := mqttx.Connect(mqttx.Options{Broker: c.MQTTBroker(), ClientID: "dev-" + sfx, Log: log},
+		[]mqttx.Subscription{{Filter: "devices/" + dev + "/commands", Handler: func(_ context.Context, m []mqttx.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			commands = append(commands, m...)
+			return nil
+		}}})
+	defer device.Close(time.Second)
+	require.Eventually(t, func() bool { return device.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)
+
+	// HTTP telemetry -> query API.
+	_, err = ing.Ingest(ctx, []ingclient.Reading{{EventID: uuid.New(), DeviceID: dev, TS: time.Now().UTC(), Metrics: map[string]float64{"temp": 1}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { l, err := q.Latest(ctx, dev); return err == nil && l.Version == 1 }, 30*time.Second, 20*time.Millisecond)
+
+	// MQTT telemetry -> query API (retried: the app's subscription may still be on its way).
+	pubTelemetry := func(payload string) {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		require.NoError(t, device.Publish(pctx, "devices/"+dev+"/telemetry", []byte(payload)))
+	}
+	require.Eventually(t, func() bool {
+		pubTelemetry(fmt.Sprintf(`{"event_id":%q,"ts":%q,"metrics":{"temp":2}}`, uuid.NewString(), time.Now().UTC().Format(time.RFC3339Nano)))
+		l, err := q.Latest(ctx, dev)
+		return err == nil && l.Version >= 2 && l.Metrics["temp"] == 2
+	}, 30*time.Second, 500*time.Millisecond)
+
+	// Invalid MQTT telemetry -> DLQ topic, with the original bytes.
+	pubTelemetry(`{"not":"telemetry"}`)
+	rd, err := kgo.NewClient(kgo.SeedBrokers(c.KafkaBroker()), kgo.ConsumeTopics(c.TopicTelemetryDLQ), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer rd.Close()
+	var dl ingestion.DeadLetter
+	require.Eventually(t, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		for _, r := range rd.PollFetches(pctx).Records() {
+			require.NoError(t, json.Unmarshal(r.Value, &dl))
+			return true
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond)
+	assert.Equal(t, "devices/"+dev+"/telemetry", dl.Topic)
+	assert.Equal(t, "eyJub3QiOiJ0ZWxlbWV0cnkifQ==", dl.PayloadBase64)
+
+	// Command -> MQTT -> ack -> acknowledged.
+	cid := uuid.New()
+	cmd, created, err := act.Issue(ctx, dev, actclient.CommandRequest{CommandID: cid, Name: "reboot"})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, actclient.StatusIssued, cmd.Status)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(commands) == 1 }, 30*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	assert.Contains(t, string(commands[0].Payload), cid.String())
+	mu.Unlock()
+	require.Eventually(t, func() bool {
+		c, err := act.Get(ctx, cid.String())
+		return err == nil && c.Status == actclient.StatusSent
+	}, 10*time.Second, 10*time.Millisecond)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	require.NoError(t, device.Publish(pctx, "devices/"+dev+"/commands/ack", []byte(fmt.Sprintf(`{"command_id":%q,"result":"ok"}`, cid))))
+	cancel()
+	require.Eventually(t, func() bool {
+		c, err := act.Get(ctx, cid.String())
+		return err == nil && c.Status == actclient.StatusAcknowledged
+	}, 30*time.Second, 10*time.Millisecond)
+
+	// Graceful stop within SHUTDOWN_TIMEOUT.
+	stop()
+	stopped = true
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(c.ShutdownTimeout + 2*time.Second):
+		t.Fatal("Serve did not return within the shutdown timeout")
+	}
+}
+
+// freeTCPPorts returns n ports that were free a moment ago.
+func freeTCPPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var out []int
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return out
+}

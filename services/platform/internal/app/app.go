@@ -1,0 +1,215 @@
+// Package app wires the monolith: one PostgreSQL pool, one Kafka producer,
+// one MQTT session, the three HTTP servers, the two outbox relays and the
+// query consumer; and it shuts them down in order.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"platform/actions"
+	"platform/ingestion"
+	"platform/internal/config"
+	"platform/internal/contracts"
+	"platform/internal/httpx"
+	"platform/internal/kafkax"
+	"platform/internal/migrations"
+	"platform/internal/mqttx"
+	"platform/internal/outbox"
+	"platform/internal/postgres"
+	"platform/query"
+)
+
+// Migrate applies the embedded migrations and returns.
+func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	pool, err := postgres.Connect(ctx, cfg.PostgresDSN(), 2)
+	if err != nil {
+		return fmt.Errorf("%w; start it with `inv up postgres`", err)
+	}
+	defer pool.Close()
+	applied, err := migrations.Apply(ctx, pool, log)
+	if applied == nil {
+		applied = []int{}
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("migrations up to date", "applied_now", applied)
+	return nil
+}
+
+// dlq publishes dead letters to the DLQ topic.
+type dlq struct {
+	cl    *kgo.Client
+	topic string
+}
+
+func (d dlq) PublishDeadLetter(ctx context.Context, key string, dl ingestion.DeadLetter) error {
+	b, err := json.Marshal(dl)
+	if err != nil {
+		return err
+	}
+	return d.cl.ProduceSync(ctx, &kgo.Record{Topic: d.topic, Key: []byte(key), Value: b}).FirstErr()
+}
+
+// Serve runs everything until ctx ends, then shuts down within
+// cfg.ShutdownTimeout.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	// Bind first: a busy port is a clear, immediate error.
+	type srvDef struct {
+		name string
+		port int
+	}
+	defs := []srvDef{{"ingestion", cfg.IngestionPort}, {"query", cfg.QueryPort}, {"actions", cfg.ActionsPort}}
+	lns := make([]net.Listener, len(defs))
+	for i, d := range defs {
+		ln, err := net.Listen("tcp", cfg.Addr(d.port))
+		if err != nil {
+			for _, l := range lns[:i] {
+				l.Close()
+			}
+			return fmt.Errorf("%s server cannot listen on %s: %w (set %s_PORT to a free port)", d.name, cfg.Addr(d.port), err, upper(d.name))
+		}
+		lns[i] = ln
+	}
+	defer func() {
+		for _, l := range lns {
+			_ = l.Close() // already closed by Shutdown on the normal path
+		}
+	}()
+
+	pool, err := postgres.Connect(ctx, cfg.PostgresDSN(), 40)
+	if err != nil {
+		return fmt.Errorf("%w; start it with `inv up postgres`", err)
+	}
+	defer pool.Close()
+	if _, err := migrations.Apply(ctx, pool, log); err != nil {
+		return err
+	}
+	val := contracts.Default()
+	brokers := []string{cfg.KafkaBroker()}
+
+	producer, err := kafkax.NewProducer(brokers, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go kafkax.EnsureTopicsRetry(bg, producer, int32(cfg.KafkaPartitions), log,
+		cfg.TopicTelemetry, cfg.TopicTelemetryDLQ, cfg.TopicAnomalies)
+
+	ingSvc := ingestion.NewService(pool, cfg.TopicTelemetry)
+	actSvc := actions.NewService(pool, val, log)
+	mq := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup, Log: log.With("component", "mqtt")},
+		[]mqttx.Subscription{
+			{Filter: ingestion.TelemetryFilter, MaxBatch: 500, Handler: ingestion.NewMQTTHandler(ingSvc, val, dlq{producer, cfg.TopicTelemetryDLQ}, log).Handle},
+			{Filter: actions.AckFilter, MaxBatch: 50, Handler: actions.AckHandler(actSvc, log)},
+		})
+	defer mq.Close(2 * time.Second)
+
+	relayCfg := outbox.Config{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
+	kafkaRelayCfg := relayCfg
+	kafkaRelayCfg.Sink = outbox.SinkKafka
+	kafkaRelay, err := outbox.NewRelay(pool, kafkax.Publisher{Client: producer}, kafkaRelayCfg, log)
+	if err != nil {
+		return err
+	}
+	cmdRelay, err := actions.NewCommandRelay(pool, mq, relayCfg, log)
+	if err != nil {
+		return err
+	}
+	consumer, err := query.NewConsumerClient(brokers, cfg.QueryConsumerGroup, cfg.TopicTelemetry)
+	if err != nil {
+		return err
+	}
+	projector := query.NewProjector(pool, val, log)
+
+	pgCheck := func(ctx context.Context) error { return pool.Ping(ctx) }
+	kafkaCheck := func(ctx context.Context) error { return kafkax.Ping(ctx, producer) }
+	handlers := []http.Handler{
+		ingestion.NewServer(ingSvc, val, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "mqtt": mq.Ping}),
+		query.NewServer(pool, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck}),
+		actions.NewServer(actSvc, val, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "mqtt": mq.Ping}),
+	}
+
+	// Workers: relays and consumer stop when workCtx ends.
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	var work sync.WaitGroup
+	work.Add(3)
+	go func() { defer work.Done(); _ = kafkaRelay.Run(workCtx) }()
+	go func() { defer work.Done(); _ = cmdRelay.Run(workCtx) }()
+	go func() { defer work.Done(); query.Consume(workCtx, consumer, projector, log) }()
+
+	servers := make([]*http.Server, len(defs))
+	errc := make(chan error, len(defs))
+	for i, d := range defs {
+		servers[i] = httpx.NewServer(lns[i].Addr().String(), handlers[i], log)
+		go func() {
+			log.Info("server listening", "server", d.name, "addr", lns[i].Addr().String())
+			if err := servers[i].Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s server: %w", d.name, err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	case runErr = <-errc:
+		log.Error("server failed, shutting down", "err", runErr)
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// 1. Stop accepting and drain in-flight requests.
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				log.Warn("server did not drain in time", "server", defs[i].name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// 2. Stop MQTT intake (in-flight batches finish; unacked ones are redelivered later).
+	mq.Close(2 * time.Second)
+	// 3. Relays flush, the consumer finishes its batch (committed after its transaction).
+	stopWork()
+	done := make(chan struct{})
+	go func() { work.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		log.Warn("workers did not stop within the shutdown timeout")
+	}
+	consumer.Close()
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = producer.Flush(fctx)
+	fcancel()
+	log.Info("stopped")
+	return runErr
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}

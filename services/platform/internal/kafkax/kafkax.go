@@ -1,0 +1,98 @@
+// Package kafkax wires franz-go: the producer behind the outbox relay and
+// the dead-letter queue, and topic creation at start.
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"platform/internal/outbox"
+)
+
+// NewProducer returns an idempotent producer (acks=all) for brokers. A
+// record that cannot be delivered within deliveryTimeout fails, so that the
+// relay backs off and retries from the outbox.
+func NewProducer(brokers []string, deliveryTimeout time.Duration, opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.RecordDeliveryTimeout(deliveryTimeout),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ClientID("platform"),
+	}
+	return kgo.NewClient(append(base, opts...)...)
+}
+
+// EnsureTopics creates the topics that are missing (replication factor:
+// the broker default). Existing topics are left alone.
+func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, topics ...string) error {
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
+	if err != nil {
+		return err
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
+
+// EnsureTopicsRetry keeps trying EnsureTopics until it succeeds or ctx ends.
+func EnsureTopicsRetry(ctx context.Context, cl *kgo.Client, partitions int32, log *slog.Logger, topics ...string) {
+	backoff := 500 * time.Millisecond
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := EnsureTopics(tctx, cl, partitions, topics...)
+		cancel()
+		if err == nil {
+			log.Info("kafka topics ready", "topics", topics)
+			return
+		}
+		log.Warn("kafka topics not ready, retrying", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// Publisher is the outbox.Publisher for Kafka: the outbox row's topic,
+// key and payload become the record.
+type Publisher struct{ Client *kgo.Client }
+
+// Publish produces msgs and waits for the broker acks. It returns the
+// length of the prefix of msgs that was acked.
+func (p Publisher) Publish(ctx context.Context, msgs []outbox.Message) (int, error) {
+	recs := make([]*kgo.Record, len(msgs))
+	index := make(map[*kgo.Record]int, len(msgs))
+	for i, m := range msgs {
+		recs[i] = &kgo.Record{Topic: m.Topic, Key: []byte(m.Key), Value: m.Payload}
+		index[recs[i]] = i
+	}
+	results := p.Client.ProduceSync(ctx, recs...)
+	firstBad := len(msgs)
+	var firstErr error
+	for _, r := range results {
+		if r.Err != nil {
+			if i := index[r.Record]; i < firstBad {
+				firstBad, firstErr = i, r.Err
+			}
+		}
+	}
+	return firstBad, firstErr
+}
+
+// Ping checks that a broker answers.
+func Ping(ctx context.Context, cl *kgo.Client) error { return cl.Ping(ctx) }

@@ -1,0 +1,64 @@
+// Package postgres opens the pgx pool shared by the three servers.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Connect opens a pool and pings it within 5 s.
+func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres config: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "platform"
+	// pgx prepares and caches statements. With the default plan cache mode
+	// PostgreSQL may settle on a generic plan chosen while a table was still
+	// empty (a sequential scan for the event_id duplicate check, say) and
+	// keep it while the table grows. Custom plans cost a little planning and
+	// always see the current table size and the actual parameters.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres unreachable at %s:%d as %s: %s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, lastLine(err))
+	}
+	return pool, nil
+}
+
+// IsUniqueViolation reports a 23505 error.
+func IsUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// IsRetryable reports errors after which the whole transaction may simply
+// be run again: serialization failures, deadlocks, and unique violations
+// (a concurrent writer stored the same event_id first; the retry's
+// duplicate check then sees it).
+func IsRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "23505")
+}
+
+// lastLine keeps the most specific line of a multi-line pgx connect error
+// (one line per host and TLS attempt), so that it fits one log line.
+func lastLine(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}

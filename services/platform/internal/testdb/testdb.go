@@ -1,0 +1,104 @@
+// Package testdb gives each component-test package its own freshly
+// migrated PostgreSQL database, reached through the POSTGRES_* settings,
+// and drops it afterwards. It never mocks the driver: no PostgreSQL, no test.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"platform/internal/config"
+	"platform/internal/migrations"
+	"platform/internal/postgres"
+)
+
+// DB is a throwaway database.
+type DB struct {
+	Pool  *pgxpool.Pool
+	Name  string
+	DSN   string
+	admin string
+}
+
+// Create makes a database named after prefix plus a random suffix,
+// applies the migrations and returns it. The error is one line saying what
+// address was tried and how to start PostgreSQL.
+func Create(ctx context.Context, prefix string) (*DB, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	admin := cfg.PostgresDSN()
+	where := fmt.Sprintf("%s:%d (user %s, db %s)", cfg.PostgresHost, cfg.PostgresPort, cfg.PostgresUser, cfg.PostgresDB)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, admin)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL unreachable at %s: %s; start it with `inv up postgres` or run `nox -s component`", where, oneLine(err))
+	}
+	defer conn.Close(ctx)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("test_%s_%s", strings.ReplaceAll(prefix, "-", "_"), hex.EncodeToString(b[:]))
+	if _, err := conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("create database %s at %s: %s (the role needs CREATEDB)", name, where, oneLine(err))
+	}
+	dsn := config.PostgresURL(cfg.PostgresHost, cfg.PostgresPort, cfg.PostgresUser, cfg.PostgresPassword, name)
+	pool, err := postgres.Connect(ctx, dsn, 20)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Apply(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{Pool: pool, Name: name, DSN: dsn, admin: admin}, nil
+}
+
+// Close closes the pool and drops the database.
+func (d *DB) Close() {
+	d.Pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.admin)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: cannot drop %s: %v\n", d.Name, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d.Name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: cannot drop %s: %v\n", d.Name, err)
+	}
+}
+
+// Truncate empties the given tables (between tests of one package).
+func (d *DB) Truncate(ctx context.Context, tables ...string) error {
+	_, err := d.Pool.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")+" RESTART IDENTITY")
+	return err
+}
+
+// Main is a TestMain body: it creates the database, runs the tests, drops
+// it, and exits 1 with one line when PostgreSQL is unreachable.
+func Main(run func(db *DB) int, prefix string) int {
+	db, err := Create(context.Background(), prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: "+err.Error())
+		return 1
+	}
+	defer db.Close()
+	return run(db)
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,308 @@
+//go:build component
+
+package query_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"platform/ingestion"
+	ingclient "platform/ingestion/client"
+	"platform/internal/contracts"
+	"platform/internal/httpx"
+	"platform/internal/outbox"
+	"platform/internal/testdb"
+	"platform/query"
+	"platform/query/client"
+)
+
+var (
+	baseURL string
+	db      *testdb.DB
+	cli     *client.Client
+	proj    *query.Projector
+	ing     *ingestion.Service
+	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(func(d *testdb.DB) int {
+		db = d
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		srv := httpx.NewServer(ln.Addr().String(), query.NewServer(db.Pool, log).Handler(nil), log)
+		go srv.Serve(ln) //nolint:errcheck
+		defer srv.Shutdown(context.Background())
+		baseURL = "http://" + ln.Addr().String()
+		cli = client.New(baseURL, nil)
+		proj = query.NewProjector(db.Pool, contracts.Default(), log)
+		ing = ingestion.NewService(db.Pool, "telemetry.v1")
+		return m.Run()
+	}, "query"))
+}
+
+func reset(t *testing.T) {
+	t.Helper()
+	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "streams", "readings", "device_latest", "processed_messages"))
+}
+
+// capture is the Kafka stand-in: what the relay would publish on telemetry.v1.
+type capture struct {
+	mu   sync.Mutex
+	msgs []query.Message
+}
+
+func (c *capture) Publish(_ context.Context, msgs []outbox.Message) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range msgs {
+		c.msgs = append(c.msgs, query.Message{Key: []byte(m.Key), Value: m.Payload, Offset: m.ID})
+	}
+	return len(msgs), nil
+}
+
+// ingest stores readings through the ingestion service and returns the
+// records the relay would put on telemetry.v1.
+func ingest(t *testing.T, rs ...ingclient.Reading) []query.Message {
+	t.Helper()
+	ctx := context.Background()
+	_, err := ing.Ingest(ctx, rs)
+	require.NoError(t, err)
+	c := &capture{}
+	relay, err := outbox.NewRelay(db.Pool, c, outbox.Config{Sink: outbox.SinkKafka}, log)
+	require.NoError(t, err)
+	_, err = relay.Drain(ctx)
+	require.NoError(t, err)
+	return c.msgs
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func rd(device string, sec int, metrics map[string]float64) ingclient.Reading {
+	return ingclient.Reading{EventID: uuid.New(), DeviceID: device, TS: t0.Add(time.Duration(sec) * time.Second), Metrics: metrics}
+}
+
+func apply(t *testing.T, msgs []query.Message) int {
+	t.Helper()
+	n, err := proj.Apply(context.Background(), msgs)
+	require.NoError(t, err)
+	return n
+}
+
+func apiErr(t *testing.T, err error, status int, code string) *client.Error {
+	t.Helper()
+	var ae *client.Error
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, status, ae.Status)
+	assert.Equal(t, code, ae.Code)
+	return ae
+}
+
+func TestProjectionsAndReads(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	msgs := ingest(t,
+		rd("dev-a", 1, map[string]float64{"temp": 20, "hum": 40}),
+		rd("dev-b", 1, map[string]float64{"temp": 5}),
+		rd("dev-a", 2, map[string]float64{"temp": 21}),
+	)
+	assert.Equal(t, 3, apply(t, msgs))
+
+	l, err := cli.Latest(ctx, "dev-a")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), l.Version)
+	assert.Equal(t, map[string]float64{"temp": 21, "hum": 40}, l.Metrics, "metrics keep their latest value")
+	assert.True(t, l.LastTS.Equal(t0.Add(2*time.Second)))
+
+	page, err := cli.Readings(ctx, "dev-a", client.ReadingsQuery{})
+	require.NoError(t, err)
+	require.Len(t, page.Readings, 3)
+	assert.Nil(t, page.NextCursor)
+	assert.Equal(t, []string{"hum", "temp", "temp"}, []string{page.Readings[0].Metric, page.Readings[1].Metric, page.Readings[2].Metric})
+	assert.Equal(t, 21.0, page.Readings[2].Value)
+
+	page, err = cli.Readings(ctx, "dev-a", client.ReadingsQuery{Metric: "temp", From: t0.Add(2 * time.Second)})
+	require.NoError(t, err)
+	require.Len(t, page.Readings, 1)
+	assert.Equal(t, 21.0, page.Readings[0].Value)
+
+	page, err = cli.Readings(ctx, "dev-a", client.ReadingsQuery{To: t0.Add(2 * time.Second)})
+	require.NoError(t, err)
+	assert.Len(t, page.Readings, 2, "to is exclusive")
+
+	ev, err := cli.Events(ctx, "dev-a", client.Page{})
+	require.NoError(t, err)
+	require.Len(t, ev.Events, 2)
+	assert.Equal(t, int64(1), ev.Events[0].Version)
+	assert.Equal(t, "TelemetryReceived", ev.Events[1].Type)
+
+	// Every response body matches its schema (contract check on the wire).
+	for path, schema := range map[string]string{
+		"/query/v1/devices":                      contracts.DeviceList,
+		"/query/v1/devices/dev-a/latest":         contracts.DeviceLatest,
+		"/query/v1/devices/dev-a/readings":       contracts.ReadingsPage,
+		"/query/v1/devices/dev-a/events":         contracts.EventsPage,
+		"/query/v1/devices/ghost/latest":         contracts.ErrorBody,
+		"/query/v1/devices?limit=0":              contracts.ErrorBody,
+		"/query/v1/devices/dev-a/events?limit=1": contracts.EventsPage,
+	} {
+		resp, err := http.Get(baseURL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.NoError(t, contracts.Default().Validate(schema, body), path)
+	}
+
+	devs, err := cli.Devices(ctx, client.Page{})
+	require.NoError(t, err)
+	require.Len(t, devs.Devices, 2)
+	assert.Equal(t, "dev-a", devs.Devices[0].DeviceID)
+	assert.Equal(t, "dev-b", devs.Devices[1].DeviceID)
+}
+
+func TestRedeliveryIsANoOp(t *testing.T) {
+	reset(t)
+	msgs := ingest(t, rd("dev-a", 1, map[string]float64{"temp": 1}), rd("dev-a", 2, map[string]float64{"temp": 2}))
+	assert.Equal(t, 2, apply(t, msgs))
+	assert.Equal(t, 0, apply(t, msgs), "second delivery")
+	assert.Equal(t, 0, apply(t, append([]query.Message{msgs[0]}, msgs[0])), "repeat inside one poll")
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM readings").Scan(&n))
+	assert.Equal(t, 2, n)
+	l, err := cli.Latest(context.Background(), "dev-a")
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, l.Metrics["temp"], "an old redelivered event does not roll latest back")
+}
+
+func TestInvalidMessageIsSkipped(t *testing.T) {
+	reset(t)
+	msgs := ingest(t, rd("dev-a", 1, map[string]float64{"temp": 1}))
+	bad := query.Message{Value: []byte(`{"event_id":"nope"}`)}
+	assert.Equal(t, 1, apply(t, []query.Message{bad, msgs[0]}))
+}
+
+func TestPagination(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	var rs []ingclient.Reading
+	for i := 0; i < 5; i++ {
+		rs = append(rs, rd(fmt.Sprintf("dev-%d", i), i, map[string]float64{"x": 1}))
+	}
+	for i := 0; i < 25; i++ {
+		rs = append(rs, rd("dev-p", i, map[string]float64{"temp": float64(i)}))
+	}
+	apply(t, ingest(t, rs...))
+
+	var ids []string
+	cursor, pages := "", 0
+	for {
+		p, err := cli.Devices(ctx, client.Page{Limit: 2, Cursor: cursor})
+		require.NoError(t, err)
+		pages++
+		for _, d := range p.Devices {
+			ids = append(ids, d.DeviceID)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		cursor = *p.NextCursor
+	}
+	assert.Equal(t, 3, pages)
+	assert.Equal(t, []string{"dev-0", "dev-1", "dev-2", "dev-3", "dev-4", "dev-p"}, ids)
+
+	var vals []float64
+	cursor, pages = "", 0
+	for {
+		p, err := cli.Readings(ctx, "dev-p", client.ReadingsQuery{Page: client.Page{Limit: 10, Cursor: cursor}})
+		require.NoError(t, err)
+		pages++
+		for _, r := range p.Readings {
+			vals = append(vals, r.Value)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		cursor = *p.NextCursor
+	}
+	assert.Equal(t, 3, pages)
+	require.Len(t, vals, 25)
+	assert.True(t, sort.Float64sAreSorted(vals), "time order across pages")
+
+	var versions []int64
+	cursor = ""
+	for {
+		p, err := cli.Events(ctx, "dev-p", client.Page{Limit: 7, Cursor: cursor})
+		require.NoError(t, err)
+		for _, e := range p.Events {
+			versions = append(versions, e.Version)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		cursor = *p.NextCursor
+	}
+	require.Len(t, versions, 25)
+	for i, v := range versions {
+		assert.Equal(t, int64(i+1), v)
+	}
+}
+
+func TestUnknownDeviceIs404(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	_, err := cli.Latest(ctx, "ghost")
+	apiErr(t, err, 404, "not_found")
+	_, err = cli.Readings(ctx, "ghost", client.ReadingsQuery{})
+	apiErr(t, err, 404, "not_found")
+	_, err = cli.Events(ctx, "ghost", client.Page{})
+	apiErr(t, err, 404, "not_found")
+}
+
+func TestBadParametersAreNamed(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	apply(t, ingest(t, rd("dev-a", 1, map[string]float64{"temp": 1})))
+	fields := func(ae *client.Error) []string {
+		var out []string
+		for _, d := range ae.Details {
+			out = append(out, d.Field)
+		}
+		sort.Strings(out)
+		return out
+	}
+	_, err := cli.ReadingsRaw(ctx, "dev-a", url.Values{"limit": {"0"}, "from": {"yesterday"}, "cursor": {"%%%"}, "color": {"red"}})
+	ae := apiErr(t, err, 400, "invalid_parameter")
+	assert.Equal(t, []string{"color", "cursor", "from", "limit"}, fields(ae))
+
+	_, err = cli.ReadingsRaw(ctx, "dev-a", url.Values{"from": {"2026-01-02T00:00:00Z"}, "to": {"2026-01-01T00:00:00Z"}})
+	ae = apiErr(t, err, 400, "invalid_parameter")
+	assert.Equal(t, []string{"from", "to"}, fields(ae))
+
+	_, err = cli.ReadingsRaw(ctx, "dev-a", url.Values{"metric": {"a b"}})
+	apiErr(t, err, 400, "invalid_parameter")
+
+	_, err = cli.Devices(ctx, client.Page{Limit: 5000})
+	ae = apiErr(t, err, 400, "invalid_parameter")
+	assert.Equal(t, []string{"limit"}, fields(ae))
+
+	_, err = cli.Latest(ctx, "bad+id")
+	apiErr(t, err, 400, "invalid_parameter")
+}
