@@ -8,20 +8,25 @@ stop afterwards what they started.
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
 
 from devenv import lint as lint_tools
 from devenv import settings
-from devenv.stack import infra_running
+from devenv.stack import infra_running, isolated_env, platform_running
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "unit", "component", "contract", "integration"]
+nox.options.sessions = ["lint", "unit", "component", "contract", "integration", "e2e"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 AI = "services/ai-inference"
 AI_PYPROJECT = nox.project.load_toml(f"{AI}/pyproject.toml")
 PLATFORM = "services/platform"
+E2E_STATE = Path(".state/e2e").resolve()  # every component's log after a run (CI uploads it)
 
 
 def install(session: nox.Session, *groups: str) -> None:
@@ -102,3 +107,18 @@ def integration(session: nox.Session) -> None:
     current = settings.load()
     with infra_running(current, ["db", "bus", "mqtt"], say=session.log):
         go(session, "test", "-count=1", "-tags=integration", "./...", env=current.as_env())
+
+
+@nox.session(tags=["ci"])
+def e2e(session: nox.Session) -> None:
+    """The whole stack, driven from outside (gateway, MQTT). `-- --reuse`: the running stack."""
+    install(session, "test")
+    args = [arg for arg in session.posargs if arg != "--reuse"]
+    if len(args) < len(session.posargs):
+        session.run("pytest", "tests/e2e", *args)
+        return
+    shutil.rmtree(E2E_STATE, ignore_errors=True)  # cold: a fresh private stack every run
+    env = isolated_env(E2E_STATE)
+    session.log(f"starting a private stack on free ports; state and logs in {E2E_STATE}")
+    with platform_running(settings.load(environ={**os.environ, **env}), say=session.log):
+        session.run("pytest", "tests/e2e", *args, env=env)

@@ -5,7 +5,10 @@ This file is the table of contents; the work lives in the `devenv` package.
 
 from invoke.collection import Collection
 
-from devenv.tasks import aws, infra
+from devenv.tasks import app, aws, infra
 
 ns = Collection(infra.up, infra.down, infra.status, infra.logs, infra.clean, infra.doctor)
+ns.add_task(app.build)
+ns.add_task(app.run)
+ns.add_collection(Collection("db", app.migrate))
 ns.add_collection(Collection.from_module(aws))

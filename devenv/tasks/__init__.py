@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from invoke.exceptions import Exit
 
 from devenv.backends.base import InfraError
+from devenv.build import BuildError, ToolchainError
 from devenv.ports import PortBusyError
 from devenv.settings import SettingsError
+from devenv.supervisor_detached import DetachedError
 
-USER_ERRORS = (SettingsError, InfraError, PortBusyError)
+USER_ERRORS = (SettingsError, InfraError, PortBusyError, BuildError, ToolchainError, DetachedError)
 
 
 @contextlib.contextmanager

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import backends, settings
+from devenv import apps, backends, logtail, settings
 from devenv import doctor as checks
 from devenv.tasks import user_errors
 
@@ -22,18 +24,25 @@ def up(c: Context, component: list[str] | None = None) -> None:
         backend.up(component or [])
 
 
-@task(iterable=["component"], help={"component": "Stop only this component; repeatable."})
+@task(iterable=["component"], help={"component": "Stop only this component (or app); repeatable."})
 def down(c: Context, component: list[str] | None = None) -> None:
-    """Stop everything this project started (data is kept)."""
+    """Stop everything this project started: apps, then infrastructure (data is kept)."""
+    names = component or []
     with user_errors():
-        backends.select(settings.load()).down(component or [])
+        current = settings.load()
+        if not names or "app" in names:
+            print("apps stopped" if apps.stop(current) else "no apps running")
+        infra = [name for name in names if name != "app"]
+        if infra or not names:
+            backends.select(current).down(infra)
 
 
 @task
 def status(c: Context) -> None:
     """One line per component: backend, state, health, address, pid/container, uptime."""
     with user_errors():
-        rows = backends.select(settings.load()).status()
+        current = settings.load()
+        rows = backends.select(current).status() + apps.status(current)
     print(backends.STATUS_HEADER)
     for row in rows:
         print(row.line())
@@ -41,7 +50,7 @@ def status(c: Context) -> None:
 
 @task(
     help={
-        "component": "Role or service name, e.g. -c bus (all components when omitted).",
+        "component": "Role or service (-c bus), an app (-c app, -c ai, -c apps); default: infra.",
         "follow": "Keep printing new lines until Ctrl-C.",
         "lines": "How many past lines to show first (default 50).",
     }
@@ -49,7 +58,13 @@ def status(c: Context) -> None:
 def logs(c: Context, component: str = "", follow: bool = False, lines: int = 50) -> None:
     """Show a component's log (all components without an argument)."""
     with user_errors():
-        backends.select(settings.load()).logs(component or None, follow, lines)
+        current = settings.load()
+        app_logs = apps.log_files(current)
+        if component in app_logs or component == "apps":
+            chosen = {k: v for k, v in app_logs.items() if component in (k, "apps")}
+            logtail.tail(chosen, lines, follow, sys.stdout)
+        else:
+            backends.select(current).logs(component or None, follow, lines)
 
 
 @task(help={"yes": "Required: confirms deleting the project's data and state."})

@@ -1,0 +1,125 @@
+"""The platform's own processes, run natively (ADR-0007): the Go monolith and the AI inference
+service. What to build, how to start them, and when they count as ready."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from devenv import build, supervisor_detached
+from devenv.backends.base import ComponentStatus, InfraError
+from devenv.settings import REPO_ROOT, Settings
+from devenv.supervisor import ProcessSpec
+
+GO_MODULE = REPO_ROOT / "services" / "platform"
+GO_PACKAGE = "./cmd/platform"
+AI_SERVICE = REPO_ROOT / "services" / "ai-inference"
+BINARY = REPO_ROOT / "bin" / "platform"
+AI_VENV = AI_SERVICE / ".venv"
+
+GO_TARGET = build.GoTarget(GO_MODULE, GO_PACKAGE, BINARY)
+AI_TARGET = build.VenvTarget(AI_SERVICE, AI_VENV)
+
+
+def build_all() -> list[str]:
+    """Build what is stale; one line per artefact saying what happened and how long it took."""
+    go = build.go_build(GO_MODULE, GO_PACKAGE, BINARY, ldflags_vars=build.stamp_vars(REPO_ROOT))
+    venv = build.ensure_venv(AI_SERVICE, AI_VENV)
+    compiled = f"{len(go.rebuilt)} package(s) compiled" if go.rebuilt else "up to date"
+    installed = f"installed in {venv.duration:.1f}s" if venv.rebuilt else "up to date"
+    return [
+        f"go      {BINARY.relative_to(REPO_ROOT)}: {compiled}, {go.duration:.2f}s",
+        f"python  {AI_VENV.relative_to(REPO_ROOT)}: {installed}",
+    ]
+
+
+def stale() -> list[str]:
+    return build.stale([GO_TARGET], [AI_TARGET])
+
+
+def migrate(settings: Settings) -> None:
+    """Apply the monolith's embedded migrations (idempotent), with the stack's settings."""
+    result = subprocess.run(
+        [str(BINARY), "migrate"],
+        env={**os.environ, **settings.as_env()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InfraError(f"migrations failed: {(result.stderr or result.stdout).strip()}")
+
+
+def specs(settings: Settings) -> list[ProcessSpec]:
+    logs = settings.state_dir / "apps"
+    env = settings.as_env()
+    return [
+        ProcessSpec(
+            name="app",
+            argv=(str(BINARY), "serve"),
+            log_file=logs / "app.log",
+            env=env,
+            # One process, three servers bound before any serves; ingestion's /readyz checks
+            # PostgreSQL, Kafka and MQTT, the union of the three servers' dependencies.
+            ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
+            ready_timeout=60,
+        ),
+        ProcessSpec(
+            name="ai",
+            argv=(str(AI_VENV / "bin" / "python"), "-m", "ai_inference"),
+            log_file=logs / "ai.log",
+            cwd=AI_SERVICE,
+            env=env,
+            ready_url=f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz",
+            ready_timeout=60,
+        ),
+    ]
+
+
+def supervisor_dir(settings: Settings) -> Path:
+    return settings.state_dir / "apps"
+
+
+def gateway_urls(settings: Settings) -> list[str]:
+    base = f"http://127.0.0.1:{settings.GATEWAY_PORT}"
+    return [
+        f"{base}/ingest/v1/telemetry     POST a batch of readings",
+        f"{base}/query/v1/devices        devices, latest, readings, events",
+        f"{base}/actions/v1/devices/{{id}}/commands   POST a command",
+        f"http://127.0.0.1:{settings.GATEWAY_DASHBOARD_PORT}/dashboard/   gateway dashboard",
+        f"mqtt://127.0.0.1:{settings.MQTT_PORT}  devices/{{id}}/telemetry, devices/{{id}}/commands",
+    ]
+
+
+def status(settings: Settings) -> list[ComponentStatus]:
+    """The apps the detached supervisor runs, as `inv status` lines (none when not running)."""
+    running = supervisor_detached.status(supervisor_dir(settings))
+    if running is None:
+        return []
+    addresses = {
+        "app": f"127.0.0.1:{settings.INGESTION_PORT}-{settings.ACTIONS_PORT}",
+        "ai": f"127.0.0.1:{settings.AI_INFERENCE_PORT}",
+    }
+    return [
+        ComponentStatus(
+            service=app.name,
+            role="app",
+            backend="native",
+            state="running" if app.pid else "restarting",
+            healthy=app.ready,
+            address=addresses.get(app.name, "-"),
+            ident=f"pid {app.pid}" if app.pid else "-",
+            uptime=app.uptime,
+        )
+        for app in running.apps
+    ]
+
+
+def stop(settings: Settings) -> bool:
+    """Stop the detached apps, if any; True when something ran."""
+    return supervisor_detached.stop(supervisor_dir(settings))
+
+
+def log_files(settings: Settings) -> dict[str, Path]:
+    return {spec.name: spec.log_file for spec in specs(settings)}

@@ -1,0 +1,326 @@
+"""Our own small process supervisor: `inv run` in the foreground, detached, and under reload.
+
+Each child leads its own process group (`procs.spawn`), writes its own log file, and is
+echoed to the terminal as `name | line`. Readiness is a real probe polled against a
+deadline. A crash is restarted with doubling backoff; N failed starts in a row of a process
+that has not been ready yet stop everything. SIGINT/SIGTERM/SIGHUP stop every group: TERM,
+then KILL.
+
+The detached mode (`devenv.supervisor_detached`) runs this same class in the background.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import psutil
+
+from devenv import procs
+from devenv.supervisor_console import Console, Tail, lines_since
+from devenv.supervisor_spec import ProcessSpec, http_ok
+
+__all__ = ["ProcessSpec", "Supervisor", "http_ok"]
+
+PID_FILE = "supervisor.pid"
+STATUS_FILE = "status.json"
+_TICK = 0.05
+_PROBE_INTERVAL = 0.02
+
+
+@dataclass
+class _Child:
+    spec: ProcessSpec
+    popen: subprocess.Popen[bytes] | None = None
+    started_wall: float = 0.0
+    started: float = 0.0
+    log_offset: int = 0
+    ready: bool = False
+    ever_ready: bool = False
+    attempt: int = 0  # which start a probe belongs to: a late probe must not judge a newer one
+    not_ready: str | None = None  # why the current start failed its probe
+    settled: threading.Event = field(default_factory=threading.Event)
+    failed_starts: int = 0
+    crashes: int = 0
+    restarts: int = 0
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """Runs `specs` until stopped. `run()` blocks; `swap()` and `request_stop()` may be called
+    from other threads while it does."""
+
+    def __init__(
+        self,
+        specs: Sequence[ProcessSpec],
+        *,
+        out: TextIO | None = None,
+        color: bool | None = None,
+        echo: bool = True,
+        state_dir: Path | None = None,
+        max_start_crashes: int = 3,
+        backoff: tuple[float, float] = (1.0, 30.0),
+        stop_timeout: float = 5.0,
+    ) -> None:
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"process names must be unique: {names}")
+        self.console = Console(names, out or sys.stdout, color)
+        self.echo = echo
+        self.state_dir = state_dir
+        self.max_start_crashes = max_start_crashes
+        self.backoff = backoff
+        self.stop_timeout = stop_timeout
+        self.failure: str | None = None
+        self._children = {spec.name: _Child(spec) for spec in specs}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._stopping = False
+
+    # --- public ------------------------------------------------------------------------
+    def run(self, on_ready: Callable[[], None] | None = None) -> int:
+        """Start everything, call `on_ready` once when all are ready, supervise until a signal
+        or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up."""
+        tails = [self._tail(child) for child in self._children.values()] if self.echo else []
+        with self._signals(), self._pid_file():
+            try:
+                with self._lock:
+                    for child in self._children.values():
+                        self._start(child)
+                announced = False
+                while not self._stop.is_set():
+                    with self._lock:
+                        self._tick()
+                    if self.failure:
+                        break
+                    if not announced and all(c.ready for c in self._children.values()):
+                        announced = True
+                        if on_ready:
+                            on_ready()
+                    self._stop.wait(_TICK)
+            finally:
+                self._shutdown()
+                for tail in tails:
+                    tail.finish()
+        if self.failure:
+            self.console.say(f"supervisor: {self.failure}")
+            return 1
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def swap(self, name: str, spec: ProcessSpec | None = None) -> bool:
+        """Stop `name`, start it again (from `spec` when given), wait for its readiness.
+        True when the new process is ready. A new process gets fresh start-crash counts."""
+        with self._lock:
+            child = self._children[name]
+            old, child.popen, child.restart_at = child.popen, None, None
+            child.ready, child.failed_starts, child.crashes = False, 0, 0
+            if spec is not None:
+                child.spec = spec
+        if old is not None:
+            procs.stop_group(old.pid, self.stop_timeout)
+            old.wait()
+        with self._lock:
+            if self._stopping:
+                return False
+            self._start(child)
+            settled = child.settled
+        settled.wait(child.spec.ready_timeout + 1)
+        return child.ready
+
+    def reload(self, name: str, sig: signal.Signals = signal.SIGHUP) -> bool:
+        """Ask a running process to replace its worker (`sig`), then wait for readiness again;
+        for launchers such as `reload_zygote`. Falls back to `swap` when it is not running."""
+        with self._lock:
+            child = self._children[name]
+            popen = child.popen if child.popen and child.popen.poll() is None else None
+            if popen is not None:
+                leader = psutil.Process(popen.pid)
+                workers = leader.children()
+                child.ready, child.not_ready, child.started = False, None, time.monotonic()
+                child.settled = threading.Event()
+                leader.send_signal(sig)
+        if popen is None:
+            return self.swap(name)
+        # Probe only once the old worker is gone, or the probe would find it still answering.
+        psutil.wait_procs(workers, timeout=self.stop_timeout + 1)
+        with self._lock:
+            if child.popen is not popen or self._stopping:
+                return False
+            self._probe_in_background(child, popen)
+            settled = child.settled
+        settled.wait(child.spec.ready_timeout + 1)
+        return child.ready
+
+    def spec(self, name: str) -> ProcessSpec:
+        return self._children[name].spec
+
+    def pid(self, name: str) -> int | None:
+        popen = self._children[name].popen
+        return popen.pid if popen else None
+
+    # --- the loop ------------------------------------------------------------------------
+    def _start(self, child: _Child) -> None:
+        spec = child.spec
+        child.log_offset = spec.log_file.stat().st_size if spec.log_file.exists() else 0
+        child.ready, child.not_ready, child.restart_at = False, None, None
+        child.settled = threading.Event()
+        child.popen = procs.spawn(
+            spec.argv, log_file=spec.log_file, cwd=spec.cwd, env={**os.environ, **spec.env}
+        )
+        child.started, child.started_wall = time.monotonic(), time.time()
+        self._probe_in_background(child, child.popen)
+        self._write_status()
+
+    def _probe_in_background(self, child: _Child, popen: subprocess.Popen[bytes]) -> None:
+        child.attempt += 1
+        args = (child, popen, child.attempt)
+        threading.Thread(target=self._probe, args=args, daemon=True).start()
+
+    def _probe(self, child: _Child, popen: subprocess.Popen[bytes], attempt: int) -> None:
+        spec = child.spec
+        check = spec.ready_check or (http_ok(spec.ready_url) if spec.ready_url else lambda: True)
+        deadline = time.monotonic() + spec.ready_timeout
+        while not self._stop.is_set() and popen.poll() is None:
+            if check():
+                with self._lock:
+                    if child.attempt == attempt:
+                        child.ready, child.ever_ready, child.failed_starts = True, True, 0
+                        took = time.monotonic() - child.started
+                        self.console.say(f"{spec.name} ready in {took:.2f}s (pid {popen.pid})")
+                        self._write_status()
+                break
+            if time.monotonic() > deadline:
+                with self._lock:
+                    if child.attempt == attempt:
+                        child.not_ready = f"not ready after {spec.ready_timeout:g}s"
+                break
+            self._stop.wait(_PROBE_INTERVAL)
+        child.settled.set()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for child in self._children.values():
+            popen = child.popen
+            if popen is not None and (child.not_ready or popen.poll() is not None):
+                # Also what the crashed leader left behind in its group: it may hold the port.
+                procs.stop_group(popen.pid, self.stop_timeout)
+                self._crashed(child, popen, child.not_ready or f"exited with code {popen.wait()}")
+                if self.failure:
+                    return
+            elif popen is None and child.restart_at is not None and now >= child.restart_at:
+                child.restarts += 1
+                self._start(child)
+
+    def _crashed(self, child: _Child, popen: subprocess.Popen[bytes], why: str) -> None:
+        spec, was_ready = child.spec, child.ready
+        child.popen, child.ready = None, False
+        child.settled.set()
+        last = lines_since(spec.log_file, child.log_offset)
+        shown = "".join(f"\n    {line}" for line in last)
+        if not was_ready:
+            child.failed_starts += 1
+            # Giving up is for a start-up that cannot work (a bad setting, a missing
+            # dependency). Once it has served, a crash loop (the database went away, a bad
+            # save under reload) is retried with backoff until the next good start.
+            if not child.ever_ready and child.failed_starts >= self.max_start_crashes:
+                self.failure = (
+                    f"{spec.name} failed {child.failed_starts} starts in a row "
+                    f"(last: {why}); stopping everything. Last lines of {spec.log_file}:{shown}"
+                )
+                return
+        # A process that ran for a full maximum backoff counts as healthy again.
+        if time.monotonic() - child.started >= self.backoff[1]:
+            child.crashes = 0
+        child.crashes += 1
+        delay = min(self.backoff[0] * 2 ** (child.crashes - 1), self.backoff[1])
+        child.restart_at = time.monotonic() + delay
+        phase = "while starting" if not was_ready else "after running"
+        self.console.say(
+            f"{spec.name} (pid {popen.pid}) {why} {phase}; restarting in {delay:.1f}s. "
+            f"Last lines of {spec.log_file}:{shown}"
+        )
+        self._write_status()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._stop.set()
+            running = [c.popen for c in self._children.values() if c.popen is not None]
+        # Concurrently, so N stubborn processes cost one stop_timeout, not N.
+        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            list(pool.map(lambda p: procs.stop_group(p.pid, self.stop_timeout), running))
+        for popen in running:
+            popen.wait()
+        with self._lock:
+            for child in self._children.values():
+                child.popen, child.ready = None, False
+
+    # --- state shared with other shells --------------------------------------------------
+    def _write_status(self) -> None:
+        if self.state_dir is None:
+            return
+        apps = {
+            name: {
+                "pid": c.popen.pid if c.popen else None,
+                "started_at": c.started_wall if c.popen else None,
+                "ready": c.ready,
+                "restarts": c.restarts,
+                "log_file": str(c.spec.log_file),
+            }
+            for name, c in self._children.items()
+        }
+        tmp = self.state_dir / f".{STATUS_FILE}.tmp"
+        tmp.write_text(json.dumps({"supervisor_pid": os.getpid(), "apps": apps}, indent=2))
+        tmp.replace(self.state_dir / STATUS_FILE)
+
+    @contextlib.contextmanager
+    def _pid_file(self) -> Iterator[None]:
+        if self.state_dir is None:
+            yield
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        pid_file = procs.PidFile(self.state_dir / PID_FILE)
+        pid_file.write(os.getpid())
+        try:
+            yield
+        finally:
+            pid_file.remove()
+            (self.state_dir / STATUS_FILE).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self._stop.set()
+
+        caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, handler) for sig in caught}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _tail(self, child: _Child) -> Tail:
+        name = child.spec.name
+        tail = Tail(lambda: child.spec.log_file, lambda text: self.console.line(name, text))
+        tail.start()
+        return tail

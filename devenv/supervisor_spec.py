@@ -1,0 +1,66 @@
+"""What the supervisor runs: a process spec (JSON-able for the detached mode) and the HTTP
+readiness probe."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One supervised process. `env` is added to the supervisor's own environment. Ready when
+    `ready_url` answers 2xx, or `ready_check()` is true, or (neither given) once started."""
+
+    name: str
+    argv: tuple[str, ...]
+    log_file: Path
+    cwd: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_url: str | None = None
+    ready_check: Callable[[], bool] | None = field(default=None, compare=False)
+    ready_timeout: float = 30.0
+
+    def to_json(self) -> dict[str, Any]:
+        if self.ready_check is not None:
+            raise ValueError(f"{self.name}: a callable probe cannot run detached; use ready_url")
+        return {
+            "name": self.name,
+            "argv": list(self.argv),
+            "log_file": str(self.log_file),
+            "cwd": str(self.cwd) if self.cwd else None,
+            "env": dict(self.env),
+            "ready_url": self.ready_url,
+            "ready_timeout": self.ready_timeout,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessSpec:
+        return cls(
+            name=data["name"],
+            argv=tuple(data["argv"]),
+            log_file=Path(data["log_file"]),
+            cwd=Path(data["cwd"]) if data.get("cwd") else None,
+            env=dict(data.get("env") or {}),
+            ready_url=data.get("ready_url"),
+            ready_timeout=float(data.get("ready_timeout", 30.0)),
+        )
+
+
+def http_ok(url: str, timeout: float = 1.0) -> Callable[[], bool]:
+    """A probe: GET `url` (no proxy) answers 2xx."""
+
+    def probe() -> bool:
+        try:
+            with _NO_PROXY.open(url, timeout=timeout) as response:
+                return 200 <= int(response.status) < 300
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    return probe

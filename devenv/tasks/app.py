@@ -1,0 +1,83 @@
+"""`inv build`, `inv run`, `inv db.migrate`: the apps' inner loop."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from devenv import apps, backends, reload, settings, supervisor_detached
+from devenv.supervisor import Supervisor
+from devenv.tasks import user_errors
+
+
+@task(help={"check": "Build nothing; exit 1 if the binary or a venv is stale."})
+def build(c: Context, check: bool = False) -> None:
+    """Build the Go monolith into bin/ and the AI service's venv (incremental)."""
+    with user_errors():
+        if check:
+            reasons = apps.stale()
+            for reason in reasons:
+                print(f"stale: {reason}")
+            if reasons:
+                raise Exit(code=1)
+            print("everything is up to date")
+            return
+        for line in apps.build_all():
+            print(line)
+
+
+@task(
+    help={
+        "detach": "Run the apps in the background (`inv status`, `inv logs -c app`, `inv down`).",
+        "watch": "Live reload: rebuild and swap the Go binary, restart the AI service, on save.",
+    }
+)
+def run(c: Context, detach: bool = False, watch: bool = False) -> None:
+    """Infra up, migrations, build, then the apps with prefixed logs (Ctrl-C stops them)."""
+    if detach and watch:
+        raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
+    with user_errors():
+        current = settings.load()
+        backends.select(current).up([])
+        for line in apps.build_all():
+            print(line)
+        apps.migrate(current)
+        specs = apps.specs(current)
+        state = apps.supervisor_dir(current)
+        if detach:
+            supervisor_detached.start(specs, state)
+            print_urls(current)
+            return
+        if watch:
+            go, ai = specs
+            specs = [go, reload.preforked(ai, pyproject=apps.AI_SERVICE / "pyproject.toml")]
+        runner = Supervisor(specs, state_dir=state)
+        if watch:
+            targets: list[reload.Target] = [
+                reload.GoReload("app", apps.GO_MODULE, apps.GO_PACKAGE, state / "builds"),
+                reload.PythonReload("ai", (apps.AI_SERVICE / "ai_inference",)),
+            ]
+            code = reload.run_watch(runner, targets, on_ready=lambda: print_urls(current))
+        else:
+            code = runner.run(lambda: print_urls(current))
+    if code != 0:
+        raise Exit(runner.failure or "the apps stopped", code=code)
+
+
+@task
+def migrate(c: Context) -> None:
+    """Apply the database migrations (idempotent; `inv run` does it too)."""
+    with user_errors():
+        current = settings.load()
+        backends.select(current).up(["db"])
+        apps.build_all()
+        apps.migrate(current)
+        print("migrations applied")
+
+
+def print_urls(current: settings.Settings) -> None:
+    print("\nThe platform answers through the gateway:")
+    for line in apps.gateway_urls(current):
+        print(f"  {line}")
+    print()
