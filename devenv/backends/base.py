@@ -29,13 +29,13 @@ class ComponentStatus:
         up = _duration(self.uptime) if self.uptime is not None else "-"
         return (
             f"{self.role:<8} {self.service:<9} {self.backend:<7} {self.state:<8} "
-            f"{health:<9} {self.address:<16} {self.ident:<14} {up}"
+            f"{health:<9} {self.address:<20} {self.ident:<14} {up}"
         )
 
 
 STATUS_HEADER = (
     f"{'ROLE':<8} {'SERVICE':<9} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
-    f"{'ADDRESS':<16} {'PID/CONTAINER':<14} UPTIME"
+    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} UPTIME"
 )
 
 

@@ -1,0 +1,60 @@
+"""`inv run` as a user runs it: the whole platform up and answering through the gateway, then
+Ctrl-C leaves no app process behind (the infrastructure keeps running until `inv down`)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from devenv import ports
+from tests.integration.test_native_stack import INV, Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path / "state")
+    yield s
+    s.inv("down", check=False)
+
+
+def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack) -> None:
+    proc = subprocess.Popen(
+        [*INV, "run"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "answers through the gateway" in line:
+                break
+        else:
+            pytest.fail("inv run ended before the apps were ready:\n" + "".join(seen[-30:]))
+        gateway = f"http://127.0.0.1:{stack.port('GATEWAY_PORT')}"
+        assert requests.get(f"{gateway}/query/v1/devices", timeout=10).status_code == 200
+        recorded = json.loads((stack.state_dir / "apps" / "status.json").read_text())["apps"]
+        pids = [app["pid"] for app in recorded.values()]
+        assert len(pids) == 2 and all(pids)
+        assert any(line.startswith("app") and "|" in line for line in seen), "no prefixed app log"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert alive == []
+    for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
+        assert ports.is_free(stack.port(key)), f"{key} still held after Ctrl-C"
+    # The infrastructure is still up: it is `inv down` that stops it.
+    assert stack.inv("status").stdout.count("healthy") == 4
