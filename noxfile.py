@@ -48,7 +48,7 @@ def go(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> N
 def lint(session: nox.Session) -> None:
     """Ruff, mypy, gofmt, go vet, actionlint, and compose.yaml through the real Compose loader."""
     install(session, "lint")
-    install_ai(session, "lint")
+    install_ai(session, "lint", "test")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
