@@ -24,14 +24,7 @@ AI_TARGET = build.VenvTarget(AI_SERVICE, AI_VENV)
 
 def build_all() -> list[str]:
     """Build what is stale; one line per artefact saying what happened and how long it took."""
-    go = build.go_build(GO_MODULE, GO_PACKAGE, BINARY, ldflags_vars=build.stamp_vars(REPO_ROOT))
-    venv = build.ensure_venv(AI_SERVICE, AI_VENV)
-    compiled = f"{len(go.rebuilt)} package(s) compiled" if go.rebuilt else "up to date"
-    installed = f"installed in {venv.duration:.1f}s" if venv.rebuilt else "up to date"
-    return [
-        f"go      {BINARY.relative_to(REPO_ROOT)}: {compiled}, {go.duration:.2f}s",
-        f"python  {AI_VENV.relative_to(REPO_ROOT)}: {installed}",
-    ]
+    return build.build_all([GO_TARGET], [AI_TARGET], repo=REPO_ROOT)
 
 
 def stale() -> list[str]:

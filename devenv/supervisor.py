@@ -32,7 +32,7 @@ from devenv import procs
 from devenv.supervisor_console import Console, Tail, lines_since
 from devenv.supervisor_spec import ProcessSpec, http_ok
 
-__all__ = ["ProcessSpec", "Supervisor", "http_ok"]
+__all__ = ["AlreadyRunning", "ProcessSpec", "Supervisor", "http_ok"]
 
 PID_FILE = "supervisor.pid"
 STATUS_FILE = "status.json"
@@ -58,9 +58,19 @@ class _Child:
     restart_at: float | None = None
 
 
+class AlreadyRunning(RuntimeError):
+    pass
+
+
 class Supervisor:
-    """Runs `specs` until stopped. `run()` blocks; `swap()` and `request_stop()` may be called
-    from other threads while it does."""
+    """Runs `specs` until stopped. `run()` blocks; `swap()`, `reload()` and `request_stop()`
+    may be called from other threads while it does.
+
+    `echo`: copy each process's lines to `out` as `name | line` (coloured when `out` is a
+    terminal, or `color=True`). `state_dir`: where the pid and status files go, so another
+    shell can see and stop this run (`supervisor_detached.status/stop`). `backoff`: first and
+    longest delay before a restart. `max_start_crashes`: failed starts in a row, before the
+    process was ever ready, that end the run. `stop_timeout`: SIGTERM to SIGKILL."""
 
     def __init__(
         self,
@@ -93,8 +103,8 @@ class Supervisor:
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Start everything, call `on_ready` once when all are ready, supervise until a signal
         or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up."""
-        tails = [self._tail(child) for child in self._children.values()] if self.echo else []
         with self._signals(), self._pid_file():
+            tails = [self._tail(child) for child in self._children.values()] if self.echo else []
             try:
                 with self._lock:
                     for child in self._children.values():
@@ -295,6 +305,9 @@ class Supervisor:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
         pid_file = procs.PidFile(self.state_dir / PID_FILE)
+        other = pid_file.running_pid()
+        if other is not None:
+            raise AlreadyRunning(f"already running (supervisor pid {other}); stop it first")
         pid_file.write(os.getpid())
         try:
             yield

@@ -11,9 +11,18 @@ from devenv.backends.base import InfraError
 from devenv.build import BuildError, ToolchainError
 from devenv.ports import PortBusyError
 from devenv.settings import SettingsError
+from devenv.supervisor import AlreadyRunning
 from devenv.supervisor_detached import DetachedError
 
-USER_ERRORS = (SettingsError, InfraError, PortBusyError, BuildError, ToolchainError, DetachedError)
+USER_ERRORS = (
+    SettingsError,
+    InfraError,
+    PortBusyError,
+    BuildError,
+    ToolchainError,
+    DetachedError,
+    AlreadyRunning,
+)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,247 @@
+"""Reload latency: from writing a source file to the first HTTP answer carrying the new text.
+
+On the test fixtures (tests/fixtures/goapp, tests/fixtures/pyapp.py), each in its own copy:
+our reloader (devenv.reload) on the Go server, on the Python app restarted and on a Python
+app with a slow-to-import dependency under `reload.preforked`, and `air` on the same Go
+edit with its default settings and with its delay set to our debounce. All run at once and
+are measured in turn, iteration by iteration, so a busy machine slows each of them alike.
+Prints p50/p95 and the ratios; `--idle N` first measures the CPU our idle watcher costs.
+
+    .venv/bin/python scripts/bench_reload.py [--iterations 20] [--idle 60] [--air PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from devenv import build, procs, reload  # noqa: E402
+from devenv.supervisor import ProcessSpec, Supervisor  # noqa: E402
+
+FIXTURES = REPO / "tests" / "fixtures"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Runner:
+    port: int
+    edit: Callable[[str], object]
+    history: list[reload.ReloadEvent] | None = None  # ours record each reload; air does not
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--idle", type=float, default=0, metavar="SECONDS")
+    parser.add_argument("--air", default=shutil.which("air") or str(Path.home() / "go/bin/air"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        runners = {
+            "devenv go": stack.enter_context(devenv_go(work / "go")),
+            "devenv python": stack.enter_context(devenv_python(work / "python")),
+            "devenv py forked": stack.enter_context(devenv_preforked(work / "preforked")),
+        }
+        if Path(args.air).exists():
+            delay = str(reload.QUIET_MS)
+            runners["air default"] = stack.enter_context(air(work / "air", args.air, []))
+            runners[f"air delay={delay}"] = stack.enter_context(
+                air(work / "air-fast", args.air, ["--build.delay", delay])
+            )
+        else:
+            print(f"air not found at {args.air}: go install github.com/air-verse/air@latest")
+        if args.idle:
+            measure_idle(args.idle)
+        samples: dict[str, list[float]] = {name: [] for name in runners}
+        for i in range(args.iterations):
+            names = list(runners)
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                samples[name].append(measure(runners[name], f"iteration {i}"))
+        breakdown("devenv go", runners["devenv go"].history or [])
+        breakdown("devenv python", runners["devenv python"].history or [])
+        breakdown("devenv py forked", runners["devenv py forked"].history or [])
+    print(f"\nfile write -> first answer with the new text, {args.iterations} iterations")
+    for name, values in samples.items():
+        print(f"  {name:<16} p50 {pct(values, 50):.3f}s  p95 {pct(values, 95):.3f}s")
+    ours = pct(samples["devenv go"], 50)
+    for name in (n for n in samples if n.startswith("air")):
+        print(f"  devenv go p50 / {name} p50 = {ours / pct(samples[name], 50):.2f}")
+    return 0
+
+
+@contextmanager
+def devenv_go(work: Path) -> Iterator[Runner]:
+    module = _copy_goapp(work)
+    binary = work / "bin" / "goapp"
+    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
+    port = _free_port()
+    spec = ProcessSpec(
+        "app",
+        (str(binary), "-addr", f"127.0.0.1:{port}"),
+        work / "app.log",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+    target = reload.GoReload("app", module, ".", work / "reload")
+    with _supervised(spec, target) as reloader:
+        yield Runner(port, lambda text: _say_go(module, text), reloader.history)
+
+
+@contextmanager
+def devenv_python(work: Path) -> Iterator[Runner]:
+    source = work / "src"
+    source.mkdir(parents=True)
+    message = source / "message.txt"
+    message.write_text("start")
+    port = _free_port()
+    pyapp = (sys.executable, str(FIXTURES / "pyapp.py"), "--port", str(port))
+    spec = ProcessSpec(
+        "ai",
+        (*pyapp, "--message-file", str(message)),
+        work / "ai.log",
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    with _supervised(spec, reload.PythonReload("ai", (source,))) as reloader:
+        yield Runner(port, message.write_text, reloader.history)
+
+
+@contextmanager
+def devenv_preforked(work: Path) -> Iterator[Runner]:
+    """The zapp fixture (its dependency takes 1.5 s to import) under reload_zygote."""
+    app = work / "pyzapp"
+    shutil.copytree(FIXTURES / "pyzapp", app)
+    port = _free_port()
+    spec = ProcessSpec(
+        "zapp",
+        (sys.executable, "-m", "zapp", "--port", str(port)),
+        work / "zapp.log",
+        cwd=app,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    message = app / "zapp" / "message.py"
+    target = reload.PythonReload("zapp", (app / "zapp",))
+    with _supervised(reload.preforked(spec, preload=["heavy_dep"]), target) as reloader:
+        yield Runner(
+            port, lambda text: message.write_text(f"MESSAGE = {text!r}\n"), reloader.history
+        )
+
+
+@contextmanager
+def air(work: Path, air: str, extra: list[str]) -> Iterator[Runner]:
+    module = _copy_goapp(work)
+    port = _free_port()
+    env = {**os.environ, "GOAPP_ADDR": f"127.0.0.1:{port}"}
+    proc = procs.spawn([air, *extra], log_file=work / "air.log", cwd=module, env=env)
+    try:
+        _wait(lambda: _get(port) == "hello v1", 120, "air's first build")
+        yield Runner(port, lambda text: _say_go(module, text))
+    finally:
+        procs.stop_group(proc.pid, 5)
+        proc.wait()
+
+
+@contextmanager
+def _supervised(spec: ProcessSpec, target: reload.Target) -> Iterator[reload.Reloader]:
+    supervisor = Supervisor([spec], out=io.StringIO(), echo=False)
+    reloader = reload.Reloader(supervisor, [target], out=io.StringIO())
+    ready = threading.Event()
+    thread = threading.Thread(target=supervisor.run, args=(ready.set,), daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(30):
+            raise RuntimeError(f"{spec.name} did not get ready; see {spec.log_file}")
+        reloader.start()
+        yield reloader
+    finally:
+        reloader.close()
+        supervisor.request_stop()
+        thread.join(30)
+
+
+def measure(runner: Runner, expected: str) -> float:
+    reloads = len(runner.history) if runner.history is not None else 0
+    start = time.perf_counter()
+    runner.edit(expected)
+    while _get(runner.port) != expected:
+        if time.perf_counter() - start > 60:
+            raise RuntimeError(f"no answer {expected!r} after 60 s")
+        time.sleep(0.01)
+    took = time.perf_counter() - start
+    if runner.history is not None:
+        history = runner.history
+        _wait(lambda: len(history) > reloads, 10, "the reload recorded")
+    time.sleep(0.3)  # let the watcher and the new process settle before the next edit
+    return took
+
+
+def breakdown(name: str, history: list[reload.ReloadEvent]) -> None:
+    builds = [e.build_seconds for e in history if e.build_seconds is not None]
+    readies = [e.ready_seconds for e in history if e.ready_seconds is not None]
+    built = f"build {statistics.median(builds):.3f}s, " if builds else ""
+    print(f"{name}: median {built}stop old + start new + ready {statistics.median(readies):.3f}s")
+
+
+def measure_idle(seconds: float) -> None:
+    me = psutil.Process()
+    before, start = me.cpu_times(), time.perf_counter()
+    time.sleep(seconds)  # the measurement window itself
+    after, wall = me.cpu_times(), time.perf_counter() - start
+    used = (after.user - before.user) + (after.system - before.system)
+    print(f"idle supervisors + watchers over {wall:.0f}s: {100 * used / wall:.2f}% of one core")
+
+
+def _copy_goapp(work: Path) -> Path:
+    module = work / "goapp"
+    shutil.copytree(FIXTURES / "goapp", module)
+    return module
+
+
+def _say_go(module: Path, text: str) -> None:
+    (module / "message.go").write_text(f'package main\n\nconst message = "{text}"\n')
+
+
+def _get(port: int) -> str | None:
+    try:
+        with _NO_PROXY.open(f"http://127.0.0.1:{port}/", timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(samples: list[float], percentile: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[percentile - 1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Live reload with real processes: the fixture Go server rebuilt and swapped, a Python app
+restarted, editor noise ignored, a burst of writes coalesced into one rebuild."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from devenv import build, reload
+from devenv.stack import free_ports
+from devenv.supervisor import ProcessSpec, Supervisor
+from tests.fixtures.running import Run, get, gone, running, wait_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed"),
+]
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class GoApp:
+    module: Path
+    url: str
+    run: Run
+    reloader: reload.Reloader
+    out: io.StringIO
+
+    def say(self, message: str) -> None:
+        (self.module / "message.go").write_text(f'package main\n\nconst message = "{message}"\n')
+
+    def served(self) -> str | None:
+        return get(self.url)
+
+
+@pytest.fixture
+def goapp(tmp_path: Path) -> Iterator[GoApp]:
+    module = tmp_path / "goapp"
+    shutil.copytree(FIXTURES / "goapp", module)
+    binary = tmp_path / "bin" / "goapp"
+    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
+    (port,) = free_ports(1)
+    spec = ProcessSpec(
+        name="app",
+        argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
+        log_file=tmp_path / "app.log",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+    out = io.StringIO()
+    supervisor = Supervisor([spec], out=out, color=False)
+    target = reload.GoReload("app", module, ".", tmp_path / "reload")
+    reloader = reload.Reloader(supervisor, [target])
+    with running(supervisor) as run:
+        assert run.ready.wait(20)
+        reloader.start()
+        try:
+            yield GoApp(module, f"http://127.0.0.1:{port}/", run, reloader, out)
+        finally:
+            reloader.close()
+
+
+def test_an_edit_is_served_a_compile_error_keeps_the_old_binary_and_a_fix_recovers(
+    goapp: GoApp,
+) -> None:
+    assert goapp.served() == "hello v1"
+
+    goapp.say("hello v2")
+    wait_for(lambda: goapp.served() == "hello v2", 30, "the edited answer")
+    wait_for(lambda: len(goapp.reloader.history) == 1, 5, "the reload recorded")
+    first = goapp.reloader.history[0]
+    assert first.ok and first.changed == ("message.go",)
+    assert first.build_seconds is not None and first.ready_seconds is not None
+    serving_pid = goapp.run.supervisor.pid("app")
+
+    (goapp.module / "message.go").write_text("package main\n\nconst message = notDeclared\n")
+    wait_for(lambda: len(goapp.reloader.history) == 2, 30, "the failed build")
+    assert not goapp.reloader.history[1].ok
+    assert goapp.served() == "hello v2"  # the old binary still answers
+    assert goapp.run.supervisor.pid("app") == serving_pid
+    shown = goapp.out.getvalue()
+    assert "# goapp\n./message.go:3:17: undefined: notDeclared\n" in shown
+    assert "reload app: message.go changed; built in" in shown
+    assert "build FAILED, the old process keeps serving" in shown
+
+    goapp.say("hello v3")
+    wait_for(lambda: goapp.served() == "hello v3", 30, "the fixed answer")
+    wait_for(lambda: len(goapp.reloader.history) == 3, 5, "the recovery recorded")
+    assert goapp.reloader.history[-1].ok
+
+
+def test_a_new_binary_that_does_not_start_is_rolled_back(goapp: GoApp) -> None:
+    goapp.say("hello v2")
+    wait_for(lambda: goapp.served() == "hello v2", 30, "the edited answer")
+    wait_for(lambda: len(goapp.reloader.history) == 1, 5, "the reload recorded")
+
+    panics = 'package main\n\nconst message = "never served"\n\nfunc init() { panic("bad") }\n'
+    (goapp.module / "message.go").write_text(panics)
+    wait_for(lambda: len(goapp.reloader.history) == 2, 30, "the failed start")
+
+    assert goapp.reloader.history[1].failed == "rollback"
+    assert goapp.served() == "hello v2"
+    shown = goapp.out.getvalue()
+    assert "the new binary did NOT get ready; the previous one serves again" in shown
+    assert "app | panic: bad" in shown
+    goapp.say("hello v3")
+    wait_for(lambda: goapp.served() == "hello v3", 30, "the next good save")
+    assert goapp.run.supervisor.failure is None
+
+
+def test_a_burst_of_50_files_is_one_rebuild(goapp: GoApp) -> None:
+    for i in range(50):
+        (goapp.module / f"gen{i:02}.go").write_text(f"package main\n\nconst gen{i:02} = {i}\n")
+    goapp.say("after the burst")
+
+    wait_for(lambda: goapp.served() == "after the burst", 30, "the answer after the burst")
+    # Nothing else may follow: give a second rebuild more than enough time to show up.
+    time.sleep(1.5)
+    assert len(goapp.reloader.history) == 1
+    assert len(goapp.reloader.history[0].changed) == 51
+    assert goapp.out.getvalue().count("reload app:") == 1
+
+
+def test_editor_temp_files_git_and_go_tests_are_ignored(goapp: GoApp) -> None:
+    for name in (".message.go.swp", "message.go~", "4913", ".#message.go", "x.go.tmp"):
+        (goapp.module / name).write_text("noise")
+    (goapp.module / "message_test.go").write_text("package main\n")
+    (goapp.module / "testdata").mkdir()
+    (goapp.module / "testdata" / "case.json").write_text("{}")
+    (goapp.module / ".git").mkdir()
+    (goapp.module / ".git" / "index").write_text("noise")
+
+    time.sleep(1.0)  # several quiet windows: any reload would have started by now
+    assert goapp.reloader.history == []
+
+    goapp.say("still watching")
+    wait_for(lambda: goapp.served() == "still watching", 30, "a real change to reload")
+
+
+def test_python_app_is_restarted_readiness_gated(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "message.txt").write_text("before")
+    (port,) = free_ports(1)
+    pyapp = (sys.executable, str(FIXTURES / "pyapp.py"), "--port", str(port))
+    spec = ProcessSpec(
+        name="ai",
+        argv=(*pyapp, "--message-file", str(source / "message.txt")),
+        log_file=tmp_path / "ai.log",
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    out = io.StringIO()
+    supervisor = Supervisor([spec], out=out, color=False)
+    reloader = reload.Reloader(supervisor, [reload.PythonReload("ai", (source,))])
+    with running(supervisor) as run:
+        assert run.ready.wait(20)
+        reloader.start()
+        try:
+            (source / "message.txt").write_text("after")
+            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "after", 20, "the restart")
+            wait_for(lambda: len(reloader.history) == 1, 5, "the reload recorded")
+        finally:
+            reloader.close()
+    event = reloader.history[0]
+    assert event.ok and event.build_seconds is None and event.ready_seconds is not None
+    assert f"reload ai: message.txt changed; ready in {event.ready_seconds:.2f}s" in out.getvalue()
+
+
+def test_run_watch_starts_watching_once_everything_is_ready(tmp_path: Path) -> None:
+    module = tmp_path / "goapp"
+    shutil.copytree(FIXTURES / "goapp", module)
+    binary = tmp_path / "bin" / "goapp"
+    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
+    (port,) = free_ports(1)
+    spec = ProcessSpec(
+        name="app",
+        argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
+        log_file=tmp_path / "app.log",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+    supervisor = Supervisor([spec], out=io.StringIO(), color=False)
+    announced: list[str] = []
+    target = reload.GoReload("app", module, ".", tmp_path / "reload")
+    codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(
+            reload.run_watch(supervisor, [target], on_ready=lambda: announced.append("ready"))
+        )
+    )
+    thread.start()
+    try:
+        wait_for(lambda: announced == ["ready"], 20, "on_ready")
+        (module / "message.go").write_text('package main\n\nconst message = "watched"\n')
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "watched", 30, "the reload")
+    finally:
+        supervisor.request_stop()
+        thread.join(30)
+    assert codes == [0]
+    assert get(f"http://127.0.0.1:{port}/readyz") is None
+
+
+def test_a_preforked_python_app_reloads_without_importing_its_dependencies_again(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "pyzapp"
+    shutil.copytree(FIXTURES / "pyzapp", app)
+    (port,) = free_ports(1)
+    spec = ProcessSpec(
+        name="ai",
+        argv=(sys.executable, "-m", "zapp", "--port", str(port)),
+        log_file=tmp_path / "ai.log",
+        cwd=app,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    out = io.StringIO()
+    supervisor = Supervisor([reload.preforked(spec, preload=["heavy_dep"])], out=out, color=False)
+    reloader = reload.Reloader(supervisor, [reload.PythonReload("ai", (app / "zapp",))])
+    started = time.monotonic()
+    with running(supervisor) as run:
+        assert run.ready.wait(20)
+        assert time.monotonic() - started >= 1.5  # heavy_dep's import, paid once
+        launcher = supervisor.pid("ai")
+        assert launcher is not None
+        first_worker = psutil.Process(launcher).children()
+        reloader.start()
+        try:
+            (app / "zapp" / "message.py").write_text('MESSAGE = "zapp v2"\n')
+            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "zapp v2", 20, "the reload")
+            wait_for(lambda: len(reloader.history) == 1, 5, "the reload recorded")
+            workers = psutil.Process(launcher).children()
+        finally:
+            reloader.close()
+    event = reloader.history[0]
+    assert event.ok and event.ready_seconds is not None
+    assert event.ready_seconds < 1.0  # less than heavy_dep's import alone
+    assert supervisor.pid("ai") is None
+    assert [p.pid for p in workers] != [p.pid for p in first_worker]
+    assert all(gone(p.pid) for p in [*workers, *first_worker]) and gone(launcher)
+    assert "zygote: preloaded heavy_dep in 1.5" in out.getvalue()
+
+
+def test_preforked_preloads_the_declared_dependencies(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "s"\nversion = "0"\ndependencies = ["PyYAML>=6", "psutil"]\n'
+    )
+    spec = ProcessSpec("ai", (sys.executable, "-m", "svc", "--flag"), tmp_path / "ai.log")
+
+    wrapped = reload.preforked(spec, pyproject=pyproject)
+
+    assert wrapped.argv == (
+        sys.executable,
+        str(reload.ZYGOTE),
+        "--preload-from",
+        str(pyproject),
+        "-m",
+        "svc",
+        "--flag",
+    )
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from devenv import reload_zygote as z; "
+            "print(z.declared_modules(__import__('pathlib').Path(sys.argv[1])))",
+            str(pyproject),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert listed.strip() == "['psutil', 'yaml']"
+    with pytest.raises(ValueError, match="needs `python -m module`"):
+        reload.preforked(ProcessSpec("x", ("python", "x.py"), tmp_path / "x.log"))

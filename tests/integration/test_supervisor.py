@@ -1,0 +1,334 @@
+"""The supervisor with real processes: output, crashes, signals to itself, detached mode."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devenv import procs, supervisor_detached
+from devenv.stack import free_ports
+from devenv.supervisor import AlreadyRunning, ProcessSpec, Supervisor
+from tests.fixtures.running import get, gone, running, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+PYAPP = Path(__file__).resolve().parents[1] / "fixtures" / "pyapp.py"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pyapp(name: str, port: int, logs: Path, *args: str, **spec: object) -> ProcessSpec:
+    return ProcessSpec(
+        name=name,
+        argv=(sys.executable, str(PYAPP), "--port", str(port), *args),
+        log_file=logs / f"{name}.log",
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        **spec,  # type: ignore[arg-type]
+    )
+
+
+def test_lines_are_prefixed_aligned_coloured_and_written_to_log_files(tmp_path: Path) -> None:
+    app_port, ai_port = free_ports(2)
+    out = io.StringIO()
+    specs = [pyapp("app", app_port, tmp_path), pyapp("ai", ai_port, tmp_path)]
+    with running(Supervisor(specs, out=out, color=True)) as run:
+        assert run.ready.wait(20)
+        assert get(f"http://127.0.0.1:{ai_port}/hello") == "hello"
+        wait_for(lambda: "request /hello" in out.getvalue(), 5, "the request line echoed")
+        run.supervisor.request_stop()
+        assert run.finished(15) == 0
+
+    shown = out.getvalue()
+    assert re.search(r"\033\[36mapp \|\033\[0m pyapp start 1 pid \d+", shown)
+    assert re.search(r"\033\[35mai  \|\033\[0m listening on \d+", shown)
+    assert "\033[35mai  |\033[0m request /hello" in shown
+    assert "request /hello" in (tmp_path / "ai.log").read_text()
+    assert (tmp_path / "app.log").read_text().startswith("pyapp start 1")
+    assert "|" not in (tmp_path / "app.log").read_text()
+
+
+def test_no_colour_unless_a_tty_or_forced(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    out = io.StringIO()
+    with running(Supervisor([pyapp("app", port, tmp_path)], out=out)) as run:
+        assert run.ready.wait(20)
+        wait_for(lambda: "app | listening on" in out.getvalue(), 5, "the listening line")
+    assert "\033[" not in out.getvalue()
+
+
+def test_a_crash_is_shown_and_restarted_with_doubling_backoff(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    counter = tmp_path / "starts"
+    crashy = pyapp(
+        "app",
+        port,
+        tmp_path,
+        "--crash-after",
+        "0.3",
+        "--crash-times",
+        "2",
+        "--counter",
+        str(counter),
+    )
+    out = io.StringIO()
+    with running(Supervisor([crashy], out=out, color=False)) as run:
+        assert run.ready.wait(20)
+        wait_for(lambda: counter.exists() and counter.read_text() == "3", 15, "a third start")
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "hello", 10, "the third to serve")
+
+    shown = out.getvalue()
+    first, second = re.findall(r"app \(pid \d+\) exited with code 3 after running; (.*)", shown)
+    assert first == "restarting in 1.0s. Last lines of " + str(tmp_path / "app.log") + ":"
+    assert second.startswith("restarting in 2.0s.")
+    assert "\n    crashing after 0.3s" in shown
+    starts = [
+        float(t) for t in re.findall(r"^app \| pyapp start \d pid \d+ at ([\d.]+)", shown, re.M)
+    ]
+    assert len(starts) >= 3
+    assert starts[1] - starts[0] >= 0.3 + 1.0
+    assert starts[2] - starts[1] >= 0.3 + 2.0
+
+
+def test_gives_up_after_n_crashes_at_start_and_stops_everything(tmp_path: Path) -> None:
+    app_port, ai_port = free_ports(2)
+    broken = pyapp("app", app_port, tmp_path, "--crash-at-start", "7")
+    healthy = pyapp("ai", ai_port, tmp_path)
+    out = io.StringIO()
+    supervisor = Supervisor(
+        [broken, healthy], out=out, color=False, max_start_crashes=3, backoff=(0.2, 1.0)
+    )
+    with running(supervisor) as run:
+        assert run.finished(30) == 1
+
+    assert supervisor.failure is not None
+    assert supervisor.failure.startswith(
+        "app failed 3 starts in a row (last: exited with code 7); stopping everything."
+    )
+    assert "boom: cannot start" in supervisor.failure
+    assert out.getvalue().count("exited with code 7 while starting; restarting in") == 2
+    assert out.getvalue().rstrip().endswith("boom: cannot start")
+    assert get(f"http://127.0.0.1:{ai_port}/healthz") is None
+
+
+def test_once_it_has_served_a_crash_loop_is_retried_not_given_up(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    counter = tmp_path / "starts"
+    spec = pyapp(
+        "app",
+        port,
+        tmp_path,
+        *("--crash-after", "0.3", "--counter", str(counter)),
+        *("--crash-at-start", "4", "--crash-at-start-from", "2"),
+    )
+    out = io.StringIO()
+    supervisor = Supervisor([spec], out=out, max_start_crashes=2, backoff=(0.1, 0.4))
+    with running(supervisor) as run:
+        assert run.ready.wait(20)
+        wait_for(lambda: counter.exists() and int(counter.read_text()) >= 6, 20, "6 starts")
+        assert supervisor.failure is None
+        assert run.thread is not None and run.thread.is_alive()
+    delays = re.findall(r"restarting in ([\d.]+)s", out.getvalue())
+    assert delays[:5] == ["0.1", "0.2", "0.4", "0.4", "0.4"]  # doubling, capped
+    assert "exited with code 4 while starting; restarting in 0.4s" in out.getvalue()
+
+
+def test_a_callable_probe_is_polled_but_cannot_go_detached(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    checked: list[bool] = []
+
+    def tcp_probe() -> bool:
+        with socket.socket() as sock:
+            checked.append(sock.connect_ex(("127.0.0.1", port)) == 0)
+        return checked[-1]
+
+    spec = dataclasses.replace(pyapp("app", port, tmp_path), ready_url=None, ready_check=tcp_probe)
+    with running(Supervisor([spec], out=io.StringIO())) as run:
+        assert run.ready.wait(20)
+    assert checked[-1] is True
+    with pytest.raises(ValueError, match="a callable probe cannot run detached; use ready_url"):
+        supervisor_detached.start([spec], tmp_path / "state")
+
+
+def test_not_ready_by_the_deadline_counts_as_a_failed_start(tmp_path: Path) -> None:
+    port, wrong = free_ports(2)
+    deaf = pyapp("app", port, tmp_path, ready_timeout=0.5)
+    deaf = dataclasses.replace(deaf, ready_url=f"http://127.0.0.1:{wrong}/healthz")
+    supervisor = Supervisor(
+        [deaf], out=io.StringIO(), max_start_crashes=2, backoff=(0.1, 1.0), stop_timeout=1
+    )
+    with running(supervisor) as run:
+        assert run.finished(30) == 1
+    assert supervisor.failure is not None
+    assert "app failed 2 starts in a row (last: not ready after 0.5s)" in supervisor.failure
+
+
+def test_swap_replaces_the_process_and_waits_until_it_is_ready(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    spec = pyapp("app", port, tmp_path, "--message", "old")
+    with running(Supervisor([spec], out=io.StringIO())) as run:
+        assert run.ready.wait(20)
+        assert get(f"http://127.0.0.1:{port}/") == "old"
+
+        new = pyapp("app", port, tmp_path, "--message", "new")
+        assert run.supervisor.swap("app", new)
+
+        assert get(f"http://127.0.0.1:{port}/") == "new"
+        assert run.supervisor.spec("app") == new
+
+
+# --- the supervisor process itself, signalled, and detached -------------------------------
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[int]]:
+    """Pids to kill (with their groups and descendants) whatever the test's outcome."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        procs.stop_group(pid, 1)
+
+
+def _write_spec(state: Path, specs: list[ProcessSpec]) -> Path:
+    state.mkdir(parents=True, exist_ok=True)
+    spec_file = state / "spec.json"
+    spec_file.write_text(json.dumps({"apps": [s.to_json() for s in specs]}))
+    return spec_file
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_the_supervisor_leaves_no_child_or_grandchild(
+    tmp_path: Path, sig: signal.Signals, reaper: list[int]
+) -> None:
+    app_port, ai_port = free_ports(2)
+    state = tmp_path / "state"
+    grandchild_file = tmp_path / "grandchild.pid"
+    specs = [
+        pyapp("app", app_port, tmp_path, "--grandchild", str(grandchild_file), "--ignore-term"),
+        pyapp("ai", ai_port, tmp_path),
+    ]
+    argv = [sys.executable, "-m", "devenv.supervisor_detached", "run", "--echo"]
+    argv += ["--spec", str(_write_spec(state, specs)), "--state-dir", str(state)]
+    log = tmp_path / "supervisor.out"
+    with log.open("wb") as out:
+        sup = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    reaper.append(sup.pid)
+    wait_for(lambda: _all_ready(state), 20, "both apps ready")
+    apps = json.loads((state / "status.json").read_text())["apps"]
+    children = [apps["app"]["pid"], apps["ai"]["pid"]]
+    grandchild = int(grandchild_file.read_text())
+    reaper.extend([*children, grandchild])
+
+    started = time.monotonic()
+    sup.send_signal(sig)
+    assert sup.wait(20) == 0
+    took = time.monotonic() - started
+
+    assert [pid for pid in [*children, grandchild] if not gone(pid)] == []
+    # The stubborn app ignores SIGTERM: SIGKILL came after the 5 s grace, not sooner.
+    assert 5.0 <= took < 10.0
+    assert not (state / "supervisor.pid").exists()
+    assert "app | listening on" in log.read_text()
+
+
+def _all_ready(state: Path) -> bool:
+    try:
+        apps = json.loads((state / "status.json").read_text())["apps"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return all(app["ready"] for app in apps.values())
+
+
+def _in_new_shell(code: str) -> str:
+    """Run `code` in a separate Python process, as `inv status` in another terminal would."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+
+
+STATUS = """
+import json, sys
+from pathlib import Path
+from devenv import supervisor_detached as d
+s = d.status(Path(sys.argv[1] if len(sys.argv) > 1 else {state!r}))
+print(json.dumps(None if s is None else {{"pid": s.pid, "apps": [
+    {{"name": a.name, "pid": a.pid, "ready": a.ready, "uptime": a.uptime,
+      "log": str(a.log_file)}} for a in s.apps]}}))
+"""
+
+
+def test_detached_status_logs_and_stop_from_another_shell(
+    tmp_path: Path, reaper: list[int]
+) -> None:
+    app_port, ai_port = free_ports(2)
+    state = tmp_path / "state"
+    specs = [
+        pyapp("app", app_port, tmp_path / "logs", "--grandchild", str(tmp_path / "gc.pid")),
+        pyapp("ai", ai_port, tmp_path / "logs"),
+    ]
+    started = supervisor_detached.start(specs, state, timeout=30)
+    reaper.append(started.pid)
+    reaper.extend(app.pid for app in started.apps if app.pid)
+
+    shown = json.loads(_in_new_shell(STATUS.format(state=str(state))))
+    assert shown["pid"] == started.pid
+    assert [(a["name"], a["ready"]) for a in shown["apps"]] == [("app", True), ("ai", True)]
+    assert all(a["pid"] and a["uptime"] >= 0 for a in shown["apps"])
+    assert get(f"http://127.0.0.1:{app_port}/") == "hello"
+    app_log = Path(shown["apps"][0]["log"])
+    wait_for(lambda: "request /" in app_log.read_text(), 5, "the request in the app's log")
+
+    with pytest.raises(supervisor_detached.DetachedError, match="already running"):
+        supervisor_detached.start(specs, state)
+    with pytest.raises(AlreadyRunning, match=f"already running \\(supervisor pid {started.pid}\\)"):
+        Supervisor(specs, state_dir=state).run()
+
+    grandchild = int((tmp_path / "gc.pid").read_text())
+    _in_new_shell(
+        f"from pathlib import Path; from devenv import supervisor_detached as d; "
+        f"assert d.stop(Path({str(state)!r}))"
+    )
+
+    assert json.loads(_in_new_shell(STATUS.format(state=str(state)))) is None
+    pids = [started.pid, grandchild, *(a["pid"] for a in shown["apps"])]
+    wait_for(lambda: all(gone(pid) for pid in pids), 10, "every process gone")
+    assert get(f"http://127.0.0.1:{app_port}/healthz") is None
+
+
+def test_detached_start_that_gives_up_says_why(tmp_path: Path, reaper: list[int]) -> None:
+    (port,) = free_ports(1)
+    broken = pyapp("app", port, tmp_path, "--crash-at-start", "5")
+
+    with pytest.raises(supervisor_detached.DetachedError) as failure:
+        supervisor_detached.start([broken], tmp_path / "state", backoff=(0.1, 0.5), timeout=30)
+
+    assert "app failed 3 starts in a row (last: exited with code 5)" in str(failure.value)
+    assert supervisor_detached.status(tmp_path / "state") is None
+
+
+def test_stop_cleans_up_after_a_supervisor_killed_with_sigkill(
+    tmp_path: Path, reaper: list[int]
+) -> None:
+    (port,) = free_ports(1)
+    state = tmp_path / "state"
+    started = supervisor_detached.start([pyapp("app", port, tmp_path)], state, timeout=30)
+    app_pid = started.apps[0].pid
+    assert app_pid is not None
+    reaper.extend([started.pid, app_pid])
+
+    os.kill(started.pid, signal.SIGKILL)
+    wait_for(lambda: gone(started.pid), 5, "the supervisor killed")
+    assert not gone(app_pid)  # orphaned, still serving
+
+    assert supervisor_detached.stop(state) is False
+    wait_for(lambda: gone(app_pid), 10, "the orphan stopped")
