@@ -103,10 +103,13 @@ def contract(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Real processes: the native backend, the supervisor and reload; the relay on real Kafka."""
     install(session, "test")
+    install_ai(session)  # the Go anomaly-loop test runs the real inference service
     session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
     current = settings.load()
+    python = str(Path(str(session.virtualenv.location)) / "bin" / "python")
+    env = {**current.as_env(), "AI_INFERENCE_PYTHON": python}
     with infra_running(current, ["db", "bus", "mqtt"], say=session.log):
-        go(session, "test", "-count=1", "-tags=integration", "./...", env=current.as_env())
+        go(session, "test", "-count=1", "-tags=integration", "./...", env=env)
 
 
 @nox.session(tags=["ci"])

@@ -76,6 +76,15 @@ class Settings(BaseModel):
     MQTT_SHARE_GROUP: str = Field("platform", min_length=1)
     OUTBOX_POLL_INTERVAL: str = Field("500ms", pattern=DURATION)
     OUTBOX_BATCH_SIZE: int = Field(1000, ge=1, le=10000)
+    ANOMALY_CONSUMER_GROUP: str = Field("anomaly-detector", pattern=r"^[A-Za-z0-9_.-]+$")
+    ANOMALY_WINDOW: int = Field(64, ge=1, le=4000)
+    ACTIONS_CONSUMER_GROUP: str = Field("platform-actions", pattern=r"^[A-Za-z0-9_.-]+$")
+    ANOMALY_COMMAND_RULES: str = Field(
+        "temperature:cooldown",
+        pattern=r"^(none|-|[A-Za-z0-9_.-]{1,64}:[A-Za-z][A-Za-z0-9_.-]{0,63}"
+        r"(\s*,\s*[A-Za-z0-9_.-]{1,64}:[A-Za-z][A-Za-z0-9_.-]{0,63})*)$",
+    )
+    AI_INFERENCE_TIMEOUT: str = Field("5s", pattern=DURATION)
 
     AI_INFERENCE_HOST: str = "127.0.0.1"
     AI_INFERENCE_PORT: Port = 8090

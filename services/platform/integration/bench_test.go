@@ -199,6 +199,7 @@ func TestBenchIngestToQueryVisible(t *testing.T) {
 	suffix := uuid.NewString()[:8]
 	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = "bench-t-"+suffix, "bench-dlq-"+suffix, "bench-a-"+suffix
 	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = "bench-"+suffix, "bench-"+suffix, "bench-"+suffix
+	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = "bench-det-"+suffix, "bench-act-"+suffix
 	ports := freeTCPPorts(t, 3)
 	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
 	actx, stop := context.WithCancel(ctx)

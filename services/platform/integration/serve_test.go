@@ -37,6 +37,7 @@ func TestServeEndToEnd(t *testing.T) {
 	sfx := uuid.NewString()[:8]
 	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = "e2e-t-"+sfx, "e2e-dlq-"+sfx, "e2e-a-"+sfx
 	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = "e2e-"+sfx, "e2e-"+sfx, "e2e-"+sfx
+	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = "e2e-det-"+sfx, "e2e-act-"+sfx
 	ports := freeTCPPorts(t, 3)
 	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
 	actx, stop := context.WithCancel(ctx)

@@ -306,3 +306,63 @@ func TestBadParametersAreNamed(t *testing.T) {
 	_, err = cli.Latest(ctx, "bad+id")
 	apiErr(t, err, 400, "invalid_parameter")
 }
+
+func TestAnomaliesList(t *testing.T) {
+	reset(t)
+	require.NoError(t, db.Truncate(context.Background(), "anomalies"))
+	ctx := context.Background()
+	ingest(t, rd("dev-a", 1, map[string]float64{"temp": 1}))
+	for i := range 5 {
+		metric := "temperature"
+		if i == 2 {
+			metric = "humidity"
+		}
+		_, err := db.Pool.Exec(ctx, `
+			INSERT INTO anomalies (event_id, device_id, metric, ts, value, score, reading_event_id, model_name, model_version, detected_at)
+			VALUES ($1, 'dev-a', $2, $3, $4, 9.5, $5, 'robust-zscore', '1.0.0', now())`,
+			uuid.New(), metric, t0.Add(time.Duration(10-i)*time.Second), float64(90+i), uuid.New())
+		require.NoError(t, err)
+	}
+	page, err := cli.Anomalies(ctx, "dev-a", client.AnomaliesQuery{Page: client.Page{Limit: 2}})
+	require.NoError(t, err)
+	require.Len(t, page.Anomalies, 2)
+	require.NotNil(t, page.NextCursor)
+	assert.Equal(t, 94.0, page.Anomalies[0].Value, "ordered by ts")
+	assert.Equal(t, "robust-zscore", page.Anomalies[0].Model.Name)
+	var all []client.Anomaly
+	all = append(all, page.Anomalies...)
+	for page.NextCursor != nil {
+		page, err = cli.Anomalies(ctx, "dev-a", client.AnomaliesQuery{Page: client.Page{Limit: 2, Cursor: *page.NextCursor}})
+		require.NoError(t, err)
+		all = append(all, page.Anomalies...)
+	}
+	require.Len(t, all, 5)
+	for i := 1; i < len(all); i++ {
+		assert.True(t, all[i].TS.After(all[i-1].TS))
+	}
+	hum, err := cli.Anomalies(ctx, "dev-a", client.AnomaliesQuery{Metric: "humidity"})
+	require.NoError(t, err)
+	require.Len(t, hum.Anomalies, 1)
+	assert.Equal(t, 92.0, hum.Anomalies[0].Value)
+
+	for path, schema := range map[string]string{
+		"/query/v1/devices/dev-a/anomalies":                contracts.AnomalyList,
+		"/query/v1/devices/dev-a/anomalies?limit=1":        contracts.AnomalyList,
+		"/query/v1/devices/ghost/anomalies":                contracts.ErrorBody,
+		"/query/v1/devices/dev-a/anomalies?metric=a%20b":   contracts.ErrorBody,
+		"/query/v1/devices/dev-a/anomalies?cursor=zz":      contracts.ErrorBody,
+		"/query/v1/devices/dev-a/anomalies?from=2026-01-1": contracts.ErrorBody,
+	} {
+		resp, err := http.Get(baseURL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.NoError(t, contracts.Default().Validate(schema, body), path)
+	}
+	_, err = cli.Anomalies(ctx, "ghost", client.AnomaliesQuery{})
+	apiErr(t, err, http.StatusNotFound, "not_found")
+	_, err = cli.Anomalies(ctx, "dev-a", client.AnomaliesQuery{Metric: "a b"})
+	ae := apiErr(t, err, http.StatusBadRequest, "invalid_parameter")
+	assert.Equal(t, "metric", ae.Details[0].Field)
+}

@@ -48,6 +48,7 @@ func (s *Server) Handler(checks map[string]httpx.Check) http.Handler {
 	mux.HandleFunc("GET /query/v1/devices/{id}/latest", s.latest)
 	mux.HandleFunc("GET /query/v1/devices/{id}/readings", s.readings)
 	mux.HandleFunc("GET /query/v1/devices/{id}/events", s.events)
+	mux.HandleFunc("GET /query/v1/devices/{id}/anomalies", s.anomalies)
 	httpx.HandleHealth(mux, "query", checks)
 	return httpx.Recover(s.log, mux)
 }
@@ -331,6 +332,74 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Events == nil {
 		out.Events = []client.Event{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+type anomaliesCursor struct {
+	TS      time.Time `json:"t"`
+	EventID uuid.UUID `json:"e"`
+}
+
+// anomalies lists the device's anomalies (written by the detector), by ts
+// then event_id. A device is known once it has an event stream.
+func (s *Server) anomalies(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.deviceID(w, r)
+	if !ok {
+		return
+	}
+	p := newParams(r, "metric", "limit", "cursor")
+	var metric *string
+	if m := p.q.Get("metric"); m != "" {
+		if !metricRE.MatchString(m) {
+			p.fail("metric", "must match "+metricRE.String())
+		}
+		metric = &m
+	}
+	limit := p.limit()
+	var cur anomaliesCursor
+	hasCur := p.cursor(&cur)
+	if !p.done(w) {
+		return
+	}
+	if !s.exists(r.Context(), w, r, storedStream, id) {
+		return
+	}
+	var ct *time.Time
+	var ce *uuid.UUID
+	if hasCur {
+		ct, ce = &cur.TS, &cur.EventID
+	}
+	rows, err := s.pool.Query(r.Context(), `
+		SELECT event_id, metric, ts, value, score, reading_event_id, model_name, model_version, detected_at
+		FROM anomalies
+		WHERE device_id = $1
+		  AND ($2::text IS NULL OR metric = $2)
+		  AND ($3::timestamptz IS NULL OR (ts, event_id) > ($3, $4::uuid))
+		ORDER BY ts, event_id
+		LIMIT $5`, id, metric, ct, ce, limit+1)
+	if err != nil {
+		httpx.Internal(w, r, s.log, err)
+		return
+	}
+	as, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Anomaly, error) {
+		var a client.Anomaly
+		err := row.Scan(&a.EventID, &a.Metric, &a.TS, &a.Value, &a.Score, &a.ReadingEventID, &a.Model.Name, &a.Model.Version, &a.DetectedAt)
+		a.TS, a.DetectedAt = a.TS.UTC(), a.DetectedAt.UTC()
+		return a, err
+	})
+	if err != nil {
+		httpx.Internal(w, r, s.log, err)
+		return
+	}
+	out := client.AnomalyList{DeviceID: id, Anomalies: as}
+	if len(as) > limit {
+		last := as[limit-1]
+		out.Anomalies = as[:limit]
+		out.NextCursor = encodeCursor(anomaliesCursor{TS: last.TS, EventID: last.EventID})
+	}
+	if out.Anomalies == nil {
+		out.Anomalies = []client.Anomaly{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

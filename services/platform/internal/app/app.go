@@ -1,6 +1,8 @@
 // Package app wires the monolith: one PostgreSQL pool, one Kafka producer,
-// one MQTT session, the three HTTP servers, the two outbox relays and the
-// query consumer; and it shuts them down in order.
+// one MQTT session, the three HTTP servers, the two outbox relays, the
+// query consumer, the anomaly detector (query server; its /readyz checks the
+// AI inference service) and the actions' anomalies.v1 consumer; and it shuts
+// them down in order.
 package app
 
 import (
@@ -17,10 +19,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"platform/actions"
+	"platform/detector"
 	"platform/ingestion"
 	"platform/internal/config"
 	"platform/internal/contracts"
 	"platform/internal/httpx"
+	"platform/internal/inference"
 	"platform/internal/kafkax"
 	"platform/internal/migrations"
 	"platform/internal/mqttx"
@@ -134,11 +138,29 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	projector := query.NewProjector(pool, val, log)
 
+	// The anomaly loop: the detector (hosted by the query server) scores
+	// telemetry with the AI inference service; the actions server turns
+	// anomalies.v1 into commands.
+	scorer := inference.New(inference.Config{BaseURL: cfg.AIInferenceURL(), Timeout: cfg.AIInferenceTimeout}, val)
+	det, err := detector.New(pool, scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies}, log)
+	if err != nil {
+		return err
+	}
+	detConsumer, err := kafkax.NewGroupConsumer(brokers, cfg.AnomalyConsumerGroup, cfg.TopicTelemetry, "platform-anomaly-detector")
+	if err != nil {
+		return err
+	}
+	anomalyRules := actions.NewAnomalyRules(actSvc, val, cfg.AnomalyCommandRules, log)
+	actConsumer, err := kafkax.NewGroupConsumer(brokers, cfg.ActionsConsumerGroup, cfg.TopicAnomalies, "platform-actions")
+	if err != nil {
+		return err
+	}
+
 	pgCheck := func(ctx context.Context) error { return pool.Ping(ctx) }
 	kafkaCheck := func(ctx context.Context) error { return kafkax.Ping(ctx, producer) }
 	handlers := []http.Handler{
 		ingestion.NewServer(ingSvc, val, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "mqtt": mq.Ping}),
-		query.NewServer(pool, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck}),
+		query.NewServer(pool, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "inference": scorer.Ping}),
 		actions.NewServer(actSvc, val, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "mqtt": mq.Ping}),
 	}
 
@@ -146,10 +168,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work sync.WaitGroup
-	work.Add(3)
+	work.Add(5)
 	go func() { defer work.Done(); _ = kafkaRelay.Run(workCtx) }()
 	go func() { defer work.Done(); _ = cmdRelay.Run(workCtx) }()
 	go func() { defer work.Done(); query.Consume(workCtx, consumer, projector, log) }()
+	go func() { defer work.Done(); detector.Run(workCtx, detConsumer, det, log) }()
+	go func() { defer work.Done(); actions.RunAnomalyConsumer(workCtx, actConsumer, anomalyRules, log) }()
 
 	servers := make([]*http.Server, len(defs))
 	errc := make(chan error, len(defs))
@@ -197,6 +221,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("workers did not stop within the shutdown timeout")
 	}
 	consumer.Close()
+	detConsumer.Close()
+	actConsumer.Close()
 	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = producer.Flush(fctx)
 	fcancel()

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +46,16 @@ type Config struct {
 	OutboxPollInterval time.Duration
 	OutboxBatchSize    int
 
-	AIInferenceHost string
-	AIInferencePort int
+	AIInferenceHost    string
+	AIInferencePort    int
+	AIInferenceTimeout time.Duration
+
+	AnomalyConsumerGroup string
+	AnomalyWindow        int
+	ActionsConsumerGroup string
+	// AnomalyCommandRules maps a metric to the command issued when one of
+	// its readings is an anomaly (ANOMALY_COMMAND_RULES).
+	AnomalyCommandRules map[string]string
 }
 
 // Load reads the settings through getenv (os.Getenv in production). An
@@ -80,6 +90,12 @@ func Load(getenv func(string) string) (Config, error) {
 		OutboxBatchSize:    l.intRange("OUTBOX_BATCH_SIZE", 1000, 1, 10000),
 		AIInferenceHost:    l.host("AI_INFERENCE_HOST", "127.0.0.1"),
 		AIInferencePort:    l.port("AI_INFERENCE_PORT", 8090),
+		AIInferenceTimeout: l.duration("AI_INFERENCE_TIMEOUT", 5*time.Second),
+
+		AnomalyConsumerGroup: l.name("ANOMALY_CONSUMER_GROUP", "anomaly-detector"),
+		AnomalyWindow:        l.intRange("ANOMALY_WINDOW", 64, 1, 4000),
+		ActionsConsumerGroup: l.name("ACTIONS_CONSUMER_GROUP", "platform-actions"),
+		AnomalyCommandRules:  l.rules("ANOMALY_COMMAND_RULES", "temperature:cooldown"),
 	}
 	if l.err != nil {
 		return Config{}, l.err
@@ -112,6 +128,11 @@ func PostgresURL(host string, port int, user, password, db string) string {
 		Path:   "/" + db,
 	}
 	return u.String()
+}
+
+// AIInferenceURL is the base URL of the AI inference service.
+func (c Config) AIInferenceURL() string {
+	return "http://" + net.JoinHostPort(c.AIInferenceHost, strconv.Itoa(c.AIInferencePort))
 }
 
 // KafkaBroker is host:port of the seed broker.
@@ -154,6 +175,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("OUTBOX_BATCH_SIZE", c.OutboxBatchSize),
 		slog.String("AI_INFERENCE_HOST", c.AIInferenceHost),
 		slog.Int("AI_INFERENCE_PORT", c.AIInferencePort),
+		slog.String("AI_INFERENCE_TIMEOUT", c.AIInferenceTimeout.String()),
+		slog.String("ANOMALY_CONSUMER_GROUP", c.AnomalyConsumerGroup),
+		slog.Int("ANOMALY_WINDOW", c.AnomalyWindow),
+		slog.String("ACTIONS_CONSUMER_GROUP", c.ActionsConsumerGroup),
+		slog.String("ANOMALY_COMMAND_RULES", FormatRules(c.AnomalyCommandRules)),
 	)
 }
 
@@ -291,4 +317,49 @@ func (l *loader) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+var (
+	ruleMetricRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)         // score-request.schema.json metric
+	ruleCommandRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`) // command-request.schema.json name
+)
+
+// rules parses "metric:command[,metric:command...]"; "none" or "-" means no
+// rule (anomalies are recorded, no command is issued).
+func (l *loader) rules(key, def string) map[string]string {
+	v, ok := l.raw(key)
+	if !ok {
+		v = def
+	}
+	out := map[string]string{}
+	if v == "none" || v == "-" {
+		return out
+	}
+	for _, pair := range strings.Split(v, ",") {
+		metric, cmd, found := strings.Cut(strings.TrimSpace(pair), ":")
+		metric, cmd = strings.TrimSpace(metric), strings.TrimSpace(cmd)
+		if !found || !ruleMetricRE.MatchString(metric) || !ruleCommandRE.MatchString(cmd) {
+			l.fail(key, v, "use comma-separated metric:command pairs such as temperature:cooldown (metric [A-Za-z0-9_.-], command starting with a letter), or none")
+			return map[string]string{}
+		}
+		if _, dup := out[metric]; dup {
+			l.fail(key, v, "give each metric one command only in the metric:command pairs ("+metric+" appears twice)")
+			return map[string]string{}
+		}
+		out[metric] = cmd
+	}
+	return out
+}
+
+// FormatRules renders rules as ANOMALY_COMMAND_RULES reads them, sorted.
+func FormatRules(rules map[string]string) string {
+	if len(rules) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(rules))
+	for m, c := range rules {
+		parts = append(parts, m+":"+c)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }

@@ -108,3 +108,30 @@ func TestDefaultsEqualEnvExample(t *testing.T) {
 		assert.True(t, ok, "%s is read by the monolith but missing from .env.example", k)
 	}
 }
+
+func TestAnomalyCommandRules(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"temperature": "cooldown"}, c.AnomalyCommandRules)
+	assert.Equal(t, "anomaly-detector", c.AnomalyConsumerGroup)
+	assert.Equal(t, 64, c.AnomalyWindow)
+
+	c, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": " temperature:cooldown , humidity:vent.open"}))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"temperature": "cooldown", "humidity": "vent.open"}, c.AnomalyCommandRules)
+	assert.Equal(t, "humidity:vent.open,temperature:cooldown", FormatRules(c.AnomalyCommandRules))
+
+	c, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": "none"}))
+	require.NoError(t, err)
+	assert.Empty(t, c.AnomalyCommandRules)
+
+	for _, bad := range []string{"temperature", "temperature:", ":cooldown", "temp:1cool", "a:b,a:c", "temp erature:cooldown"} {
+		_, err := Load(env(map[string]string{"ANOMALY_COMMAND_RULES": bad}))
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "ANOMALY_COMMAND_RULES")
+		assert.Contains(t, err.Error(), "metric:command")
+		assert.NotContains(t, err.Error(), "\n")
+	}
+	_, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": "a:b,a:c"}))
+	assert.ErrorContains(t, err, "appears twice")
+}

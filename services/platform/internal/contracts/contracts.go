@@ -36,6 +36,11 @@ const (
 	ReadingsPage    = "readings-page.schema.json"
 	EventsPage      = "events-page.schema.json"
 	Health          = "health.schema.json"
+	ScoreRequest    = "score-request.schema.json"
+	ScoreResponse   = "score-response.schema.json"
+	ModelInfo       = "model-info.schema.json"
+	AnomalyEvent    = "anomaly-event.schema.json"
+	AnomalyList     = "anomaly-list.schema.json"
 	baseURL         = "https://platform.invalid/schemas/"
 	maxViolations   = 100
 	violationsLimit = "further violations omitted"

@@ -18,6 +18,7 @@ const (
 	TelemetryReceived   = "TelemetryReceived"
 	CommandIssued       = "CommandIssued"
 	CommandAcknowledged = "CommandAcknowledged"
+	AnomalyDetected     = "AnomalyDetected"
 )
 
 // Event is one row of the events table. Append fills Version and RecordedAt.

@@ -70,6 +70,37 @@ type EventsPage struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// Model names the model that scored an anomaly.
+type Model struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Anomaly is an item of anomaly-list.schema.json.
+type Anomaly struct {
+	EventID        uuid.UUID `json:"event_id"`
+	Metric         string    `json:"metric"`
+	TS             time.Time `json:"ts"`
+	Value          float64   `json:"value"`
+	Score          float64   `json:"score"`
+	ReadingEventID uuid.UUID `json:"reading_event_id"`
+	Model          Model     `json:"model"`
+	DetectedAt     time.Time `json:"detected_at"`
+}
+
+// AnomalyList is anomaly-list.schema.json.
+type AnomalyList struct {
+	DeviceID   string    `json:"device_id"`
+	Anomalies  []Anomaly `json:"anomalies"`
+	NextCursor *string   `json:"next_cursor"`
+}
+
+// AnomaliesQuery filters anomalies; Metric "" means every metric.
+type AnomaliesQuery struct {
+	Metric string
+	Page
+}
+
 // Page selects a page: Limit 0 means the server default, Cursor "" the first page.
 type Page struct {
 	Limit  int
@@ -148,5 +179,16 @@ func (c *Client) ReadingsRaw(ctx context.Context, deviceID string, v url.Values)
 func (c *Client) Events(ctx context.Context, deviceID string, p Page) (EventsPage, error) {
 	var out EventsPage
 	_, err := c.c.Do(ctx, http.MethodGet, withQuery("/query/v1/devices/"+url.PathEscape(deviceID)+"/events", p.values()), nil, &out)
+	return out, err
+}
+
+// Anomalies returns a page of a device's detected anomalies, by ts.
+func (c *Client) Anomalies(ctx context.Context, deviceID string, q AnomaliesQuery) (AnomalyList, error) {
+	v := q.values()
+	if q.Metric != "" {
+		v.Set("metric", q.Metric)
+	}
+	var out AnomalyList
+	_, err := c.c.Do(ctx, http.MethodGet, withQuery("/query/v1/devices/"+url.PathEscape(deviceID)+"/anomalies", v), nil, &out)
 	return out, err
 }
