@@ -23,6 +23,7 @@ class Tool:
     version_args: tuple[str, ...]
     minimum: tuple[int, ...] | None = None
     extra_dirs: tuple[str, ...] = ()
+    missing_hint: str | None = None  # when it is not an apt package
 
 
 NATIVE_TOOLS = (
@@ -74,8 +75,8 @@ def run(out: Out) -> int:
 
     out("tools")
     for tool in (NATIVE_TOOLS if chosen == "native" else ()) + APP_TOOLS:
-        message = _check_tool(tool)
-        (bad if message.startswith("!") else ok)(message.lstrip("!"))
+        healthy, message = _check_tool(tool)
+        (ok if healthy else bad)(message)
 
     out("ports")
     rows = backends.select(current, lambda _: None).status()
@@ -93,11 +94,11 @@ def run(out: Out) -> int:
     return problems
 
 
-def _check_tool(tool: Tool) -> str:
+def _check_tool(tool: Tool) -> tuple[bool, str]:
     try:
         path = require(tool.program, tool.package, *tool.extra_dirs)
     except MissingToolError as exc:
-        return f"!{exc}"
+        return False, tool.missing_hint or str(exc)
     result = subprocess.run([path, *tool.version_args], capture_output=True, text=True, check=False)
     text = (result.stdout + result.stderr).strip()
     found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
@@ -105,5 +106,5 @@ def _check_tool(tool: Tool) -> str:
     shown = ".".join(map(str, version)) or "unknown version"
     if tool.minimum and version and version < tool.minimum:
         need = ".".join(map(str, tool.minimum))
-        return f"!{tool.program} {shown} is older than {need}: install {tool.package}"
-    return f"{tool.program} {shown} ({shutil.which(path) or path})"
+        return False, f"{tool.program} {shown} is older than {need}: install {tool.package}"
+    return True, f"{tool.program} {shown} ({shutil.which(path) or path})"
