@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -21,9 +20,9 @@ import (
 	"platform/actions"
 	"platform/actions/client"
 	"platform/internal/contracts"
-	"platform/internal/httpx"
 	"platform/internal/outbox"
 	"platform/internal/testdb"
+	"platform/internal/testserver"
 )
 
 var (
@@ -37,16 +36,15 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		svc = actions.NewService(db.Pool, contracts.Default(), log)
+		var stop func()
+		var err error
+		baseURL, stop, err = testserver.Start(actions.NewServer(svc, contracts.Default(), log).Handler(nil), log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		svc = actions.NewService(db.Pool, contracts.Default(), log)
-		srv := httpx.NewServer(ln.Addr().String(), actions.NewServer(svc, contracts.Default(), log).Handler(nil), log)
-		go srv.Serve(ln) //nolint:errcheck
-		defer srv.Shutdown(context.Background())
-		baseURL = "http://" + ln.Addr().String()
+		defer stop()
 		cli = client.New(baseURL, nil)
 		return m.Run()
 	}, "actions"))
@@ -221,10 +219,7 @@ func TestBadRequests(t *testing.T) {
 	ctx := context.Background()
 	check := func(err error, status int, code string) {
 		t.Helper()
-		var ae *client.Error
-		require.ErrorAs(t, err, &ae)
-		assert.Equal(t, status, ae.Status)
-		assert.Equal(t, code, ae.Code)
+		testserver.APIError(t, err, status, code)
 	}
 	_, _, err := cli.IssueRaw(ctx, "dev-1", []byte(`{`))
 	check(err, 400, "malformed_json")

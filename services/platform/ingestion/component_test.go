@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -24,9 +23,9 @@ import (
 	"platform/ingestion"
 	"platform/ingestion/client"
 	"platform/internal/contracts"
-	"platform/internal/httpx"
 	"platform/internal/outbox"
 	"platform/internal/testdb"
+	"platform/internal/testserver"
 )
 
 var (
@@ -39,16 +38,15 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		svc := ingestion.NewService(db.Pool, "telemetry.v1")
+		var stop func()
+		var err error
+		baseURL, stop, err = testserver.Start(ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		svc := ingestion.NewService(db.Pool, "telemetry.v1")
-		srv := httpx.NewServer(ln.Addr().String(), ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
-		go srv.Serve(ln) //nolint:errcheck
-		defer srv.Shutdown(context.Background())
-		baseURL = "http://" + ln.Addr().String()
+		defer stop()
 		cli = client.New(baseURL, nil)
 		return m.Run()
 	}, "ingestion"))
@@ -97,14 +95,7 @@ func outboxRows(t *testing.T) []outboxRow {
 	return out
 }
 
-func apiErr(t *testing.T, err error, status int, code string) *client.Error {
-	t.Helper()
-	var ae *client.Error
-	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, status, ae.Status)
-	assert.Equal(t, code, ae.Code)
-	return ae
-}
+var apiErr = testserver.APIError
 
 func TestIngestStoresEventsAndOutboxInOneGo(t *testing.T) {
 	reset(t)

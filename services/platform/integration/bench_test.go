@@ -10,7 +10,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -26,10 +25,10 @@ import (
 	ingclient "platform/ingestion/client"
 	"platform/internal/app"
 	"platform/internal/contracts"
-	"platform/internal/httpx"
 	"platform/internal/kafkax"
 	"platform/internal/outbox"
 	"platform/internal/testdb"
+	"platform/internal/testserver"
 	qclient "platform/query/client"
 )
 
@@ -80,12 +79,10 @@ func TestBenchIngestVersusCopyFrom(t *testing.T) {
 func benchIngest(t *testing.T, workers int, shared bool) {
 	ctx := context.Background()
 	const rounds, batches, size = 3, 60, 1000
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	url, stop, err := testserver.Start(ingestion.NewServer(ingestion.NewService(db.Pool, "telemetry.v1"), contracts.Default(), log).Handler(nil), log)
 	require.NoError(t, err)
-	srv := httpx.NewServer(ln.Addr().String(), ingestion.NewServer(ingestion.NewService(db.Pool, "telemetry.v1"), contracts.Default(), log).Handler(nil), log)
-	go srv.Serve(ln) //nolint:errcheck
-	defer srv.Shutdown(ctx)
-	cli := ingclient.New("http://"+ln.Addr().String(), &http.Client{Timeout: time.Minute})
+	defer stop()
+	cli := ingclient.New(url, &http.Client{Timeout: time.Minute})
 
 	// Batch i goes to worker i%workers, so "own devices" really are owned.
 	run := func(fn func(i int) error) time.Duration {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,9 +22,9 @@ import (
 	"platform/ingestion"
 	ingclient "platform/ingestion/client"
 	"platform/internal/contracts"
-	"platform/internal/httpx"
 	"platform/internal/outbox"
 	"platform/internal/testdb"
+	"platform/internal/testserver"
 	"platform/query"
 	"platform/query/client"
 )
@@ -42,15 +41,14 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		var stop func()
+		var err error
+		baseURL, stop, err = testserver.Start(query.NewServer(db.Pool, log).Handler(nil), log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		srv := httpx.NewServer(ln.Addr().String(), query.NewServer(db.Pool, log).Handler(nil), log)
-		go srv.Serve(ln) //nolint:errcheck
-		defer srv.Shutdown(context.Background())
-		baseURL = "http://" + ln.Addr().String()
+		defer stop()
 		cli = client.New(baseURL, nil)
 		proj = query.NewProjector(db.Pool, contracts.Default(), log)
 		ing = ingestion.NewService(db.Pool, "telemetry.v1")
@@ -106,14 +104,7 @@ func apply(t *testing.T, msgs []query.Message) int {
 	return n
 }
 
-func apiErr(t *testing.T, err error, status int, code string) *client.Error {
-	t.Helper()
-	var ae *client.Error
-	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, status, ae.Status)
-	assert.Equal(t, code, ae.Code)
-	return ae
-}
+var apiErr = testserver.APIError
 
 func TestProjectionsAndReads(t *testing.T) {
 	reset(t)

@@ -27,3 +27,16 @@ func BenchmarkValidateBatch1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeBatch1000 measures Decode (the ingest path: items
+// validated on GOMAXPROCS goroutines) of a full 1000-reading batch.
+func BenchmarkDecodeBatch1000(b *testing.B) {
+	v := Default()
+	body := batchBody(1000)
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Decode(TelemetryBatch, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

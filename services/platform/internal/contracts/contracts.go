@@ -5,9 +5,11 @@ package contracts
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -76,7 +78,24 @@ func (e *InvalidError) Error() string {
 // Validator holds every compiled schema.
 type Validator struct {
 	schemas map[string]*jsonschema.Schema
+	arrays  map[string]arraySplit // schemas whose big array may be validated in parallel
 }
+
+// arraySplit describes a schema of the form {"type":"object", ...,
+// "properties": {prop: {"type":"array", "minItems":…, "maxItems": max,
+// "items": {"$ref": item}}}}: a document is valid iff it is valid with
+// prop cut to its first item (the object-level keywords; minItems ≥ 1 is
+// then met by any non-empty array), len(prop) ≤ max, and every item is
+// valid against item. Those checks can run item by item in parallel.
+type arraySplit struct {
+	prop     string
+	maxItems int
+	item     string
+}
+
+// parallelMin is the array length from which items are validated on
+// several goroutines (below it the goroutines cost more than they save).
+const parallelMin = 64
 
 var printer = message.NewPrinter(language.English)
 
@@ -105,7 +124,7 @@ func New(fsys fs.FS) (*Validator, error) {
 			return nil, fmt.Errorf("schema %s: %w", n, err)
 		}
 	}
-	v := &Validator{schemas: make(map[string]*jsonschema.Schema, len(names))}
+	v := &Validator{schemas: make(map[string]*jsonschema.Schema, len(names)), arrays: map[string]arraySplit{}}
 	for _, n := range names {
 		s, err := c.Compile(baseURL + n)
 		if err != nil {
@@ -113,7 +132,78 @@ func New(fsys fs.FS) (*Validator, error) {
 		}
 		v.schemas[n] = s
 	}
+	for _, n := range names {
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := splittable(b); ok && v.schemas[a.item] != nil {
+			v.arrays[n] = a
+		}
+	}
 	return v, nil
+}
+
+// splittable reports whether a schema file has exactly the arraySplit shape:
+// only plain object keywords at the top, and one array property whose keywords are only type, minItems (≥ 1), maxItems
+// and items = {"$ref": "<file>"} with a same-directory file name. Anything
+// else (another keyword, a $ref with a fragment, …) keeps the plain path.
+func splittable(schema []byte) (arraySplit, bool) {
+	var kwsTop map[string]json.RawMessage
+	if json.Unmarshal(schema, &kwsTop) != nil {
+		return arraySplit{}, false
+	}
+	for k := range kwsTop {
+		switch k {
+		case "$schema", "$id", "title", "description", "type", "additionalProperties", "required", "properties":
+		default: // a keyword that could look into the array (allOf, if, unevaluated…)
+			return arraySplit{}, false
+		}
+	}
+	var top struct {
+		Type       string                                `json:"type"`
+		Properties map[string]map[string]json.RawMessage `json:"properties"`
+	}
+	if json.Unmarshal(schema, &top) != nil || top.Type != "object" {
+		return arraySplit{}, false
+	}
+	var found arraySplit
+	for name, kws := range top.Properties {
+		var typ string
+		if json.Unmarshal(kws["type"], &typ) != nil || typ != "array" {
+			continue
+		}
+		if found.prop != "" {
+			return arraySplit{}, false // two arrays: keep it simple
+		}
+		var minItems, maxItems int
+		var items map[string]string
+		for k, raw := range kws {
+			switch k {
+			case "type", "description", "title":
+			case "minItems":
+				if json.Unmarshal(raw, &minItems) != nil {
+					return arraySplit{}, false
+				}
+			case "maxItems":
+				if json.Unmarshal(raw, &maxItems) != nil {
+					return arraySplit{}, false
+				}
+			case "items":
+				if json.Unmarshal(raw, &items) != nil {
+					return arraySplit{}, false
+				}
+			default:
+				return arraySplit{}, false
+			}
+		}
+		ref := items["$ref"]
+		if minItems < 1 || maxItems < 1 || len(items) != 1 || ref == "" || strings.ContainsAny(ref, "#/:") {
+			return arraySplit{}, false
+		}
+		found = arraySplit{prop: name, maxItems: maxItems, item: ref}
+	}
+	return found, found.prop != ""
 }
 
 var defaultValidator = sync.OnceValues(func() (*Validator, error) { return New(nil) })
@@ -163,10 +253,69 @@ func (v *Validator) Decode(schema string, data []byte) (any, error) {
 	if err != nil {
 		return nil, &MalformedError{Err: err}
 	}
+	if v.validParallel(schema, s, inst) {
+		return inst, nil
+	}
 	if err := v.validateValue(schema, s, inst); err != nil {
 		return nil, err
 	}
 	return inst, nil
+}
+
+// validParallel reports true only if inst is valid against s (see
+// arraySplit), checking the array's items on up to GOMAXPROCS goroutines.
+// False means "invalid or not checked this way": the caller then runs the
+// plain validation, which also builds the violations, so errors are the
+// same on both paths.
+func (v *Validator) validParallel(name string, s *jsonschema.Schema, inst any) bool {
+	a, ok := v.arrays[name]
+	if !ok {
+		return false
+	}
+	obj, ok := inst.(map[string]any)
+	if !ok {
+		return false
+	}
+	arr, ok := obj[a.prop].([]any)
+	workers := runtime.GOMAXPROCS(0)
+	if !ok || len(arr) < parallelMin || len(arr) > a.maxItems || workers < 2 {
+		return false
+	}
+	head := make(map[string]any, len(obj))
+	for k, val := range obj {
+		head[k] = val
+	}
+	head[a.prop] = arr[:1]
+	item := v.schemas[a.item]
+	rest := arr[1:]
+	chunk := (len(rest) + workers - 1) / workers
+	var bad sync.Once
+	failed := false
+	var wg sync.WaitGroup
+	for lo := chunk; lo < len(rest); lo += chunk {
+		part := rest[lo:min(lo+chunk, len(rest))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, it := range part {
+				if item.Validate(it) != nil {
+					bad.Do(func() { failed = true })
+					return
+				}
+			}
+		}()
+	}
+	ok = s.Validate(head) == nil
+	if ok {
+		for _, it := range rest[:min(chunk, len(rest))] {
+			if item.Validate(it) != nil {
+				ok = false
+				break
+			}
+		}
+	}
+	wg.Wait()
+	return ok && !failed
 }
 
 // ValidateValue checks an already decoded value (as produced by
