@@ -75,8 +75,9 @@ class Kafka(Recipe):
         if not (self.data_dir / "meta.properties").exists():
             say("kafka: format KRaft storage (once)")
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                       str(self.home / "server.properties"))  # fmt: skip
+            # `=` form: a base64 id may start with "-", which argparse would read as a flag.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                       f"--config={self.home / 'server.properties'}")  # fmt: skip
 
     def launch(self) -> Launch:
         return Launch(
