@@ -100,7 +100,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	defer func() { stopRelay(); <-relayDone }()
 
 	group := "it-" + uuid.NewString()[:8]
-	cons, err := query.NewConsumerClient([]string{cfg.KafkaBroker()}, group, topic)
+	cons, err := kafkax.NewGroupConsumer([]string{cfg.KafkaBroker()}, group, topic, "it-query")
 	require.NoError(t, err)
 	proj := query.NewProjector(db.Pool, contracts.Default(), log)
 	cctx, stopCons := context.WithCancel(ctx)

@@ -3,74 +3,27 @@ package query
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"platform/internal/kafkax"
 )
 
-// NewConsumerClient returns a consumer-group client on topic that never
-// commits on its own and blocks rebalances while a poll is being applied.
-func NewConsumerClient(brokers []string, group, topic string, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(200 * time.Millisecond),
-		kgo.ClientID("platform-query"),
-	}
-	return kgo.NewClient(append(base, opts...)...)
-}
+// MaxPoll bounds the records of one poll (and so of one Apply).
+const MaxPoll = 2000
 
-// Consume polls cl and applies every poll with p in one transaction, then
-// commits the offsets of that poll. A failing database is retried with
-// backoff without committing; redelivered records are no-ops. It returns
-// when ctx ends; the caller closes cl (leaving the group).
+// Consume projects telemetry.v1 with cl (kafkax.NewGroupConsumer on the
+// query group) until ctx ends: each poll is applied by p in one
+// transaction, retried with backoff while the database fails, and its
+// offsets committed only afterwards; redelivered records are no-ops.
 func Consume(ctx context.Context, cl *kgo.Client, p *Projector, log *slog.Logger) {
 	log = log.With("component", "query-consumer")
-	for {
-		fetches := cl.PollRecords(ctx, 2000)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			cl.AllowRebalance()
-			return
+	kafkax.Consume(ctx, cl, MaxPoll, func(ctx context.Context, recs []*kgo.Record) error {
+		msgs := make([]Message, len(recs))
+		for i, r := range recs {
+			msgs[i] = Message{Key: r.Key, Value: r.Value, Partition: r.Partition, Offset: r.Offset}
 		}
-		fetches.EachError(func(t string, part int32, err error) {
-			log.Warn("fetch error", "topic", t, "partition", part, "err", err)
-		})
-		recs := fetches.Records()
-		if len(recs) > 0 {
-			msgs := make([]Message, len(recs))
-			for i, r := range recs {
-				msgs[i] = Message{Key: r.Key, Value: r.Value, Partition: r.Partition, Offset: r.Offset}
-			}
-			backoff := 100 * time.Millisecond
-			for {
-				_, err := p.Apply(ctx, msgs)
-				if err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					cl.AllowRebalance()
-					return // not committed: redelivered after restart
-				}
-				log.Warn("apply failed, retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-					cl.AllowRebalance()
-					return
-				}
-				backoff = min(backoff*2, 10*time.Second)
-			}
-			// Committed only after the transaction that applied them.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if err := cl.CommitRecords(cctx, recs...); err != nil {
-				log.Warn("offset commit failed; records will be redelivered (no-ops)", "err", err)
-			}
-			cancel()
-		}
-		cl.AllowRebalance()
-	}
+		_, err := p.Apply(ctx, msgs)
+		return err
+	}, nil, nil, log)
 }

@@ -132,7 +132,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	consumer, err := query.NewConsumerClient(brokers, cfg.QueryConsumerGroup, cfg.TopicTelemetry)
+	consumer, err := kafkax.NewGroupConsumer(brokers, cfg.QueryConsumerGroup, cfg.TopicTelemetry, "platform-query")
 	if err != nil {
 		return err
 	}
