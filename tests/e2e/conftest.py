@@ -146,3 +146,16 @@ def device_mqtt(stack: Stack) -> Iterator[MqttClient]:
     client = MqttClient("127.0.0.1", stack.settings.MQTT_PORT)
     yield client
     client.close()
+
+
+def acknowledge(
+    stack: Stack, device: MqttClient, device_id: str, command_id: str
+) -> dict[str, Any]:
+    """Ack a command as the device would, and wait until the actions API says acknowledged."""
+    device.publish(f"devices/{device_id}/commands/ack", {"command_id": command_id, "status": "ok"})
+
+    def acknowledged() -> dict[str, Any] | None:
+        command: dict[str, Any] = stack.get(f"/actions/v1/commands/{command_id}").json()
+        return command if command["status"] == "acknowledged" else None
+
+    return eventually(acknowledged, what=f"command {command_id} acknowledged")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
+from tests.e2e.conftest import MqttClient, Stack, acknowledge, device_id, eventually, readings
 
 pytestmark = pytest.mark.e2e
 
@@ -51,17 +51,7 @@ def test_spike_yields_an_anomaly_and_a_cooldown_command(
     assert message["args"]["anomaly_event_id"] == anomaly["event_id"]
     command_id = message["command_id"]
 
-    device_mqtt.publish(
-        f"devices/{device}/commands/ack", {"command_id": command_id, "status": "ok"}
-    )
-    command = eventually(
-        lambda: (
-            (c := stack.get(f"/actions/v1/commands/{command_id}").json())["status"]
-            == "acknowledged"
-            and c
-        ),
-        what="cooldown command acknowledged",
-    )
+    command = acknowledge(stack, device_mqtt, device, command_id)
     assert command["name"] == "cooldown" and command["acknowledged_at"]
 
     # Only one anomaly and one command for the one spike.

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import MqttClient, Stack, device_id, eventually
+from tests.e2e.conftest import MqttClient, Stack, acknowledge, device_id
 
 pytestmark = pytest.mark.e2e
 
@@ -29,17 +29,7 @@ def test_command_reaches_the_device_and_its_ack_is_recorded(
     assert message["command_id"] == command_id
     assert message["name"] == "reboot" and message["args"] == {"delay_s": 1}
 
-    device_mqtt.publish(
-        f"devices/{device}/commands/ack", {"command_id": command_id, "status": "ok"}
-    )
-    command = eventually(
-        lambda: (
-            (c := stack.get(f"/actions/v1/commands/{command_id}").json())["status"]
-            == "acknowledged"
-            and c
-        ),
-        what="command acknowledged",
-    )
+    command = acknowledge(stack, device_mqtt, device, command_id)
     assert command["acknowledged_at"]
 
     # The same command_id again returns the existing command and publishes nothing new.
