@@ -20,6 +20,7 @@ import (
 	"platform/actions"
 	"platform/actions/client"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/outbox"
 	"platform/internal/testdb"
 	"platform/internal/testserver"
@@ -36,7 +37,7 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		svc = actions.NewService(db.Pool, contracts.Default(), log)
+		svc = actions.NewService(db.Pool, eventstore.New(db.Pool), contracts.Default(), log)
 		var stop func()
 		var err error
 		baseURL, stop, err = testserver.Start(actions.NewServer(svc, contracts.Default(), log).Handler(nil), log)

@@ -18,7 +18,6 @@ import (
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/outbox"
-	"platform/internal/postgres"
 )
 
 // AckConsumer keys processed_messages for acknowledgements.
@@ -54,15 +53,17 @@ type Ack struct {
 
 // Service issues and tracks commands.
 type Service struct {
-	pool *pgxpool.Pool
-	val  *contracts.Validator
-	log  *slog.Logger
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+	val   *contracts.Validator
+	log   *slog.Logger
+	now   func() time.Time
 }
 
-// NewService returns the actions service.
-func NewService(pool *pgxpool.Pool, val *contracts.Validator, log *slog.Logger) *Service {
-	return &Service{pool: pool, val: val, log: log.With("component", "actions"), now: time.Now}
+// NewService returns the actions service: it reads from pool and writes
+// through store.
+func NewService(pool *pgxpool.Pool, store *eventstore.Store, val *contracts.Validator, log *slog.Logger) *Service {
+	return &Service{pool: pool, store: store, val: val, log: log.With("component", "actions"), now: time.Now}
 }
 
 const selectCommand = `SELECT command_id, device_id, name, args, status, issued_at, sent_at, acknowledged_at, failed_at, result FROM commands`
@@ -92,17 +93,7 @@ func (s *Service) Issue(ctx context.Context, deviceID string, req client.Command
 			return cmd, false, err
 		}
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		cmd, created, err = s.issueOnce(ctx, deviceID, req, args)
-		if err == nil || !postgres.IsRetryable(err) {
-			break
-		}
-	}
-	return cmd, created, err
-}
-
-func (s *Service) issueOnce(ctx context.Context, deviceID string, req client.CommandRequest, args []byte) (cmd client.Command, created bool, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.store.Write(ctx, []string{deviceID}, func(tx *eventstore.Tx) error {
 		now := s.now().UTC().Truncate(time.Microsecond)
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO commands (command_id, device_id, name, args, status, issued_at)
@@ -126,8 +117,8 @@ func (s *Service) issueOnce(ctx context.Context, deviceID string, req client.Com
 		if err != nil {
 			return err
 		}
-		if err := eventstore.Append(ctx, tx, now, []eventstore.Event{{
-			EventID: uuid.New(), StreamID: deviceID, Type: eventstore.CommandIssued, Payload: msg,
+		if err := tx.Append(ctx, []eventstore.Event{{
+			EventID: uuid.New(), StreamID: deviceID, Type: eventstore.CommandIssued, Payload: msg, RecordedAt: now,
 		}}); err != nil {
 			return err
 		}
@@ -179,7 +170,7 @@ func (s *Service) Acknowledge(ctx context.Context, deviceID string, payload []by
 	if ack.Status == "error" {
 		status = client.StatusFailed
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.store.Write(ctx, []string{deviceID}, func(tx *eventstore.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			AckConsumer, ack.CommandID.String())
 		if err != nil {
@@ -204,8 +195,8 @@ func (s *Service) Acknowledge(ctx context.Context, deviceID string, payload []by
 			return fmt.Errorf("ack from %s for unknown command %s: %w", deviceID, ack.CommandID, ErrNotFound)
 		}
 		ev, _ := json.Marshal(map[string]any{"command_id": ack.CommandID, "status": status, "result": ack.Result, "acknowledged_at": now.Format(time.RFC3339Nano)})
-		return eventstore.Append(ctx, tx, now, []eventstore.Event{{
-			EventID: uuid.New(), StreamID: deviceID, Type: eventstore.CommandAcknowledged, Payload: ev,
+		return tx.Append(ctx, []eventstore.Event{{
+			EventID: uuid.New(), StreamID: deviceID, Type: eventstore.CommandAcknowledged, Payload: ev, RecordedAt: now,
 		}})
 	})
 }

@@ -20,6 +20,7 @@ import (
 
 	"platform/detector"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/inference"
 	"platform/internal/testdb"
 )
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "streams", "readings", "processed_messages", "anomalies"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "streams", "readings", "processed_messages", "anomalies"))
 }
 
 // fakeScorer records every window it is asked to score, in order. Its
@@ -119,9 +120,17 @@ func msgs(t *testing.T, device string, rs ...reading) []detector.Message {
 
 func newDetector(t *testing.T, s detector.Scorer, window int) *detector.Detector {
 	t.Helper()
-	d, err := detector.New(db.Pool, s, contracts.Default(), detector.Config{Window: window, Topic: "anomalies.v1"}, log)
+	d, err := detector.New(db.Pool, eventstore.New(db.Pool), s, contracts.Default(), detector.Config{Window: window, Topic: "anomalies.v1"}, log)
 	require.NoError(t, err)
 	return d
+}
+
+// published is what the event relay sends to the broker since the reset.
+func published(t *testing.T) []eventstore.Message {
+	t.Helper()
+	msgs, err := db.Published(context.Background())
+	require.NoError(t, err)
+	return msgs
 }
 
 func count(t *testing.T, q string, args ...any) int {
@@ -138,7 +147,7 @@ func apply(t *testing.T, d *detector.Detector, m []detector.Message) int {
 	return n
 }
 
-func TestSpikeYieldsOneAnomalyEventAndOutboxRow(t *testing.T) {
+func TestSpikeYieldsOneAnomalyEventOnTheAnomaliesTopic(t *testing.T) {
 	reset(t)
 	fs := &fakeScorer{}
 	d := newDetector(t, fs, 32)
@@ -156,9 +165,9 @@ func TestSpikeYieldsOneAnomalyEventAndOutboxRow(t *testing.T) {
 		assert.True(t, reqs[0].Points[i].TS.After(reqs[0].Points[i-1].TS))
 	}
 
-	var payload []byte
-	var topic, key string
-	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT topic, key, payload FROM outbox`).Scan(&topic, &key, &payload))
+	out := published(t)
+	require.Len(t, out, 1)
+	topic, key, payload := out[0].Topic, out[0].Key, out[0].Value
 	assert.Equal(t, "anomalies.v1", topic)
 	assert.Equal(t, "dev-1", key)
 	require.NoError(t, contracts.Default().Validate(contracts.AnomalyEvent, payload))
@@ -179,7 +188,7 @@ func TestSpikeYieldsOneAnomalyEventAndOutboxRow(t *testing.T) {
 	d2 := newDetector(t, fs, 32)
 	assert.Equal(t, 0, apply(t, d2, in))
 	assert.Equal(t, 1, count(t, `SELECT count(*) FROM anomalies`))
-	assert.Equal(t, 1, count(t, `SELECT count(*) FROM outbox`))
+	assert.Len(t, published(t), 1)
 }
 
 // The window is kept across polls and bounded: each request carries at

@@ -40,8 +40,6 @@ import (
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/inference"
-	"platform/internal/outbox"
-	"platform/internal/postgres"
 )
 
 // ConsumerName keys processed_messages for the detector.
@@ -138,6 +136,7 @@ type reading struct {
 // goroutine at a time (the consumer loop).
 type Detector struct {
 	pool   *pgxpool.Pool
+	events *eventstore.Store
 	scorer Scorer
 	val    *contracts.Validator
 	log    *slog.Logger
@@ -150,11 +149,11 @@ type Detector struct {
 }
 
 // New returns a detector; cfg is validated.
-func New(pool *pgxpool.Pool, scorer Scorer, val *contracts.Validator, cfg Config, log *slog.Logger) (*Detector, error) {
+func New(pool *pgxpool.Pool, events *eventstore.Store, scorer Scorer, val *contracts.Validator, cfg Config, log *slog.Logger) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Detector{pool: pool, scorer: scorer, val: val, log: log.With("component", "anomaly-detector"), cfg: cfg, now: time.Now, windows: map[key][]point{}}, nil
+	return &Detector{pool: pool, events: events, scorer: scorer, val: val, log: log.With("component", "anomaly-detector"), cfg: cfg, now: time.Now, windows: map[key][]point{}}, nil
 }
 
 // Apply judges the readings of msgs (one poll, in partition order) and
@@ -231,7 +230,7 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 	var stored int
 	for attempt := 0; ; attempt++ {
 		stored, err = d.store(ctx, ids, found)
-		if err == nil || !postgres.IsRetryable(err) || attempt == 2 {
+		if err == nil || !errors.Is(err, eventstore.ErrDuplicate) || attempt == 2 {
 			break
 		}
 	}
@@ -368,14 +367,19 @@ func (d *Detector) judge(ctx context.Context, k key, win []point, rs []reading) 
 }
 
 // store records the fresh ids and, for those this transaction recorded,
-// their anomalies: events, anomalies rows and outbox rows.
+// their anomalies: events (the relay publishes them on the anomalies topic)
+// and anomalies rows.
 func (d *Detector) store(ctx context.Context, ids []string, found []Event) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
 	var stored int
 	var logged []Event
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	devices := make([]string, 0, len(found))
+	for _, e := range found {
+		devices = append(devices, e.DeviceID)
+	}
+	err := d.events.Write(ctx, devices, func(tx *eventstore.Tx) error {
 		stored, logged = 0, nil
 		rows, err := tx.Query(ctx, `
 			INSERT INTO processed_messages (consumer, message_id)
@@ -405,7 +409,7 @@ func (d *Detector) store(ctx context.Context, ids []string, found []Event) (int,
 		for i, e := range todo {
 			aids[i] = e.EventID
 		}
-		exists, err := eventstore.Existing(ctx, tx, aids)
+		exists, err := tx.Existing(ctx, aids)
 		if err != nil {
 			return err
 		}
@@ -419,28 +423,22 @@ func (d *Detector) store(ctx context.Context, ids []string, found []Event) (int,
 				"metric": e.Metric, "ts": e.TS, "value": e.Value, "score": e.Score,
 				"reading_event_id": e.ReadingEventID, "model": e.Model, "detected_at": e.DetectedAt,
 			})
-			evs = append(evs, eventstore.Event{EventID: e.EventID, StreamID: e.DeviceID, Type: eventstore.AnomalyDetected, Payload: p})
+			evs = append(evs, eventstore.Event{EventID: e.EventID, StreamID: e.DeviceID, Type: eventstore.AnomalyDetected,
+				Topic: d.cfg.Topic, Payload: p, RecordedAt: e.DetectedAt})
 			keep = append(keep, e)
 		}
 		if len(evs) == 0 {
 			return nil
 		}
-		now := keep[0].DetectedAt
-		if err := eventstore.Append(ctx, tx, now, evs); err != nil {
+		if err := tx.Append(ctx, evs); err != nil {
 			return err
 		}
-		msgs := make([]outbox.Message, len(keep))
 		rowsOut := make([][]any, len(keep))
 		for i := range keep {
 			keep[i].Version = evs[i].Version
-			b, err := json.Marshal(keep[i])
-			if err != nil {
-				return err
-			}
-			if err := d.val.Validate(contracts.AnomalyEvent, b); err != nil {
+			if err := d.val.Validate(contracts.AnomalyEvent, eventstore.Envelope(nil, evs[i])); err != nil {
 				return fmt.Errorf("anomaly event: %w", err)
 			}
-			msgs[i] = outbox.Message{Topic: d.cfg.Topic, Key: keep[i].DeviceID, Payload: b}
 			e := keep[i]
 			rowsOut[i] = []any{e.EventID, e.DeviceID, e.Metric, e.TS, e.Value, e.Score, e.ReadingEventID, e.Model.Name, e.Model.Version, e.DetectedAt}
 		}
@@ -448,9 +446,6 @@ func (d *Detector) store(ctx context.Context, ids []string, found []Event) (int,
 			[]string{"event_id", "device_id", "metric", "ts", "value", "score", "reading_event_id", "model_name", "model_version", "detected_at"},
 			pgx.CopyFromRows(rowsOut)); err != nil {
 			return fmt.Errorf("copy anomalies: %w", err)
-		}
-		if err := outbox.Enqueue(ctx, tx, outbox.SinkKafka, msgs); err != nil {
-			return err
 		}
 		stored = len(keep)
 		logged = keep

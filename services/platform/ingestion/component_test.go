@@ -5,7 +5,6 @@ package ingestion_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +22,7 @@ import (
 	"platform/ingestion"
 	"platform/ingestion/client"
 	"platform/internal/contracts"
-	"platform/internal/outbox"
+	"platform/internal/eventstore"
 	"platform/internal/testdb"
 	"platform/internal/testserver"
 )
@@ -38,7 +37,7 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		svc := ingestion.NewService(db.Pool, "telemetry.v1")
+		svc := ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
 		var stop func()
 		var err error
 		baseURL, stop, err = testserver.Start(ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
@@ -54,7 +53,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "streams"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "streams", "relay_cursors"))
 }
 
 func reading(device string, i int) client.Reading {
@@ -73,31 +72,29 @@ func count(t *testing.T, table string) int {
 	return n
 }
 
-type outboxRow struct {
+// published is what the event relay would send to the broker: every event
+// with a topic since the last reset, in relay order.
+type publishedEvent struct {
 	Topic, Key string
 	Event      ingestion.TelemetryEvent
 	Raw        []byte
 }
 
-func outboxRows(t *testing.T) []outboxRow {
+func published(t *testing.T) []publishedEvent {
 	t.Helper()
-	rows, err := db.Pool.Query(context.Background(), "SELECT topic, key, payload FROM outbox ORDER BY id")
+	msgs, err := db.Published(context.Background())
 	require.NoError(t, err)
-	defer rows.Close()
-	var out []outboxRow
-	for rows.Next() {
-		var r outboxRow
-		require.NoError(t, rows.Scan(&r.Topic, &r.Key, &r.Raw))
-		require.NoError(t, json.Unmarshal(r.Raw, &r.Event))
-		out = append(out, r)
+	out := make([]publishedEvent, len(msgs))
+	for i, m := range msgs {
+		out[i] = publishedEvent{Topic: m.Topic, Key: m.Key, Raw: m.Value}
+		require.NoError(t, json.Unmarshal(m.Value, &out[i].Event))
 	}
-	require.NoError(t, rows.Err())
 	return out
 }
 
 var apiErr = testserver.APIError
 
-func TestIngestStoresEventsAndOutboxInOneGo(t *testing.T) {
+func TestIngestStoresEventsForTheTelemetryTopic(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
 	in := []client.Reading{reading("dev-a", 1), reading("dev-b", 2), reading("dev-a", 3)}
@@ -112,7 +109,7 @@ func TestIngestStoresEventsAndOutboxInOneGo(t *testing.T) {
 	assert.JSONEq(t, `{"accepted":0,"duplicates":1}`, string(body))
 	assert.Equal(t, 3, count(t, "events"))
 
-	rows := outboxRows(t)
+	rows := published(t)
 	require.Len(t, rows, 3)
 	for i, r := range rows {
 		assert.Equal(t, "telemetry.v1", r.Topic)
@@ -137,7 +134,7 @@ func TestDuplicatesAreNoOps(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, client.IngestResponse{Accepted: 1, Duplicates: 3}, res)
 	assert.Equal(t, 3, count(t, "events"))
-	assert.Equal(t, 3, count(t, "outbox"))
+	assert.Len(t, published(t), 3)
 }
 
 func TestRejectedBatchesWriteNothing(t *testing.T) {
@@ -198,7 +195,7 @@ func TestRejectedBatchesWriteNothing(t *testing.T) {
 		assert.Equal(t, 415, resp.StatusCode)
 	})
 	assert.Equal(t, 0, count(t, "events"))
-	assert.Equal(t, 0, count(t, "outbox"))
+	assert.Empty(t, published(t))
 }
 
 func TestPerDeviceOrderUnderConcurrency(t *testing.T) {
@@ -227,113 +224,14 @@ func TestPerDeviceOrderUnderConcurrency(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	// Versions per device are 1..n without gaps, and the outbox (relay
-	// order) lists each device's events in version order.
+	// Versions per device are 1..n without gaps, and the relay publishes
+	// each device's events in version order.
 	last := map[string]int64{}
-	for _, r := range outboxRows(t) {
+	for _, r := range published(t) {
 		assert.Equal(t, last[r.Key]+1, r.Event.Version, "device %s", r.Key)
 		last[r.Key] = r.Event.Version
 	}
 	assert.Equal(t, writers*batches*per, count(t, "events"))
-}
-
-// recordingPublisher records what crosses the broker boundary; failAt makes
-// the N-th message (0-based, counted over all calls) fail once.
-type recordingPublisher struct {
-	mu     sync.Mutex
-	got    []outbox.Message
-	failAt int
-	failed bool
-	calls  int
-}
-
-func (p *recordingPublisher) Publish(_ context.Context, msgs []outbox.Message) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	for i, m := range msgs {
-		if !p.failed && len(p.got) == p.failAt {
-			p.failed = true
-			return i, errors.New("broker unavailable")
-		}
-		p.got = append(p.got, m)
-	}
-	return len(msgs), nil
-}
-
-func (p *recordingPublisher) snapshot() []outbox.Message {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]outbox.Message(nil), p.got...)
-}
-
-func TestRelayDeletesOnlyAckedRows(t *testing.T) {
-	reset(t)
-	ctx := context.Background()
-	rs := make([]client.Reading, 10)
-	for i := range rs {
-		rs[i] = reading(fmt.Sprintf("dev-%d", i%2), i)
-	}
-	_, err := cli.Ingest(ctx, rs)
-	require.NoError(t, err)
-
-	pub := &recordingPublisher{failAt: 4}
-	relay, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkKafka, BatchSize: 100}, log)
-	require.NoError(t, err)
-
-	n, err := relay.RunOnce(ctx)
-	require.Error(t, err, "the publisher failed mid-batch")
-	assert.Equal(t, 4, n)
-	left := outboxRows(t)
-	require.Len(t, left, 6, "unacked rows stay in the outbox")
-	for i, r := range left {
-		assert.Equal(t, rs[4+i].EventID, r.Event.EventID)
-	}
-
-	n, err = relay.RunOnce(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 6, n)
-	assert.Equal(t, 0, count(t, "outbox"))
-
-	got := pub.snapshot()
-	require.Len(t, got, 10, "each row published exactly once")
-	for i, m := range got {
-		var e ingestion.TelemetryEvent
-		require.NoError(t, json.Unmarshal(m.Payload, &e))
-		assert.Equal(t, rs[i].EventID, e.EventID, "id order kept across the retry")
-		assert.Equal(t, rs[i].DeviceID, m.Key)
-	}
-}
-
-func TestRelayRunWakesOnNotifyAndFlushesOnStop(t *testing.T) {
-	reset(t)
-	pub := &recordingPublisher{failAt: -1}
-	relay, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkKafka, PollInterval: time.Minute}, log)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
-
-	// The relay LISTENs before its first drain: whatever commits earlier is
-	// drained, whatever commits later is notified.
-	_, err = cli.Ingest(context.Background(), []client.Reading{reading("dev-n", 1)})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(pub.snapshot()) == 1 }, 5*time.Second, 5*time.Millisecond)
-
-	start := time.Now()
-	_, err = cli.Ingest(context.Background(), []client.Reading{reading("dev-n", 2)})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(pub.snapshot()) == 2 }, 5*time.Second, 5*time.Millisecond)
-	assert.Less(t, time.Since(start), 5*time.Second, "woken by NOTIFY, not the 1-minute poll")
-
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay did not stop within 10s")
-	}
-	assert.Equal(t, 0, count(t, "outbox"))
 }
 
 func TestHealth(t *testing.T) {
@@ -380,5 +278,5 @@ func TestConcurrentDuplicatesAcrossRequests(t *testing.T) {
 	assert.Equal(t, len(rs), accepted, "each reading stored exactly once")
 	assert.Equal(t, (clients-1)*len(rs), dups)
 	assert.Equal(t, len(rs), count(t, "events"))
-	assert.Equal(t, len(rs), count(t, "outbox"))
+	assert.Len(t, published(t), len(rs))
 }

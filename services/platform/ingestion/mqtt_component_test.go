@@ -17,6 +17,7 @@ import (
 
 	"platform/ingestion"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/mqttx"
 )
 
@@ -47,7 +48,7 @@ func TestMQTTTelemetry(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
 	dlq := &fakeDLQ{}
-	h := ingestion.NewMQTTHandler(ingestion.NewService(db.Pool, "telemetry.v1"), contracts.Default(), dlq, log)
+	h := ingestion.NewMQTTHandler(ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1"), contracts.Default(), dlq, log)
 	ts := time.Now().UTC().Format(time.RFC3339Nano)
 	good := mqttx.Message{Topic: "devices/dev-m/telemetry", Payload: mqttPayload(t, map[string]any{"event_id": uuid.NewString(), "ts": ts, "metrics": map[string]any{"t": 1}})}
 	withDevice := mqttx.Message{Topic: "devices/dev-m/telemetry", Payload: mqttPayload(t, map[string]any{"event_id": uuid.NewString(), "device_id": "dev-m", "ts": ts, "metrics": map[string]any{"t": 2}})}

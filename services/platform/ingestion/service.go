@@ -1,10 +1,11 @@
 // Package ingestion is the ingestion server (:8080): HTTP and MQTT
-// telemetry in, TelemetryReceived events and outbox rows out, in one
-// transaction.
+// telemetry in, TelemetryReceived events out (the event store publishes
+// them to the telemetry topic).
 package ingestion
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -12,13 +13,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/ingestion/client"
 	"platform/internal/eventstore"
-	"platform/internal/outbox"
-	"platform/internal/postgres"
 )
 
 // Reading is one validated reading.
@@ -32,14 +29,13 @@ type Result struct {
 
 // Service stores telemetry.
 type Service struct {
-	pool  *pgxpool.Pool
+	store *eventstore.Store
 	topic string
-	now   func() time.Time
 }
 
-// NewService stores into pool and enqueues outbox rows for topic.
-func NewService(pool *pgxpool.Pool, topic string) *Service {
-	return &Service{pool: pool, topic: topic, now: time.Now}
+// NewService appends to store events that the relay publishes on topic.
+func NewService(store *eventstore.Store, topic string) *Service {
+	return &Service{store: store, topic: topic}
 }
 
 // TelemetryEvent is telemetry-event.schema.json, the telemetry.v1 value.
@@ -53,10 +49,9 @@ type TelemetryEvent struct {
 	RecordedAt string             `json:"recorded_at"`
 }
 
-// The two payloads below are written by hand: they are on the hot path and
-// their strings (uuid, device id, metric names, RFC 3339) never need JSON
-// escaping (the schemas' patterns exclude it). Tests compare them with
-// encoding/json.
+// The payload is written by hand: it is on the hot path and its strings
+// (metric names, RFC 3339) never need JSON escaping (the schemas' patterns
+// exclude it). Tests compare it with encoding/json.
 
 // appendPayload is the events.payload of TelemetryReceived: {ts, metrics}.
 func appendPayload(b []byte, r Reading) []byte {
@@ -65,25 +60,6 @@ func appendPayload(b []byte, r Reading) []byte {
 	b = append(b, `","metrics":`...)
 	b = appendMetrics(b, r.Metrics)
 	return append(b, '}')
-}
-
-// appendTelemetryEvent is telemetry-event.schema.json.
-func appendTelemetryEvent(b []byte, e eventstore.Event, r Reading, recorded time.Time) []byte {
-	b = append(b, `{"event_id":"`...)
-	b = append(b, e.EventID.String()...)
-	b = append(b, `","type":"`...)
-	b = append(b, e.Type...)
-	b = append(b, `","device_id":"`...)
-	b = append(b, r.DeviceID...)
-	b = append(b, `","version":`...)
-	b = strconv.AppendInt(b, e.Version, 10)
-	b = append(b, `,"ts":"`...)
-	b = r.TS.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","metrics":`...)
-	b = appendMetrics(b, r.Metrics)
-	b = append(b, `,"recorded_at":"`...)
-	b = recorded.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...)
 }
 
 func appendMetrics(b []byte, m map[string]float64) []byte {
@@ -125,73 +101,60 @@ func appendFloat(b []byte, f float64) []byte {
 }
 
 // Ingest appends the readings not seen before (by event_id, also within
-// the batch) as TelemetryReceived events plus one outbox row each, in one
-// transaction.
+// the batch) as TelemetryReceived events for the telemetry topic, in one
+// transaction. It inserts at once and checks for stored ids only when the
+// insert hits one (a client's retry): the common case pays nothing.
 func (s *Service) Ingest(ctx context.Context, readings []Reading) (Result, error) {
 	seen := make(map[uuid.UUID]bool, len(readings))
-	uniq := make([]Reading, 0, len(readings))
+	events := make([]eventstore.Event, 0, len(readings))
+	devices := make([]string, 0, 8)
+	known := make(map[string]bool, 8)
 	for _, r := range readings {
-		if !seen[r.EventID] {
-			seen[r.EventID] = true
-			uniq = append(uniq, r)
+		if seen[r.EventID] {
+			continue
 		}
+		seen[r.EventID] = true
+		if !known[r.DeviceID] {
+			known[r.DeviceID] = true
+			devices = append(devices, r.DeviceID)
+		}
+		events = append(events, eventstore.Event{
+			EventID: r.EventID, StreamID: r.DeviceID, Type: eventstore.TelemetryReceived,
+			Topic: s.topic, Payload: appendPayload(make([]byte, 0, 96), r),
+		})
 	}
-	var res Result
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		res, err = s.ingestOnce(ctx, uniq)
-		if err == nil || !postgres.IsRetryable(err) {
-			break
-		}
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	res.Duplicates += len(readings) - len(uniq)
-	return res, nil
-}
-
-func (s *Service) ingestOnce(ctx context.Context, readings []Reading) (Result, error) {
-	var res Result
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		ids := make([]uuid.UUID, len(readings))
-		for i, r := range readings {
-			ids[i] = r.EventID
-		}
-		existing, err := eventstore.Existing(ctx, tx, ids)
-		if err != nil {
-			return err
-		}
-		events := make([]eventstore.Event, 0, len(readings))
-		fresh := make([]Reading, 0, len(readings))
-		for _, r := range readings {
-			if existing[r.EventID] {
-				continue
+	stored := events
+	err := s.store.Write(ctx, devices, func(tx *eventstore.Tx) error { return tx.Append(ctx, stored) })
+	for attempt := 0; errors.Is(err, eventstore.ErrDuplicate) && attempt < 5; attempt++ {
+		err = s.store.Write(ctx, devices, func(tx *eventstore.Tx) error {
+			stored, err = freshOnly(ctx, tx, events)
+			if err != nil {
+				return err
 			}
-			p := appendPayload(nil, r)
-			fresh = append(fresh, r)
-			events = append(events, eventstore.Event{EventID: r.EventID, StreamID: r.DeviceID, Type: eventstore.TelemetryReceived, Payload: p})
-		}
-		res = Result{Accepted: len(events), Duplicates: len(readings) - len(events)}
-		if len(events) == 0 {
-			return nil
-		}
-		now := s.now().UTC().Truncate(time.Microsecond)
-		if err := eventstore.Append(ctx, tx, now, events); err != nil {
-			return err
-		}
-		msgs := make([]outbox.Message, len(events))
-		for i, e := range events {
-			r := fresh[i]
-			b := appendTelemetryEvent(make([]byte, 0, 256), e, r, now)
-			msgs[i] = outbox.Message{Topic: s.topic, Key: r.DeviceID, Payload: b}
-		}
-		return outbox.Enqueue(ctx, tx, outbox.SinkKafka, msgs)
-	})
+			return tx.Append(ctx, stored)
+		})
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("ingest: %w", err)
 	}
-	return res, nil
+	return Result{Accepted: len(stored), Duplicates: len(readings) - len(stored)}, nil
 }
 
-func formatTS(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// freshOnly drops the events whose ids are already stored.
+func freshOnly(ctx context.Context, tx *eventstore.Tx, events []eventstore.Event) ([]eventstore.Event, error) {
+	ids := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		ids[i] = e.EventID
+	}
+	existing, err := tx.Existing(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	fresh := make([]eventstore.Event, 0, len(events))
+	for _, e := range events {
+		if !existing[e.EventID] {
+			fresh = append(fresh, e)
+		}
+	}
+	return fresh, nil
+}

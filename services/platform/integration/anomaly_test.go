@@ -23,9 +23,9 @@ import (
 	"platform/ingestion"
 	ingclient "platform/ingestion/client"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/inference"
 	"platform/internal/kafkax"
-	"platform/internal/outbox"
 )
 
 // inferencePython is the interpreter with the AI inference service
@@ -116,16 +116,17 @@ func TestAnomalyLoopThroughKafkaAndInference(t *testing.T) {
 	device := "it-anom-" + sfx
 	val := contracts.Default()
 
-	relay, err := outbox.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, outbox.Config{Sink: outbox.SinkKafka, PollInterval: 100 * time.Millisecond}, log)
+	events := eventstore.New(db.Pool)
+	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{PollInterval: 100 * time.Millisecond, Wake: events.Published()}, log)
 	require.NoError(t, err)
 	scorer := inference.New(inference.Config{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", port), Timeout: 2 * time.Second, Retries: 1, Backoff: 50 * time.Millisecond}, val)
-	det, err := detector.New(db.Pool, scorer, val, detector.Config{Window: 64, Topic: anom}, log)
+	det, err := detector.New(db.Pool, events, scorer, val, detector.Config{Window: 64, Topic: anom}, log)
 	require.NoError(t, err)
 	detCl, err := kafkax.NewGroupConsumer([]string{cfg.KafkaBroker()}, detGroup, tel, "it-detector")
 	require.NoError(t, err)
 	actCl, err := kafkax.NewGroupConsumer([]string{cfg.KafkaBroker()}, actGroup, anom, "it-actions")
 	require.NoError(t, err)
-	rules := actions.NewAnomalyRules(actions.NewService(db.Pool, val, log), val, map[string]string{"temperature": "cooldown"}, log)
+	rules := actions.NewAnomalyRules(actions.NewService(db.Pool, events, val, log), val, map[string]string{"temperature": "cooldown"}, log)
 
 	done := make(chan struct{}, 3)
 	go func() { _ = relay.Run(ctx); done <- struct{}{} }()
@@ -140,7 +141,7 @@ func TestAnomalyLoopThroughKafkaAndInference(t *testing.T) {
 		actCl.Close()
 	}()
 
-	ing := ingestion.NewService(db.Pool, tel)
+	ing := ingestion.NewService(events, tel)
 	t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	sec := 0
 	send := func(values ...float64) {

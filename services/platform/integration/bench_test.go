@@ -25,8 +25,8 @@ import (
 	ingclient "platform/ingestion/client"
 	"platform/internal/app"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/kafkax"
-	"platform/internal/outbox"
 	"platform/internal/testdb"
 	"platform/internal/testserver"
 	qclient "platform/query/client"
@@ -56,7 +56,7 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-// HTTP ingest of 1000-reading batches to durable (events + outbox committed)
+// HTTP ingest of 1000-reading batches to durable (events committed)
 // versus raw pgx CopyFrom of the same rows into a bare table, with the same
 // number of concurrent clients. Two device layouts: each client owns its
 // devices (the expected shape: a gateway per client), and every client
@@ -67,22 +67,35 @@ func TestBenchIngestVersusCopyFrom(t *testing.T) {
 		name    string
 		workers int
 		shared  bool
+		http    bool
 	}{
-		{"1 client", 1, false},
-		{"4 clients, own devices", 4, false},
-		{"4 clients, shared devices", 4, true},
+		{"storage path alone, 1 client", 1, false, false},
+		{"1 client", 1, false, true},
+		{"4 clients, own devices", 4, false, true},
+		{"4 clients, shared devices", 4, true, true},
 	} {
-		t.Run(sc.name, func(t *testing.T) { benchIngest(t, sc.workers, sc.shared) })
+		t.Run(sc.name, func(t *testing.T) { benchIngest(t, sc.workers, sc.shared, sc.http) })
 	}
 }
 
-func benchIngest(t *testing.T, workers int, shared bool) {
+// benchIngest measures HTTP ingest, or with viaHTTP false the storage path
+// alone (Service.Ingest called directly: no HTTP, JSON or validation).
+func benchIngest(t *testing.T, workers int, shared, viaHTTP bool) {
 	ctx := context.Background()
 	const rounds, batches, size = 3, 60, 1000
-	url, stop, err := testserver.Start(ingestion.NewServer(ingestion.NewService(db.Pool, "telemetry.v1"), contracts.Default(), log).Handler(nil), log)
+	svc := ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
+	url, stop, err := testserver.Start(ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
 	require.NoError(t, err)
 	defer stop()
 	cli := ingclient.New(url, &http.Client{Timeout: time.Minute})
+	ingest := func(rs []ingclient.Reading) (int, error) {
+		if !viaHTTP {
+			res, err := svc.Ingest(ctx, rs)
+			return res.Accepted, err
+		}
+		res, err := cli.Ingest(ctx, rs)
+		return res.Accepted, err
+	}
 
 	// Batch i goes to worker i%workers, so "own devices" really are owned.
 	run := func(fn func(i int) error) time.Duration {
@@ -104,8 +117,8 @@ func benchIngest(t *testing.T, workers int, shared bool) {
 	// machine hits both alike; the medians are reported.
 	var httpRates, copyRates []float64
 	for round := 0; round < rounds; round++ {
-		require.NoError(t, db.Truncate(ctx, "events", "outbox", "streams"))
-		for _, tbl := range []string{"events", "outbox", "streams"} {
+		require.NoError(t, db.Truncate(ctx, "events", "streams", "relay_cursors"))
+		for _, tbl := range []string{"events", "streams"} {
 			_, err := db.Pool.Exec(ctx, "VACUUM ANALYZE "+tbl)
 			require.NoError(t, err)
 		}
@@ -119,13 +132,13 @@ func benchIngest(t *testing.T, workers int, shared bool) {
 			}
 			data[i] = batch(size, devices, prefix)
 		}
-		_, err = cli.Ingest(ctx, batch(size, 100, "warm")) // warm-up
+		_, err = ingest(batch(size, 100, "warm")) // warm-up
 		require.NoError(t, err)
 
 		httpDur := run(func(i int) error {
-			res, err := cli.Ingest(ctx, data[i])
-			if err == nil && res.Accepted != size {
-				err = fmt.Errorf("accepted %d", res.Accepted)
+			accepted, err := ingest(data[i])
+			if err == nil && accepted != size {
+				err = fmt.Errorf("accepted %d", accepted)
 			}
 			return err
 		})
@@ -144,25 +157,30 @@ func benchIngest(t *testing.T, workers int, shared bool) {
 	sort.Float64s(httpRates)
 	sort.Float64s(copyRates)
 	h, c := httpRates[rounds/2], copyRates[rounds/2]
-	t.Logf("BENCH ingest_http_readings_per_s=%.0f copyfrom_bare_readings_per_s=%.0f ratio=%.2f (median of %d rounds; http %.0f..%.0f, copy %.0f..%.0f; batches=%d x %d, clients=%d, shared_devices=%v)",
-		h, c, h/c, rounds, httpRates[0], httpRates[rounds-1], copyRates[0], copyRates[rounds-1], batches, size, workers, shared)
+	path := "http"
+	if !viaHTTP {
+		path = "storage"
+	}
+	t.Logf("BENCH ingest_%s_readings_per_s=%.0f copyfrom_bare_readings_per_s=%.0f ratio=%.2f (median of %d rounds; ingest %.0f..%.0f, copy %.0f..%.0f; batches=%d x %d, clients=%d, shared_devices=%v)",
+		path, h, c, h/c, rounds, httpRates[0], httpRates[rounds-1], copyRates[0], copyRates[rounds-1], batches, size, workers, shared)
 }
 
-// Outbox -> Kafka publish latency (row created -> broker ack) while ingesting
-// 1000 readings/s in batches of 100.
+// Event store -> Kafka publish latency (ingest transaction start -> broker
+// ack) while ingesting 1000 readings/s in batches of 100.
 func TestBenchOutboxToKafkaLatency(t *testing.T) {
 	ctx := context.Background()
-	require.NoError(t, db.Truncate(ctx, "events", "outbox", "streams"))
+	require.NoError(t, db.Truncate(ctx, "events", "streams", "relay_cursors"))
 	prod := producer(t)
 	topic := uniqueTopic(t, prod)
-	svc := ingestion.NewService(db.Pool, topic)
+	events := eventstore.New(db.Pool)
+	svc := ingestion.NewService(events, topic)
 	var mu sync.Mutex
 	var lat []time.Duration
-	relay, err := outbox.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, outbox.Config{
-		Sink: outbox.SinkKafka,
-		Observe: func(m outbox.Message, acked time.Time) {
+	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{
+		Wake: events.Published(),
+		Observe: func(m eventstore.Message, acked time.Time) {
 			mu.Lock()
-			lat = append(lat, acked.Sub(m.CreatedAt))
+			lat = append(lat, acked.Sub(m.RecordedAt))
 			mu.Unlock()
 		},
 	}, log)

@@ -26,9 +26,9 @@ import (
 	ingclient "platform/ingestion/client"
 	"platform/internal/config"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/kafkax"
 	"platform/internal/mqttx"
-	"platform/internal/outbox"
 	"platform/internal/testdb"
 	"platform/query"
 )
@@ -76,15 +76,15 @@ func producer(t *testing.T) *kgo.Client {
 	return cl
 }
 
-// Ingest -> outbox -> relay -> real Kafka -> consumer: every event once,
+// Ingest -> event store -> relay -> real Kafka -> consumer: every event once,
 // keyed by device, in version order per device.
 func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	ctx := context.Background()
 	prod := producer(t)
 	topic := uniqueTopic(t, prod)
-	require.NoError(t, db.Truncate(ctx, "events", "outbox", "streams", "readings", "device_latest", "processed_messages"))
+	require.NoError(t, db.Truncate(ctx, "events", "relay_cursors", "streams", "readings", "device_latest", "processed_messages"))
 
-	svc := ingestion.NewService(db.Pool, topic)
+	svc := ingestion.NewService(eventstore.New(db.Pool), topic)
 	var rs []ingclient.Reading
 	for i := 0; i < 300; i++ {
 		rs = append(rs, ingclient.Reading{EventID: uuid.New(), DeviceID: fmt.Sprintf("it-%d", i%7), TS: time.Now().UTC(), Metrics: map[string]float64{"v": float64(i)}})
@@ -92,7 +92,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	_, err := svc.Ingest(ctx, rs)
 	require.NoError(t, err)
 
-	relay, err := outbox.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, outbox.Config{Sink: outbox.SinkKafka, BatchSize: 100}, log)
+	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{BatchSize: 100}, log)
 	require.NoError(t, err)
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan struct{})
@@ -112,10 +112,11 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 		_ = db.Pool.QueryRow(ctx, "SELECT count(*) FROM processed_messages").Scan(&n)
 		return n == 300
 	}, 60*time.Second, 50*time.Millisecond, "all 300 events projected")
-	var outboxLeft, latest int
-	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&outboxLeft))
+	var unpublished, latest int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM events e JOIN relay_cursors c ON c.sink = 'kafka'
+		WHERE e.topic IS NOT NULL AND (e.tx, e.seq) > (c.tx, c.seq)`).Scan(&unpublished))
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM device_latest").Scan(&latest))
-	assert.Equal(t, 0, outboxLeft)
+	assert.Equal(t, 0, unpublished, "the relay's cursor is past every event")
 	assert.Equal(t, 7, latest)
 	var v float64
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT (metrics->>'v')::float FROM device_latest WHERE device_id = 'it-0'").Scan(&v))

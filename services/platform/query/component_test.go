@@ -22,7 +22,7 @@ import (
 	"platform/ingestion"
 	ingclient "platform/ingestion/client"
 	"platform/internal/contracts"
-	"platform/internal/outbox"
+	"platform/internal/eventstore"
 	"platform/internal/testdb"
 	"platform/internal/testserver"
 	"platform/query"
@@ -51,14 +51,14 @@ func TestMain(m *testing.M) {
 		defer stop()
 		cli = client.New(baseURL, nil)
 		proj = query.NewProjector(db.Pool, contracts.Default(), log)
-		ing = ingestion.NewService(db.Pool, "telemetry.v1")
+		ing = ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
 		return m.Run()
 	}, "query"))
 }
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "streams", "readings", "device_latest", "processed_messages"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "streams", "readings", "device_latest", "processed_messages"))
 }
 
 // capture is the Kafka stand-in: what the relay would publish on telemetry.v1.
@@ -67,11 +67,11 @@ type capture struct {
 	msgs []query.Message
 }
 
-func (c *capture) Publish(_ context.Context, msgs []outbox.Message) (int, error) {
+func (c *capture) Publish(_ context.Context, msgs []eventstore.Message) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range msgs {
-		c.msgs = append(c.msgs, query.Message{Key: []byte(m.Key), Value: m.Payload, Offset: m.ID})
+		c.msgs = append(c.msgs, query.Message{Key: []byte(m.Key), Value: m.Value, Offset: int64(len(c.msgs))})
 	}
 	return len(msgs), nil
 }
@@ -83,9 +83,11 @@ func ingest(t *testing.T, rs ...ingclient.Reading) []query.Message {
 	ctx := context.Background()
 	_, err := ing.Ingest(ctx, rs)
 	require.NoError(t, err)
+	require.NoError(t, db.Settled(ctx))
 	c := &capture{}
-	relay, err := outbox.NewRelay(db.Pool, c, outbox.Config{Sink: outbox.SinkKafka}, log)
+	relay, err := eventstore.NewRelay(db.Pool, c, eventstore.RelayConfig{}, log)
 	require.NoError(t, err)
+	defer relay.Close()
 	_, err = relay.Drain(ctx)
 	require.NoError(t, err)
 	return c.msgs

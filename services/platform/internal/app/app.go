@@ -23,6 +23,7 @@ import (
 	"platform/ingestion"
 	"platform/internal/config"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/httpx"
 	"platform/internal/inference"
 	"platform/internal/kafkax"
@@ -112,8 +113,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go kafkax.EnsureTopicsRetry(bg, producer, int32(cfg.KafkaPartitions), log,
 		cfg.TopicTelemetry, cfg.TopicTelemetryDLQ, cfg.TopicAnomalies)
 
-	ingSvc := ingestion.NewService(pool, cfg.TopicTelemetry)
-	actSvc := actions.NewService(pool, val, log)
+	events := eventstore.New(pool)
+	ingSvc := ingestion.NewService(events, cfg.TopicTelemetry)
+	actSvc := actions.NewService(pool, events, val, log)
 	mq := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup, Log: log.With("component", "mqtt")},
 		[]mqttx.Subscription{
 			{Filter: ingestion.TelemetryFilter, MaxBatch: 500, Handler: ingestion.NewMQTTHandler(ingSvc, val, dlq{producer, cfg.TopicTelemetryDLQ}, log).Handle},
@@ -121,13 +123,14 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		})
 	defer mq.Close(2 * time.Second)
 
-	relayCfg := outbox.Config{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
-	kafkaRelayCfg := relayCfg
-	kafkaRelayCfg.Sink = outbox.SinkKafka
-	kafkaRelay, err := outbox.NewRelay(pool, kafkax.Publisher{Client: producer}, kafkaRelayCfg, log)
+	kafkaRelay, err := eventstore.NewRelay(pool, kafkax.Publisher{Client: producer}, eventstore.RelayConfig{
+		BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2,
+		Wake: events.Published(),
+	}, log)
 	if err != nil {
 		return err
 	}
+	relayCfg := outbox.Config{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
 	cmdRelay, err := actions.NewCommandRelay(pool, mq, relayCfg, log)
 	if err != nil {
 		return err
@@ -142,7 +145,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// telemetry with the AI inference service; the actions server turns
 	// anomalies.v1 into commands.
 	scorer := inference.New(inference.Config{BaseURL: cfg.AIInferenceURL(), Timeout: cfg.AIInferenceTimeout}, val)
-	det, err := detector.New(pool, scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies}, log)
+	det, err := detector.New(pool, events, scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies}, log)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"platform/internal/outbox"
+	"platform/internal/eventstore"
 )
 
 // NewProducer returns an idempotent producer (acks=all) for brokers. A
@@ -68,17 +68,17 @@ func EnsureTopicsRetry(ctx context.Context, cl *kgo.Client, partitions int32, lo
 	}
 }
 
-// Publisher is the outbox.Publisher for Kafka: the outbox row's topic,
-// key and payload become the record.
+// Publisher is the event relay's Publisher for Kafka: the message's topic,
+// key and value become the record.
 type Publisher struct{ Client *kgo.Client }
 
 // Publish produces msgs and waits for the broker acks. It returns the
 // length of the prefix of msgs that was acked.
-func (p Publisher) Publish(ctx context.Context, msgs []outbox.Message) (int, error) {
+func (p Publisher) Publish(ctx context.Context, msgs []eventstore.Message) (int, error) {
 	recs := make([]*kgo.Record, len(msgs))
 	index := make(map[*kgo.Record]int, len(msgs))
 	for i, m := range msgs {
-		recs[i] = &kgo.Record{Topic: m.Topic, Key: []byte(m.Key), Value: m.Payload}
+		recs[i] = &kgo.Record{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value}
 		index[recs[i]] = i
 	}
 	results := p.Client.ProduceSync(ctx, recs...)

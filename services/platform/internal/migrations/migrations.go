@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,12 @@ func All() ([]Migration, error) {
 // Apply runs every migration not yet recorded, each in its own transaction.
 // It returns the versions it applied.
 func Apply(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]int, error) {
+	return ApplyUpTo(ctx, pool, log, math.MaxInt)
+}
+
+// ApplyUpTo is Apply for the migrations numbered up to last (a database as
+// an older release left it, for the tests of a later migration).
+func ApplyUpTo(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, last int) ([]int, error) {
 	all, err := All()
 	if err != nil {
 		return nil, err
@@ -77,6 +84,9 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]int, er
 	}
 	var applied []int
 	for _, m := range all {
+		if m.Version > last {
+			break
+		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var done bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&done); err != nil {

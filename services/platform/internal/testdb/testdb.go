@@ -7,9 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/internal/config"
+	"platform/internal/eventstore"
 	"platform/internal/migrations"
 	"platform/internal/postgres"
 )
@@ -34,6 +37,11 @@ type DB struct {
 // applies the migrations and returns it. The error is one line saying what
 // address was tried and how to start PostgreSQL.
 func Create(ctx context.Context, prefix string) (*DB, error) {
+	return CreateAt(ctx, prefix, math.MaxInt)
+}
+
+// CreateAt is Create with the migrations applied up to version last.
+func CreateAt(ctx context.Context, prefix string, last int) (*DB, error) {
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		return nil, err
@@ -58,7 +66,7 @@ func Create(ctx context.Context, prefix string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := migrations.Apply(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if _, err := migrations.ApplyUpTo(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), last); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -85,6 +93,54 @@ func (d *DB) Close() {
 func (d *DB) Truncate(ctx context.Context, tables ...string) error {
 	_, err := d.Pool.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")+" RESTART IDENTITY")
 	return err
+}
+
+// Settled waits until every transaction that wrote an event has ended,
+// anywhere in the cluster. The event relay reads only events of
+// transactions older than the oldest one still running (pg_snapshot_xmin),
+// and the test packages share one PostgreSQL: a neighbour's CREATE DATABASE
+// holds that horizon back for a moment.
+func (d *DB) Settled(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var done bool
+		err := d.Pool.QueryRow(ctx, `SELECT coalesce(max(tx) < pg_snapshot_xmin(pg_current_snapshot()), true) FROM events`).Scan(&done)
+		if err != nil || done {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("a transaction older than the newest event is still running after 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Published is what the event relay sends to the broker, from the first
+// event on: every event with a topic, in relay order. It settles first and
+// replays from an empty cursor, so it may be called any number of times.
+func (d *DB) Published(ctx context.Context) ([]eventstore.Message, error) {
+	if err := d.Truncate(ctx, "relay_cursors"); err != nil {
+		return nil, err
+	}
+	if err := d.Settled(ctx); err != nil {
+		return nil, err
+	}
+	rec := &recorder{}
+	relay, err := eventstore.NewRelay(d.Pool, rec, eventstore.RelayConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	defer relay.Close()
+	_, err = relay.Drain(ctx)
+	return rec.got, err
+}
+
+// recorder is the broker for Published.
+type recorder struct{ got []eventstore.Message }
+
+func (r *recorder) Publish(_ context.Context, msgs []eventstore.Message) (int, error) {
+	r.got = append(r.got, msgs...)
+	return len(msgs), nil
 }
 
 // Main is a TestMain body: it creates the database, runs the tests, drops

@@ -1,0 +1,350 @@
+//go:build component
+
+package eventstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"platform/internal/eventstore"
+	"platform/internal/migrations"
+	"platform/internal/testdb"
+)
+
+var (
+	db  *testdb.DB
+	log = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "eventstore"))
+}
+
+func reset(t *testing.T) *eventstore.Store {
+	t.Helper()
+	require.NoError(t, db.Truncate(context.Background(), "events", "streams", "relay_cursors"))
+	return eventstore.New(db.Pool)
+}
+
+// recorder is the broker side of the relay: it records what was published;
+// failAt makes the N-th message overall (0-based) fail once.
+type recorder struct {
+	mu     sync.Mutex
+	got    []eventstore.Message
+	failAt int
+	failed bool
+}
+
+func (r *recorder) Publish(_ context.Context, msgs []eventstore.Message) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, m := range msgs {
+		if !r.failed && len(r.got) == r.failAt {
+			r.failed = true
+			return i, errors.New("broker unavailable")
+		}
+		r.got = append(r.got, m)
+	}
+	return len(msgs), nil
+}
+
+func (r *recorder) ids(t *testing.T) []uuid.UUID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]uuid.UUID, len(r.got))
+	for i, m := range r.got {
+		var v struct {
+			EventID uuid.UUID `json:"event_id"`
+		}
+		require.NoError(t, json.Unmarshal(m.Value, &v))
+		out[i] = v.EventID
+	}
+	return out
+}
+
+func event(device string, topic string) eventstore.Event {
+	return eventstore.Event{EventID: uuid.New(), StreamID: device, Type: eventstore.TelemetryReceived, Topic: topic, Payload: []byte(`{"n":1}`)}
+}
+
+func appendEvents(t *testing.T, s *eventstore.Store, evs ...eventstore.Event) []uuid.UUID {
+	t.Helper()
+	streams := make([]string, len(evs))
+	ids := make([]uuid.UUID, len(evs))
+	for i, e := range evs {
+		streams[i], ids[i] = e.StreamID, e.EventID
+	}
+	require.NoError(t, s.Write(context.Background(), streams, func(tx *eventstore.Tx) error { return tx.Append(context.Background(), evs) }))
+	return ids
+}
+
+// gate holds a writer's transaction open until release; a failing test
+// releases it too, so that the test database can be dropped.
+func gate(t *testing.T) (released <-chan struct{}, release func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return ch, release
+}
+
+func newRelay(t *testing.T, pub eventstore.Publisher, cfg eventstore.RelayConfig) *eventstore.Relay {
+	t.Helper()
+	r, err := eventstore.NewRelay(db.Pool, pub, cfg, log)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	return r
+}
+
+// drain settles the cluster first: a neighbouring test package's
+// transaction holds the relay's horizon back for a moment.
+func drain(t *testing.T, r *eventstore.Relay) (int, error) {
+	t.Helper()
+	require.NoError(t, db.Settled(context.Background()))
+	return r.Drain(context.Background())
+}
+
+func TestRelayPublishesEventsWithATopicOnceInOrder(t *testing.T) {
+	s := reset(t)
+	var want []uuid.UUID
+	for i := 0; i < 10; i++ {
+		want = append(want, appendEvents(t, s, event(fmt.Sprintf("dev-%d", i%2), "telemetry.v1"))...)
+		appendEvents(t, s, event("dev-0", "")) // no topic: stored, never published
+	}
+	pub := &recorder{failAt: 4}
+	relay := newRelay(t, pub, eventstore.RelayConfig{BatchSize: 100})
+
+	n, err := drain(t, relay)
+	require.Error(t, err, "the broker failed mid-batch")
+	assert.Equal(t, 4, n)
+	n, err = drain(t, relay)
+	require.NoError(t, err)
+	assert.Equal(t, 6, n, "the cursor moved past the acked events only")
+	assert.Equal(t, want, pub.ids(t), "each event once, in commit order, across the failure")
+
+	n, err = drain(t, relay)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	for i, m := range pub.got {
+		assert.Equal(t, "telemetry.v1", m.Topic)
+		assert.Equal(t, fmt.Sprintf("dev-%d", i%2), m.Key)
+	}
+}
+
+// The bug class of SQLStreamStore, Eventuous and Marten: a transaction that
+// took a lower seq commits after later ones; a relay that read by seq alone
+// would move past it and never publish it.
+func TestOpenTransactionIsPublishedOnceItCommits(t *testing.T) {
+	s := reset(t)
+	ctx := context.Background()
+	slow := event("dev-slow", "t")
+	holding := make(chan struct{})
+	released, release := gate(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Write(ctx, []string{"dev-slow"}, func(tx *eventstore.Tx) error {
+			if err := tx.Append(ctx, []eventstore.Event{slow}); err != nil {
+				return err
+			}
+			close(holding)
+			<-released
+			return nil
+		})
+	}()
+	<-holding
+	later := appendEvents(t, s, event("dev-a", "t"), event("dev-b", "t"))
+
+	pub := &recorder{failAt: -1}
+	relay := newRelay(t, pub, eventstore.RelayConfig{})
+	n, err := relay.Drain(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing committed after the open transaction is published before it ends")
+
+	release()
+	require.NoError(t, <-done)
+	n, err = drain(t, relay)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Equal(t, append([]uuid.UUID{slow.EventID}, later...), pub.ids(t))
+}
+
+// Per-device order on the bus is commit order because a writer that waits
+// for a device's stream has no transaction id yet: it gets one after the
+// stream's previous writer committed.
+func TestWriterWaitingForAStreamHasNoTransactionID(t *testing.T) {
+	s := reset(t)
+	ctx := context.Background()
+	first := event("dev-shared", "t")
+	holding := make(chan struct{})
+	released, release := gate(t)
+	done := make(chan error, 2)
+	go func() {
+		done <- s.Write(ctx, []string{"dev-shared", "dev-x"}, func(tx *eventstore.Tx) error {
+			if err := tx.Append(ctx, []eventstore.Event{first, event("dev-x", "t")}); err != nil {
+				return err
+			}
+			close(holding)
+			<-released
+			return nil
+		})
+	}()
+	<-holding
+	second := event("dev-shared", "t")
+	go func() {
+		done <- s.Write(ctx, []string{"dev-a-first-in-key-order", "dev-shared"}, func(tx *eventstore.Tx) error {
+			return tx.Append(ctx, []eventstore.Event{event("dev-a-first-in-key-order", "t"), second})
+		})
+	}()
+	var waiting int
+	var xid *string
+	require.Eventually(t, func() bool {
+		err := db.Pool.QueryRow(ctx, `
+			SELECT count(*), max(backend_xid::text) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND datname = current_database()`).Scan(&waiting, &xid)
+		return err == nil && waiting == 1
+	}, 10*time.Second, 5*time.Millisecond, "the second writer waits on the stream lock")
+	assert.Nil(t, xid, "a writer waiting for a stream has no transaction id")
+
+	release()
+	require.NoError(t, <-done)
+	require.NoError(t, <-done)
+	pub := &recorder{failAt: -1}
+	_, err := drain(t, newRelay(t, pub, eventstore.RelayConfig{}))
+	require.NoError(t, err)
+	ids := pub.ids(t)
+	require.Len(t, ids, 4)
+	assert.Less(t, indexOf(ids, first.EventID), indexOf(ids, second.EventID))
+	var v1, v2 int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT
+		(SELECT version FROM events WHERE event_id = $1), (SELECT version FROM events WHERE event_id = $2)`,
+		first.EventID, second.EventID).Scan(&v1, &v2))
+	assert.Equal(t, [2]int64{1, 2}, [2]int64{v1, v2})
+}
+
+func indexOf(ids []uuid.UUID, id uuid.UUID) int {
+	for i, x := range ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestOneRelayLeadsAndTheNextContinuesFromItsCursor(t *testing.T) {
+	s := reset(t)
+	ctx := context.Background()
+	first := appendEvents(t, s, event("dev-a", "t"), event("dev-a", "t"))
+	pubA, pubB := &recorder{failAt: -1}, &recorder{failAt: -1}
+	a := newRelay(t, pubA, eventstore.RelayConfig{Sink: "kafka"})
+	b := newRelay(t, pubB, eventstore.RelayConfig{Sink: "kafka"})
+	n, err := drain(t, a)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	_, err = b.Drain(ctx)
+	require.ErrorIs(t, err, eventstore.ErrNotLeader)
+
+	second := appendEvents(t, s, event("dev-a", "t"))
+	a.Close()
+	n, err = drain(t, b)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, first, pubA.ids(t))
+	assert.Equal(t, second, pubB.ids(t), "nothing published twice across the hand-over")
+}
+
+func TestRunWakesOnCommitAndFlushesOnStop(t *testing.T) {
+	s := reset(t)
+	pub := &recorder{failAt: -1}
+	relay := newRelay(t, pub, eventstore.RelayConfig{PollInterval: time.Minute, Wake: s.Published()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+
+	appendEvents(t, s, event("dev-w", "t"))
+	require.Eventually(t, func() bool { return len(pub.ids(t)) == 1 }, 10*time.Second, 5*time.Millisecond)
+	appendEvents(t, s, event("dev-w", "t"))
+	require.Eventually(t, func() bool { return len(pub.ids(t)) == 2 }, 10*time.Second, 5*time.Millisecond,
+		"woken by the commit, not the one-minute poll")
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not stop within 10s")
+	}
+}
+
+func TestDuplicateIDFailsTheWriteWithErrDuplicate(t *testing.T) {
+	s := reset(t)
+	e := event("dev-d", "t")
+	appendEvents(t, s, e)
+	again := e
+	err := s.Write(context.Background(), []string{"dev-d"}, func(tx *eventstore.Tx) error {
+		return tx.Append(context.Background(), []eventstore.Event{event("dev-d", "t"), again})
+	})
+	require.ErrorIs(t, err, eventstore.ErrDuplicate)
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n))
+	assert.Equal(t, 1, n, "the whole transaction rolled back")
+}
+
+func TestAppendRefusesAStreamItDidNotLock(t *testing.T) {
+	s := reset(t)
+	err := s.Write(context.Background(), []string{"dev-a"}, func(tx *eventstore.Tx) error {
+		return tx.Append(context.Background(), []eventstore.Event{event("dev-b", "t")})
+	})
+	require.ErrorContains(t, err, `"dev-b": not locked`)
+}
+
+// A database as the previous release left it: the events it had already
+// published are not sent again; those still waiting in the outbox are sent
+// once, with the very value the outbox held.
+func TestMigrationPublishesWaitingOutboxRowsOnce(t *testing.T) {
+	ctx := context.Background()
+	old, err := testdb.CreateAt(ctx, "eventstore_v1", 4)
+	require.NoError(t, err)
+	defer old.Close()
+	sent, waiting := uuid.New(), uuid.New()
+	value := func(id uuid.UUID, v int) string {
+		return fmt.Sprintf(`{"event_id":"%s","type":"TelemetryReceived","device_id":"dev-m","version":%d,"ts":"2026-01-01T00:00:0%dZ","metrics":{"t":%d},"recorded_at":"2026-01-01T00:00:09Z"}`, id, v, v, v)
+	}
+	for i, id := range []uuid.UUID{sent, waiting} {
+		_, err := old.Pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, version, type, payload, recorded_at)
+			VALUES ($1, 'dev-m', $2, 'TelemetryReceived', $3::jsonb, '2026-01-01T00:00:09Z')`,
+			id, i+1, fmt.Sprintf(`{"ts":"2026-01-01T00:00:0%dZ","metrics":{"t":%d}}`, i+1, i+1))
+		require.NoError(t, err)
+	}
+	_, err = old.Pool.Exec(ctx, `INSERT INTO outbox (sink, topic, key, payload) VALUES
+		('kafka', 'telemetry.v1', 'dev-m', convert_to($1, 'UTF8')), ('mqtt', 'devices/dev-m/commands', 'c1', '\x7b7d')`, value(waiting, 2))
+	require.NoError(t, err)
+
+	applied, err := migrations.Apply(ctx, old.Pool, log)
+	require.NoError(t, err)
+	assert.Contains(t, applied, 5)
+	pub := &recorder{failAt: -1}
+	relay, err := eventstore.NewRelay(old.Pool, pub, eventstore.RelayConfig{}, log)
+	require.NoError(t, err)
+	defer relay.Close()
+	require.NoError(t, old.Settled(ctx))
+	n, err := relay.Drain(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	assert.Equal(t, "telemetry.v1", pub.got[0].Topic)
+	assert.JSONEq(t, value(waiting, 2), string(pub.got[0].Value))
+	var kafkaRows, mqttRows, events int
+	require.NoError(t, old.Pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM outbox WHERE sink = 'kafka'), (SELECT count(*) FROM outbox WHERE sink = 'mqtt'),
+		(SELECT count(*) FROM events)`).Scan(&kafkaRows, &mqttRows, &events))
+	assert.Equal(t, [3]int{0, 1, 2}, [3]int{kafkaRows, mqttRows, events}, "no event lost, the command outbox untouched")
+}
