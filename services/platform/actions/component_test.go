@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "streams", "commands", "processed_messages"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "outbox", "commands", "processed_messages"))
 }
 
 type published struct{ Topic, Payload string }

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "streams", "readings", "processed_messages", "anomalies"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "readings", "processed_messages", "anomalies"))
 }
 
 // fakeScorer records every window it is asked to score, in order. Its

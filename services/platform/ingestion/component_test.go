@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "streams", "relay_cursors"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors"))
 }
 
 func reading(device string, i int) client.Reading {

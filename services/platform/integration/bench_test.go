@@ -117,11 +117,9 @@ func benchIngest(t *testing.T, workers int, shared, viaHTTP bool) {
 	// machine hits both alike; the medians are reported.
 	var httpRates, copyRates []float64
 	for round := 0; round < rounds; round++ {
-		require.NoError(t, db.Truncate(ctx, "events", "streams", "relay_cursors"))
-		for _, tbl := range []string{"events", "streams"} {
-			_, err := db.Pool.Exec(ctx, "VACUUM ANALYZE "+tbl)
-			require.NoError(t, err)
-		}
+		require.NoError(t, db.Truncate(ctx, "events", "relay_cursors"))
+		_, err := db.Pool.Exec(ctx, "VACUUM ANALYZE events")
+		require.NoError(t, err)
 		_, err = db.Pool.Exec(ctx, `DROP TABLE IF EXISTS bench_bare; CREATE TABLE bench_bare (event_id uuid, device_id text, ts timestamptz, metrics jsonb)`)
 		require.NoError(t, err)
 		data := make([][]ingclient.Reading, batches)
@@ -169,7 +167,7 @@ func benchIngest(t *testing.T, workers int, shared, viaHTTP bool) {
 // ack) while ingesting 1000 readings/s in batches of 100.
 func TestBenchOutboxToKafkaLatency(t *testing.T) {
 	ctx := context.Background()
-	require.NoError(t, db.Truncate(ctx, "events", "streams", "relay_cursors"))
+	require.NoError(t, db.Truncate(ctx, "events", "relay_cursors"))
 	prod := producer(t)
 	topic := uniqueTopic(t, prod)
 	events := eventstore.New(db.Pool)

@@ -82,7 +82,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	ctx := context.Background()
 	prod := producer(t)
 	topic := uniqueTopic(t, prod)
-	require.NoError(t, db.Truncate(ctx, "events", "relay_cursors", "streams", "readings", "device_latest", "processed_messages"))
+	require.NoError(t, db.Truncate(ctx, "events", "relay_cursors", "readings", "device_latest", "processed_messages"))
 
 	svc := ingestion.NewService(eventstore.New(db.Pool), topic)
 	var rs []ingclient.Reading

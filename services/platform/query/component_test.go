@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "streams", "readings", "device_latest", "processed_messages"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "readings", "device_latest", "processed_messages"))
 }
 
 // capture is the Kafka stand-in: what the relay would publish on telemetry.v1.

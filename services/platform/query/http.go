@@ -158,7 +158,7 @@ func (s *Server) exists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 const (
 	projectedDevice = `SELECT EXISTS (SELECT 1 FROM device_latest WHERE device_id = $1)`
-	storedStream    = `SELECT EXISTS (SELECT 1 FROM streams WHERE stream_id = $1)`
+	storedStream    = `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`
 )
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request) {

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) *eventstore.Store {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "streams", "relay_cursors"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors"))
 	return eventstore.New(db.Pool)
 }
 

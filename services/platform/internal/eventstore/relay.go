@@ -139,6 +139,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		// (any write anywhere in the cluster): look again soon rather than
 		// at the next poll, since that transaction's end wakes nobody.
 		if waiting, err := r.heldBack(ctx); err == nil && waiting {
+			if n > 0 {
+				held = 0 // progress: the horizon moves, look again at once
+			}
 			held = min(max(held*2, time.Millisecond), r.cfg.PollInterval)
 			sleep(ctx, held)
 			continue

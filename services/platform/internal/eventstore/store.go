@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -133,28 +132,22 @@ func (tx *Tx) Append(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	counts := map[string]int64{}
+	seen := map[string]bool{}
+	ids := make([]string, 0, 8)
 	for _, e := range events {
 		if !tx.locked[e.StreamID] {
 			return fmt.Errorf("append to stream %q: not locked by this transaction (name it to Store.Write)", e.StreamID)
 		}
-		counts[e.StreamID]++
+		if !seen[e.StreamID] {
+			seen[e.StreamID] = true
+			ids = append(ids, e.StreamID)
+		}
 	}
-	ids := make([]string, 0, len(counts))
-	for id := range counts {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ns := make([]int64, len(ids))
-	for i, id := range ids {
-		ns[i] = counts[id]
-	}
+	// The stream locks are held, so the last versions cannot move under us;
+	// this statement's snapshot, taken after the locks, sees them all.
 	rows, err := tx.Query(ctx, `
-		INSERT INTO streams (stream_id, version)
-		SELECT s, n FROM unnest($1::text[], $2::bigint[]) AS t(s, n) ORDER BY s
-		ON CONFLICT (stream_id) DO UPDATE
-		   SET version = streams.version + EXCLUDED.version, updated_at = now()
-		RETURNING stream_id, version`, ids, ns)
+		SELECT s, coalesce((SELECT max(version) FROM events WHERE stream_id = s), 0)
+		FROM unnest($1::text[]) AS t(s)`, ids)
 	if err != nil {
 		return fmt.Errorf("stream versions: %w", err)
 	}
@@ -162,7 +155,7 @@ func (tx *Tx) Append(ctx context.Context, events []Event) error {
 	var id string
 	var last int64
 	_, err = pgx.ForEachRow(rows, []any{&id, &last}, func() error {
-		next[id] = last - counts[id] + 1
+		next[id] = last + 1
 		return nil
 	})
 	if err != nil {

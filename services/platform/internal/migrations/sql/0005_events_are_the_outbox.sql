@@ -19,6 +19,10 @@ ALTER TABLE events
 
 CREATE INDEX events_publish_order ON events (tx, seq) WHERE topic IS NOT NULL;
 
+-- A stream's last version is read from the (stream_id, version) index under
+-- the stream's lock: the version counter table and its writes go.
+DROP TABLE streams;
+
 -- One row per relay sink: the position of the last published event.
 CREATE TABLE relay_cursors (
     sink       text        PRIMARY KEY,
