@@ -10,6 +10,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/twmb/franz-go v1.20.7
 	github.com/twmb/franz-go/pkg/kadm v1.17.2
+	github.com/valyala/fastjson v1.6.10
 	golang.org/x/text v0.34.0
 	platform/schemas v0.0.0
 )

@@ -1,0 +1,71 @@
+package contracts
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"platform/schemas"
+)
+
+// Keyword returns the value at a JSON pointer of a schema file, such as
+// Keyword(TelemetryReading, "/$defs/uuid/pattern"): code that checks a
+// format by hand takes its pattern or limit from the contract itself
+// instead of a copy.
+func Keyword(schema, pointer string) (any, error) {
+	b, err := fs.ReadFile(schemas.FS, schema)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("schema %s: %w", schema, err)
+	}
+	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		switch node := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = node[tok]; !ok {
+				return nil, fmt.Errorf("schema %s has nothing at %s", schema, pointer)
+			}
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(node) {
+				return nil, fmt.Errorf("schema %s has nothing at %s", schema, pointer)
+			}
+			v = node[i]
+		default:
+			return nil, fmt.Errorf("schema %s has nothing at %s", schema, pointer)
+		}
+	}
+	return v, nil
+}
+
+// KeywordString is Keyword for a string value (a pattern).
+func KeywordString(schema, pointer string) (string, error) {
+	v, err := Keyword(schema, pointer)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("schema %s: %s is not a string", schema, pointer)
+	}
+	return s, nil
+}
+
+// KeywordInt is Keyword for an integer value (a limit).
+func KeywordInt(schema, pointer string) (int, error) {
+	v, err := Keyword(schema, pointer)
+	if err != nil {
+		return 0, err
+	}
+	f, ok := v.(float64)
+	if !ok || f != float64(int(f)) {
+		return 0, fmt.Errorf("schema %s: %s is not an integer", schema, pointer)
+	}
+	return int(f), nil
+}
