@@ -15,7 +15,7 @@ from invoke.exceptions import Exit
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from devenv.aws import clients, config, deploy, purge, render, revision, runtime
+from devenv.aws import clients, config, deploy, network, purge, render, revision, runtime
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision, require_clean
@@ -24,6 +24,7 @@ from devenv.tasks import aws as aws_tasks
 REGION = "eu-central-1"
 SECRET_VALUES = ("s3cret-db-password", "s3cret-emqx-password")
 CALLER = "CIDR 203.0.113.7/32"
+NOBODY = network.Ingress(public="", dashboard="")
 
 
 @pytest.fixture
@@ -111,14 +112,17 @@ def snapshot() -> dict[str, Any]:
     }
 
 
-def run_deploy(env: str = "dev", tag: str = "abc123def456", **kwargs: Any) -> tuple[Aws, list[str]]:
+def run_deploy(
+    env: str = "dev", tag: str = "abc123def456", cidr: str = "203.0.113.7/32", **kwargs: Any
+) -> tuple[Aws, list[str]]:
     lines: list[str] = []
     cfg = config.load(env)
     aws = clients.connect(cfg.region)
-    options: dict[str, Any] = {"cidr": "203.0.113.7/32", "dry_run": False} | kwargs
+    options: dict[str, Any] = {"dry_run": False, "poll": 0.0} | kwargs
     if not options["dry_run"]:
         fake_push(tag)
-    deploy.deploy(aws, cfg, tag, say=lines.append, **options)
+    ingress = network.ingress(cfg, cidr, allow_wide=False)
+    deploy.deploy(aws, cfg, tag, ingress=ingress, say=lines.append, **options)
     return aws, lines
 
 
@@ -252,7 +256,7 @@ def test_deploy_refuses_images_that_were_never_pushed(aws_env: None) -> None:
             clients.connect(cfg.region),
             cfg,
             "0badc0ffee00",
-            cidr="",
+            ingress=NOBODY,
             dry_run=False,
             say=lines.append,
         )
@@ -275,7 +279,7 @@ def test_an_existing_service_gets_a_new_deployment_instead_of_a_task(aws_env: No
     # moto's services start no tasks: the deploy must say so once its deadline passes.
     with pytest.raises(AwsError, match=r"service platform-dev started no task of .*platform-dev:2"):
         deploy.deploy(
-            aws, cfg, "bbbbbbbbbbbb", cidr="", dry_run=False, say=lines.append,
+            aws, cfg, "bbbbbbbbbbbb", ingress=NOBODY, dry_run=False, say=lines.append,
             start_timeout=0.0,
         )  # fmt: skip
     service = aws.ecs.describe_services(cluster=cfg.cluster, services=[cfg.service])["services"][0]
