@@ -121,16 +121,18 @@ def pin(c: Context, env: str = "dev") -> None:
     help={
         "env": ENV_HELP,
         "dry_run": "Write and check the compose file only; start nothing.",
+        "output": "Where to write it (default deploy/rendered/compose.aws-local.yaml).",
     }
 )
-def local(c: Context, env: str = "dev", dry_run: bool = False) -> None:
+def local(c: Context, env: str = "dev", dry_run: bool = False, output: str = "") -> None:
     """Run the rendered task definition on this machine with docker compose (Ctrl-C stops it)."""
     with aws_errors():
         cfg = config.load(env)
         region = clients.region(cfg.region)
         definition = rendering.render(cfg, rendering.Target(region, git.current().tag))
         validate.check(definition)
-        path = local_run.write(local_run.translate(definition, cfg, images.build_args()))
+        model = local_run.translate(definition, cfg, images.build_args())
+        path = local_run.write(model, *([Path(output)] if output else []))
         names = local_run.secret_names(definition, cfg)
         local_run.check(path, names)
         print(f"{path}: accepted by docker compose config")
