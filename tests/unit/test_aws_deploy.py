@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -44,6 +45,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             yield
     finally:
         state_manager.unset_transition("ecs::task")
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine where boto3 finds no credentials anywhere in its chain."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def prepare_account(env: str = "dev") -> None:
@@ -275,6 +286,10 @@ def test_an_existing_service_gets_a_new_deployment_instead_of_a_task(aws_env: No
         cluster=cfg.cluster, serviceName=cfg.service, taskDefinition="platform-dev", desiredCount=1
     )
     fake_push("bbbbbbbbbbbb")
+    asked: list[dict[str, Any]] = []
+    aws.ecs.meta.events.register(
+        "provide-client-params.ecs.UpdateService", lambda params, **_: asked.append(dict(params))
+    )
     lines: list[str] = []
     # moto's services start no tasks: the deploy must say so once its deadline passes.
     with pytest.raises(AwsError, match=r"service platform-dev started no task of .*platform-dev:2"):
@@ -286,6 +301,10 @@ def test_an_existing_service_gets_a_new_deployment_instead_of_a_task(aws_env: No
     assert service["taskDefinition"].endswith("platform-dev:2")
     assert "~ service platform-dev: new deployment of" in "\n".join(lines)
     assert runtime.env_tasks(aws, cfg) == []  # no stray task beside the service
+    # One writer per EFS volume: the old task stops before the service starts the new one.
+    assert [a.get("deploymentConfiguration") for a in asked] == [
+        {"minimumHealthyPercent": 0, "maximumPercent": 100}
+    ]
 
 
 def test_deploy_names_a_missing_efs_parameter(aws_env: None) -> None:
@@ -331,13 +350,8 @@ def test_dirty_tree_is_refused_before_any_aws_call(monkeypatch: pytest.MonkeyPat
 
 
 def test_no_credentials_is_one_line_saying_how_to_fix_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch, no_aws_credentials: None
 ) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(revision, "current", lambda: Revision("abc123def456", []))
     with pytest.raises(Exit) as caught:
         aws_tasks.deploy(Context(), dry_run=True)

@@ -15,6 +15,9 @@ from devenv.aws import config, local, render, revision
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
 from devenv.tasks import aws as aws_tasks
+from tests.unit.test_aws_deploy import no_aws_credentials
+
+__all__ = ["no_aws_credentials"]  # shared with the deploy tests
 
 SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "EMQX_DASHBOARD_PASSWORD": "emqx-s3cret"}
 
@@ -116,13 +119,8 @@ def test_compose_refuses_a_broken_file_with_one_line(tmp_path: Path) -> None:
 
 
 def test_secrets_come_from_the_local_settings_without_credentials(
-    definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch, no_aws_credentials: None
 ) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("POSTGRES_PASSWORD", "from-the-environment")
     names = local.secret_names(definition, config.load("dev"))
     assert names == {

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from invoke.context import Context
 from invoke.exceptions import Exit
 from moto.ecs.models import ecs_backends
@@ -19,6 +20,7 @@ from devenv.aws import clients, config, lock, network, purge, revision, runtime
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
+from devenv.settings import REPO_ROOT
 from devenv.tasks import aws as aws_tasks
 from tests.unit.test_aws_deploy import (
     REGION,
@@ -114,6 +116,13 @@ def test_a_deploy_without_cidr_keeps_the_access_others_have(aws_env: None) -> No
     assert ingress_rules(aws) == {(80, "198.51.100.0/24"), (1883, "198.51.100.0/24")}
 
 
+def test_the_ci_deploy_removes_no_ones_access() -> None:
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "deploy-dev.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["deploy"]["steps"]]
+    deploys = [run for run in runs if "inv aws.deploy" in run]
+    assert len(deploys) == 1 and "--revoke-unnamed" not in deploys[0]
+
+
 # --- 2. one writer per EFS volume -------------------------------------------------------
 
 
@@ -151,28 +160,6 @@ def test_the_new_task_starts_only_after_the_old_one_is_stopped(
     assert "  waiting until 1 old task(s) are STOPPED" in lines
     running = runtime.env_tasks(aws, cfg)
     assert len(running) == 1 and running[0]["taskArn"] != old
-
-
-def test_a_service_replaces_its_task_with_at_most_one_running(
-    aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    prepare_account()
-    aws, _ = run_deploy(tag="aaaaaaaaaaaa")
-    cfg = config.load("dev")
-    runtime.stop(aws, cfg, print)
-    aws.ecs.create_service(
-        cluster=cfg.cluster, serviceName=cfg.service, taskDefinition="platform-dev", desiredCount=1
-    )
-    asked: list[dict[str, Any]] = []
-    aws.ecs.meta.events.register(
-        "provide-client-params.ecs.UpdateService", lambda params, **_: asked.append(dict(params))
-    )
-    monkeypatch.setattr(clients, "connect", lambda region: aws)
-    with pytest.raises(AwsError, match="started no task"):  # moto's services start none
-        run_deploy(tag="bbbbbbbbbbbb", start_timeout=0.0)
-    assert [a.get("deploymentConfiguration") for a in asked] == [
-        {"minimumHealthyPercent": 0, "maximumPercent": 100}
-    ]
 
 
 def test_a_second_deploy_of_the_env_is_refused_while_one_runs(aws_env: None) -> None:
