@@ -138,6 +138,16 @@ def check(path: Path, secrets: Mapping[str, str]) -> None:
         raise AwsError(f"{path}: Compose refuses it: {proc.stderr.strip()}")
 
 
+def up(path: Path, secrets: Mapping[str, str]) -> None:
+    """`up --build` in the foreground until it ends or Ctrl-C, then `down` (volumes kept)."""
+    try:
+        code = run(path, ["up", "--build"], secrets).returncode
+    finally:
+        run(path, ["down"], secrets)
+    if code not in {0, 130}:  # 130: stopped with Ctrl-C
+        raise AwsError(f"docker compose up failed (exit {code}): see its output above")
+
+
 def run(
     path: Path, args: list[str], secrets: Mapping[str, str], *, capture: bool = False
 ) -> subprocess.CompletedProcess[str]:

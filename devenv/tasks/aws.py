@@ -141,10 +141,7 @@ def local(c: Context, env: str = "dev", dry_run: bool = False, output: str = "")
             return
         secrets, source = local_run.secret_values(names, region)
         print(f"secrets {', '.join(names)} from {source}")
-        try:
-            local_run.run(path, ["up", "--build"], secrets)
-        finally:
-            local_run.run(path, ["down"], secrets)
+        local_run.up(path, secrets)
 
 
 @task(help={"env": ENV_HELP})

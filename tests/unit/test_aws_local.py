@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 from invoke.context import Context
@@ -15,9 +16,15 @@ from devenv.aws import config, local, render, revision
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
 from devenv.tasks import aws as aws_tasks
-from tests.unit.test_aws_deploy import no_aws_credentials
+from tests.unit.test_aws_deploy import (
+    REGION,
+    SECRET_VALUES,
+    aws_env,
+    no_aws_credentials,
+    prepare_account,
+)
 
-__all__ = ["no_aws_credentials"]  # shared with the deploy tests
+__all__ = ["aws_env", "no_aws_credentials"]  # shared with the deploy tests
 
 SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "EMQX_DASHBOARD_PASSWORD": "emqx-s3cret"}
 
@@ -145,3 +152,13 @@ def test_inv_aws_local_dry_run_writes_a_file_compose_accepts(
     assert yaml.safe_load(out.read_text())["name"] == "platform-aws-dev"
     with pytest.raises(Exit, match="--env 'Prod!'"):
         aws_tasks.local(Context(), env="Prod!", dry_run=True, output=str(out))
+
+
+def test_secrets_come_from_ssm_with_credentials(aws_env: None, definition: dict[str, Any]) -> None:
+    prepare_account()
+    names = local.secret_names(definition, config.load("dev"))
+    values, source = local.secret_values(names, REGION)
+    assert (source, values) == ("SSM", dict(zip(names, SECRET_VALUES, strict=True)))
+    boto3.client("ssm", region_name=REGION).delete_parameter(Name=names["POSTGRES_PASSWORD"])
+    with pytest.raises(AwsError, match=r"/platform/dev/postgres-password not found: .*\.env"):
+        local.secret_values(names, REGION)
