@@ -61,7 +61,7 @@ def check_cidr(cfg: AwsConfig, value: str, key: str, *, allow_wide: bool) -> str
             f"{key} {value} has host bits set, so it would mean {meant} "
             f"({meant.num_addresses} addresses): write {single} for that one address"
         ) from None
-    minimum = cfg.network.min_prefix_ipv4 if network.version == 4 else cfg.network.min_prefix_ipv6
+    minimum = _minimum_prefix(cfg, network)
     if network.prefixlen < minimum and not allow_wide:
         setting = f"network.min_prefix_ipv{network.version}"
         raise AwsError(
@@ -158,6 +158,8 @@ def ensure_group(
     for port, cidr in unnamed:
         sign, note = ("-", "") if revoke else ("=", kept)
         say(f"{sign} ingress tcp/{port} from {cidr}{note}")
+        if not revoke and _too_wide(cfg, cidr):
+            say(f"! ingress tcp/{port} from {cidr} is wider than network.min_prefix_ipv*")
     if not dry_run and group:
         if add:
             aws.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=_perms(add))
@@ -173,6 +175,15 @@ def find_group(aws: Aws, cfg: AwsConfig) -> str | None:
         Filters=[{"Name": "group-name", "Values": [group_name(cfg)]}]
     )["SecurityGroups"]
     return found[0]["GroupId"] if found else None
+
+
+def _minimum_prefix(cfg: AwsConfig, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> int:
+    return cfg.network.min_prefix_ipv4 if network.version == 4 else cfg.network.min_prefix_ipv6
+
+
+def _too_wide(cfg: AwsConfig, cidr: str) -> bool:
+    network = ipaddress.ip_network(cidr)
+    return network.prefixlen < _minimum_prefix(cfg, network)
 
 
 def _rules(perms: list[IpPermissionOutputTypeDef]) -> set[Rule]:

@@ -111,7 +111,16 @@ def test_a_deploy_without_cidr_keeps_the_access_others_have(aws_env: None) -> No
     run_deploy(cidr="198.51.100.0/24")
     assert ingress_rules(aws) == mine | {(80, "198.51.100.0/24"), (1883, "198.51.100.0/24")}
 
+    # A world-open rule left by hand (or by an old bug) is kept, but called out.
+    group = network.find_group(aws, config.load("dev")) or ""
+    aws.ec2.authorize_security_group_ingress(
+        GroupId=group, IpProtocol="tcp", FromPort=80, ToPort=80, CidrIp="0.0.0.0/0"
+    )
+    _, dry = run_deploy(cidr="", dry_run=True)
+    assert "! ingress tcp/80 from 0.0.0.0/0 is wider than network.min_prefix_ipv*" in dry
+
     _, lines = run_deploy(cidr="198.51.100.0/24", revoke_unnamed=True)
+    assert "- ingress tcp/80 from 0.0.0.0/0" in lines
     assert "- ingress tcp/80 from 203.0.113.7/32" in lines
     assert ingress_rules(aws) == {(80, "198.51.100.0/24"), (1883, "198.51.100.0/24")}
 
