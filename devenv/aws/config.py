@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,6 +41,9 @@ class Network(_Model):
     public_ip: bool = True
     ingress_cidr: str = ""
     dashboard_cidr: str = ""
+    # The widest CIDR a deploy accepts without --allow-wide (port 80 has no authentication).
+    min_prefix_ipv4: int = Field(24, ge=0, le=32)
+    min_prefix_ipv6: int = Field(48, ge=0, le=128)
 
 
 class Efs(_Model):
@@ -65,6 +68,7 @@ class Container(_Model):
 
 class AwsConfig(_Model):
     env: str
+    lock: str
     region: str
     family: str
     cluster: str
@@ -78,6 +82,8 @@ class AwsConfig(_Model):
     efs: Efs
     secrets: dict[str, str]
     containers: dict[str, Container]
+    # compose.yaml image reference -> the digest `inv aws.pin` resolved for it.
+    digests: dict[str, Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] = {}
 
     def repository(self, container: str) -> str:
         return f"{self.repository_prefix}/{container}"

@@ -7,17 +7,24 @@ import difflib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from devenv.aws import images, network, render, runtime, validate
+from devenv.aws import images, lock, network, pin, render, runtime, validate
 from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
 from devenv.aws.parity import routes
 
+if TYPE_CHECKING:
+    from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef
+
 Say = Callable[[str], None]
+# The service replaces its task with the old one STOPPED first: never two on one EFS volume.
+ONE_AT_A_TIME: DeploymentConfigurationTypeDef = {"minimumHealthyPercent": 0, "maximumPercent": 100}
+SERVICE_ORDER = "the old task stops before the new one starts (minimum 0 %, maximum 100 %)"
+TASK_ORDER = "started once the old task is STOPPED (one writer per EFS volume)"
 
 
 @dataclass(frozen=True)
@@ -76,53 +83,38 @@ def deploy(
     cfg: AwsConfig,
     tag: str,
     *,
-    cidr: str,
+    ingress: network.Ingress,
     dry_run: bool,
+    revoke_unnamed: bool = False,
     say: Say = print,
     wait: Callable[[str], Any] | None = None,
     start_timeout: float = 300.0,
+    poll: float = 5.0,
 ) -> Endpoint | None:
     say(f"account {aws.account}  region {aws.region}  env {cfg.env}  image tag {tag}")
     rendered = definition(aws, cfg, tag)
     _check_roles(aws, cfg)
-    labels = runtime.tags(cfg, tag, aws.caller)
     missing = images.missing(aws, cfg, tag)
     for uri in missing:
         say(f"! image {uri} is not in ECR")
+    for reference in pin.unpinned(cfg):
+        say(f"! image {reference} runs by tag, which can move: `inv aws.pin` records its digest")
     if missing and not dry_run:
         raise AwsError(f"{len(missing)} image(s) of {tag} not in ECR: run `inv aws.push` first")
-    if not runtime.cluster_exists(aws, cfg):
-        say(f"+ cluster {cfg.cluster}")
-        if not dry_run:
-            aws.ecs.create_cluster(clusterName=cfg.cluster, tags=runtime.ecs_tags(labels))
-    _ensure_log_group(aws, cfg, say, dry_run)
-    vpc, subnets = network.placement(aws, cfg)
-    rules = network.desired_rules(cfg, rendered, cidr or cfg.network.ingress_cidr)
-    group = network.ensure_group(aws, cfg, vpc, rules, tags=labels, say=say, dry_run=dry_run)
-
-    arn, changes = diff(aws, rendered)
-    if changes:
-        say(changes)
-    else:
-        say(f"= task definition {arn} unchanged")
+    for line in start_order(rendered):
+        say(line)
+    plan = _Plan(rendered, tag, ingress, revoke_unnamed, start_timeout, poll)
     if dry_run:
-        if runtime.service_active(aws, cfg):
-            say(f"~ service {cfg.service}: new deployment")
-        else:
-            runtime.stop(aws, cfg, say, dry_run=True)
-            say(f"+ task of {cfg.family} in {cfg.cluster}")
+        busy = lock.holder(aws, cfg)
+        if busy:
+            say(f"! {lock.refusal(cfg, busy)}")
+        _apply(aws, cfg, plan, say=say, dry_run=True)
         say("dry run: nothing was changed")
         return None
-    if changes:
-        arn = aws.ecs.register_task_definition(**rendered, tags=runtime.ecs_tags(labels))[
-            "taskDefinition"
-        ]["taskDefinitionArn"]
-        say(f"+ registered {arn}")
-    assert arn is not None  # registered above when the family was new
-    task_arn = _start(
-        aws, cfg, arn, subnets=subnets, group=group, labels=labels, say=say, timeout=start_timeout
-    )
-    task = (wait or (lambda a: runtime.wait_healthy(aws, cfg, a, say)))(task_arn)
+    with lock.held(aws, cfg, tag, say):
+        task_arn = _apply(aws, cfg, plan, say=say, dry_run=False)
+        assert task_arn is not None  # a real run starts a task or fails
+        task = (wait or (lambda a: runtime.wait_healthy(aws, cfg, a, say)))(task_arn)
     ip, public = runtime.address(aws, task)
     endpoint = Endpoint(ip, public, urls(rendered, ip, cfg))
     say(f"account {aws.account}  region {aws.region}  task {runtime.task_id(task)}")
@@ -130,6 +122,58 @@ def deploy(
     for url in endpoint.urls:
         say(f"  {url}")
     return endpoint
+
+
+def start_order(rendered: Mapping[str, Any]) -> list[str]:
+    """What each container waits for, as ECS applies it (dependsOn)."""
+    lines = ["start order:"]
+    for c in rendered["containerDefinitions"]:
+        waits = ", ".join(f"{d['containerName']} {d['condition']}" for d in c.get("dependsOn", []))
+        role = "essential" if c["essential"] else "not essential"
+        lines.append(f"  {c['name']} ({role})" + (f" after {waits}" if waits else ": at once"))
+    return lines
+
+
+@dataclass(frozen=True)
+class _Plan:
+    rendered: Mapping[str, Any]
+    tag: str
+    ingress: network.Ingress
+    revoke_unnamed: bool
+    start_timeout: float
+    poll: float
+
+
+def _apply(aws: Aws, cfg: AwsConfig, plan: _Plan, *, say: Say, dry_run: bool) -> str | None:
+    """Cluster, logs, security group, task definition, then the task (None in a dry run)."""
+    labels = runtime.tags(cfg, plan.tag, aws.caller)
+    if not runtime.cluster_exists(aws, cfg):
+        say(f"+ cluster {cfg.cluster}")
+        if not dry_run:
+            aws.ecs.create_cluster(clusterName=cfg.cluster, tags=runtime.ecs_tags(labels))
+    _ensure_log_group(aws, cfg, say, dry_run)
+    vpc, subnets = network.placement(aws, cfg)
+    rules = network.desired_rules(plan.rendered, plan.ingress)
+    group = network.ensure_group(
+        aws, cfg, vpc, rules, tags=labels, say=say, dry_run=dry_run, revoke=plan.revoke_unnamed
+    )
+    arn, changes = diff(aws, plan.rendered)
+    say(changes or f"= task definition {arn} unchanged")
+    if dry_run:
+        if runtime.service_active(aws, cfg):
+            say(f"~ service {cfg.service}: new deployment; {SERVICE_ORDER}")
+        else:
+            runtime.stop(aws, cfg, say, dry_run=True)
+            say(f"+ task of {cfg.family} in {cfg.cluster}, {TASK_ORDER}")
+        return None
+    if changes:
+        arn = aws.ecs.register_task_definition(
+            **plan.rendered,
+            tags=runtime.ecs_tags(labels),
+        )["taskDefinition"]["taskDefinitionArn"]
+        say(f"+ registered {arn}")
+    assert arn is not None  # registered above when the family was new
+    return _start(aws, cfg, arn, subnets=subnets, group=group, labels=labels, say=say, plan=plan)
 
 
 def urls(rendered: Mapping[str, Any], ip: str, cfg: AwsConfig) -> list[str]:
@@ -154,16 +198,23 @@ def _start(
     group: str | None,
     labels: dict[str, str],
     say: Say,
-    timeout: float,
+    plan: _Plan,
 ) -> str:
     if runtime.service_active(aws, cfg):
-        say(f"~ service {cfg.service}: new deployment of {arn}")
+        say(f"~ service {cfg.service}: new deployment of {arn}; {SERVICE_ORDER}")
         aws.ecs.update_service(
-            cluster=cfg.cluster, service=cfg.service, taskDefinition=arn, forceNewDeployment=True
+            cluster=cfg.cluster,
+            service=cfg.service,
+            taskDefinition=arn,
+            forceNewDeployment=True,
+            deploymentConfiguration=ONE_AT_A_TIME,
         )
-        return runtime.service_task(aws, cfg, arn, say, timeout=timeout)
+        return runtime.service_task(aws, cfg, arn, say, timeout=plan.start_timeout, poll=plan.poll)
     # One writer per EFS volume: PostgreSQL and Redpanda must not run twice on the same data.
-    runtime.stop(aws, cfg, say, reason="replaced by inv aws.deploy")
+    stopped = runtime.stop(aws, cfg, say, reason="replaced by inv aws.deploy")
+    if stopped:
+        say(f"  waiting until {len(stopped)} old task(s) are STOPPED")
+        runtime.wait_stopped(aws, cfg, stopped, timeout=plan.start_timeout, poll=plan.poll)
     say(f"+ task of {arn.rsplit('/', 1)[-1]}")
     started = aws.ecs.run_task(
         cluster=cfg.cluster,

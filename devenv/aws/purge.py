@@ -4,6 +4,7 @@ naming them, the env's security group and log group."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from botocore.exceptions import ClientError
@@ -11,11 +12,20 @@ from botocore.exceptions import ClientError
 from devenv.aws import network
 from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig, ssm_name
+from devenv.aws.errors import AwsError
 
 Say = Callable[[str], None]
 
 
-def purge(aws: Aws, cfg: AwsConfig, say: Say) -> None:
+def purge(
+    aws: Aws,
+    cfg: AwsConfig,
+    say: Say,
+    *,
+    timeout: float = 600.0,
+    poll: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     references = [cfg.efs.file_system, *cfg.efs.access_points.values()]
     names = [n for n in (ssm_name(r) for r in references) if n]
     file_system = _parameter(aws, ssm_name(cfg.efs.file_system)) or cfg.efs.file_system
@@ -26,6 +36,7 @@ def purge(aws: Aws, cfg: AwsConfig, say: Say) -> None:
         for target in aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]:
             say(f"- EFS mount target {target['MountTargetId']}")
             aws.efs.delete_mount_target(MountTargetId=target["MountTargetId"])
+        _wait_no_mount_targets(aws, file_system, say, timeout=timeout, poll=poll, sleep=sleep)
         say(f"- EFS file system {file_system} (all data of env {cfg.env})")
         aws.efs.delete_file_system(FileSystemId=file_system)
     for name in names:
@@ -61,3 +72,29 @@ def _exists(aws: Aws, file_system: str) -> bool:
             raise
         return False
     return True
+
+
+def _wait_no_mount_targets(
+    aws: Aws,
+    file_system: str,
+    say: Say,
+    *,
+    timeout: float,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> None:
+    """DeleteMountTarget only starts the deletion; EFS refuses to delete the file system
+    (FileSystemInUse) while any of its mount targets is still listed, even as `deleting`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            states = ", ".join(f"{t['MountTargetId']} {t['LifeCycleState']}" for t in left)
+            raise AwsError(
+                f"EFS mount targets of {file_system} still there after {timeout:.0f}s "
+                f"({states}): run `inv aws.down --purge --yes` again"
+            )
+        say(f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted")
+        sleep(poll)

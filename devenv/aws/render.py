@@ -207,6 +207,19 @@ def image(cfg: AwsConfig, target: Target, container: str) -> str:
     return f"{target.registry}/{cfg.repository(container)}:{target.tag}"
 
 
+def pinned(cfg: AwsConfig, reference: str) -> str:
+    """A third-party image as `repository@digest` when `inv aws.pin` recorded its digest
+    (a tag can be moved; a digest cannot), else the reference as compose.yaml names it."""
+    digest = cfg.digests.get(reference)
+    return f"{untagged(reference)}@{digest}" if digest else reference
+
+
+def untagged(reference: str) -> str:
+    """`registry:5000/name:tag` -> `registry:5000/name` (a colon after the last slash is a tag)."""
+    name, _, tag = reference.rpartition(":")
+    return name if name and "/" not in tag else reference
+
+
 # --- containers ------------------------------------------------------------------------
 
 
@@ -228,7 +241,12 @@ def _common(name: str, spec: Container, cfg: AwsConfig, target: Target) -> dict[
         },
     }
     if spec.depends_on:
-        body["dependsOn"] = [{"containerName": c, "condition": "HEALTHY"} for c in spec.depends_on]
+        # A non-essential container must not hold the task hostage: waiting for it to be
+        # HEALTHY would stop the essential ones when it never is. START keeps the order only.
+        body["dependsOn"] = [
+            {"containerName": c, "condition": "HEALTHY" if cfg.containers[c].essential else "START"}
+            for c in spec.depends_on
+        ]
     if spec.sysctls:
         body["systemControls"] = [{"namespace": k, "value": v} for k, v in spec.sysctls.items()]
     return body
@@ -257,7 +275,7 @@ def _from_compose(
     test = check.get("test", [])
     probe = test if isinstance(test, list) else ["CMD-SHELL", test]
     body: dict[str, Any] = {
-        "image": image(cfg, target, name) if name in cfg.images else service["image"],
+        "image": image(cfg, target, name) if name in cfg.images else pinned(cfg, service["image"]),
         "portMappings": _port_mappings(name, ports),
         "environment": _pairs(environment),
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
@@ -323,7 +341,8 @@ def _command(
     for part in (compose.interpolate(str(arg), values) for arg in command):
         key = part.split("=", 1)[0]
         result.append(f"{key}={overrides[key]}" if key in overrides else part)
-    return result
+    present = {part.split("=", 1)[0] for part in result}
+    return result + [f"{key}={value}" for key, value in overrides.items() if key not in present]
 
 
 def _port_mappings(name: str, ports: list[int]) -> list[dict[str, Any]]:

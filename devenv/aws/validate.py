@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ def _fargate(definition: Mapping[str, Any]) -> list[str]:
                 found.append(
                     f"container {c.get('name')}: depends on unknown {dep['containerName']}"
                 )
+    found += _hostages(containers)
     total_cpu = sum(int(c.get("cpu", 0)) for c in containers)
     total_memory = sum(int(c.get("memory", 0)) for c in containers)
     if total_cpu > int(definition.get("cpu", 0)):
@@ -62,17 +64,36 @@ def _fargate(definition: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def _hostages(containers: list[Mapping[str, Any]]) -> list[str]:
+    """An essential container waiting for a non-essential one to be HEALTHY never starts
+    when that one never is, and the task stops: the non-essential one decides after all."""
+    optional = {c.get("name") for c in containers if c.get("essential") is False}
+    return [
+        f"container {c.get('name')} (essential) waits for {d['containerName']} (not essential) "
+        "to be HEALTHY: use condition START, or no dependency"
+        for c in containers
+        if c.get("essential", True)
+        for d in c.get("dependsOn", [])
+        if d["containerName"] in optional and d.get("condition") == "HEALTHY"
+    ]
+
+
 def main(argv: list[str]) -> int:
     """`python -m devenv.aws.validate [FILE ...]`: check rendered files, or with no file
-    render offline (every env aws.yaml accepts looks alike) and check that. For the lint session."""
-    from devenv.aws import config, render, revision  # noqa: PLC0415 (CLI only)
+    render offline (every env aws.yaml accepts looks alike) and check that, and the compose
+    file `inv aws.local` makes of it through the real Compose loader. For the lint session."""
+    from devenv.aws import config, local, render, revision  # noqa: PLC0415 (CLI only)
 
     try:
         if not argv:
             cfg = config.load("dev")
-            target = render.Target(cfg.region, revision.current().tag)
-            check(render.render(cfg, target))
+            definition = render.render(cfg, render.Target(cfg.region, revision.current().tag))
+            check(definition)
             print("task definition (rendered offline): valid for RegisterTaskDefinition")
+            with tempfile.TemporaryDirectory() as folder:
+                path = local.write(local.translate(definition, cfg), Path(folder) / "local.yaml")
+                local.check(path, local.secret_names(definition, cfg))
+            print("its compose file (inv aws.local): accepted by docker compose config")
         for argument in argv:
             check_file(Path(argument))
             print(f"{argument}: valid for RegisterTaskDefinition")

@@ -1,4 +1,5 @@
-"""`inv aws.render | push | deploy | status | logs | down`: the AWS dev environment (ADR-0007)."""
+"""`inv aws.render | push | pin | deploy | local | status | logs | down`: the AWS dev
+environment (ADR-0007)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv.aws import clients, config, images, runtime, validate
+from devenv.aws import clients, config, images, network, runtime, validate
 from devenv.aws import deploy as deployer
+from devenv.aws import local as local_run
+from devenv.aws import pin as pinning
 from devenv.aws import purge as purging
 from devenv.aws import render as rendering
 from devenv.aws import revision as git
 from devenv.aws.errors import AwsError
+from devenv.settings import REPO_ROOT
 from devenv.tasks import user_errors
 
 ENV_HELP = "Environment name: tags, family and log group follow it (default dev)."
@@ -80,17 +84,64 @@ def push(c: Context, env: str = "dev", allow_dirty: bool = False, dry_run: bool 
         "env": ENV_HELP,
         "dry_run": "Print what would change (task definition diff included); change nothing.",
         "allow_dirty": "Deploy although the work tree has uncommitted changes.",
-        "cidr": "Who may reach HTTP 80 and MQTT 1883, e.g. 203.0.113.7/32.",
+        "cidr": "Who may reach HTTP 80 and MQTT 1883, e.g. 203.0.113.7/32 (added; others kept).",
+        "allow_wide": "Accept a CIDR wider than network.min_prefix_ipv4/6 (HTTP has no login).",
+        "revoke_unnamed": "Remove the ingress rules this deploy does not name.",
     }
 )
-def deploy(
-    c: Context, env: str = "dev", dry_run: bool = False, allow_dirty: bool = False, cidr: str = ""
+def deploy(  # noqa: PLR0917 (Invoke turns each parameter into a flag)
+    c: Context,
+    env: str = "dev",
+    dry_run: bool = False,
+    allow_dirty: bool = False,
+    cidr: str = "",
+    allow_wide: bool = False,
+    revoke_unnamed: bool = False,
 ) -> None:
     """Register the task definition, ensure cluster, logs and security group, run the task."""
     with aws_errors():
         cfg = config.load(env)
+        ingress = network.ingress(cfg, cidr, allow_wide=allow_wide)  # before any AWS call
         tag = git.require_clean(git.current(), allow_dirty or dry_run, "aws.deploy")
-        deployer.deploy(clients.connect(cfg.region), cfg, tag, cidr=cidr, dry_run=dry_run)
+        aws = clients.connect(cfg.region)
+        deployer.deploy(
+            aws, cfg, tag, ingress=ingress, dry_run=dry_run, revoke_unnamed=revoke_unnamed
+        )
+
+
+@task(help={"env": ENV_HELP})
+def pin(c: Context, env: str = "dev") -> None:
+    """Resolve compose.yaml's third-party image tags to digests; record them in aws.yaml."""
+    with aws_errors():
+        pinning.pin(config.load(env), say=print)
+    print(f"recorded in {config.AWS_FILE.relative_to(REPO_ROOT)}: review and commit it")
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "dry_run": "Write and check the compose file only; start nothing.",
+        "output": "Where to write it (default deploy/rendered/compose.aws-local.yaml).",
+    }
+)
+def local(c: Context, env: str = "dev", dry_run: bool = False, output: str = "") -> None:
+    """Run the rendered task definition on this machine with docker compose (Ctrl-C stops it)."""
+    with aws_errors():
+        cfg = config.load(env)
+        region = clients.region(cfg.region)
+        definition = rendering.render(cfg, rendering.Target(region, git.current().tag))
+        validate.check(definition)
+        model = local_run.translate(definition, cfg, images.build_args())
+        path = local_run.write(model, *([Path(output)] if output else []))
+        names = local_run.secret_names(definition, cfg)
+        local_run.check(path, names)
+        print(f"{path}: accepted by docker compose config")
+        if dry_run:
+            print(f"would run: docker compose -f {path} up --build (secrets: {', '.join(names)})")
+            return
+        secrets, source = local_run.secret_values(names, region)
+        print(f"secrets {', '.join(names)} from {source}")
+        local_run.up(path, secrets)
 
 
 @task(help={"env": ENV_HELP})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,7 +16,7 @@ from invoke.exceptions import Exit
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from devenv.aws import clients, config, deploy, purge, render, revision, runtime
+from devenv.aws import clients, config, deploy, network, purge, render, revision, runtime
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision, require_clean
@@ -24,6 +25,7 @@ from devenv.tasks import aws as aws_tasks
 REGION = "eu-central-1"
 SECRET_VALUES = ("s3cret-db-password", "s3cret-emqx-password")
 CALLER = "CIDR 203.0.113.7/32"
+NOBODY = network.Ingress(public="", dashboard="")
 
 
 @pytest.fixture
@@ -43,6 +45,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             yield
     finally:
         state_manager.unset_transition("ecs::task")
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine where boto3 finds no credentials anywhere in its chain."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def prepare_account(env: str = "dev") -> None:
@@ -111,14 +123,17 @@ def snapshot() -> dict[str, Any]:
     }
 
 
-def run_deploy(env: str = "dev", tag: str = "abc123def456", **kwargs: Any) -> tuple[Aws, list[str]]:
+def run_deploy(
+    env: str = "dev", tag: str = "abc123def456", cidr: str = "203.0.113.7/32", **kwargs: Any
+) -> tuple[Aws, list[str]]:
     lines: list[str] = []
     cfg = config.load(env)
     aws = clients.connect(cfg.region)
-    options: dict[str, Any] = {"cidr": "203.0.113.7/32", "dry_run": False} | kwargs
+    options: dict[str, Any] = {"dry_run": False, "poll": 0.0} | kwargs
     if not options["dry_run"]:
         fake_push(tag)
-    deploy.deploy(aws, cfg, tag, say=lines.append, **options)
+    ingress = network.ingress(cfg, cidr, allow_wide=False)
+    deploy.deploy(aws, cfg, tag, ingress=ingress, say=lines.append, **options)
     return aws, lines
 
 
@@ -252,7 +267,7 @@ def test_deploy_refuses_images_that_were_never_pushed(aws_env: None) -> None:
             clients.connect(cfg.region),
             cfg,
             "0badc0ffee00",
-            cidr="",
+            ingress=NOBODY,
             dry_run=False,
             say=lines.append,
         )
@@ -271,17 +286,25 @@ def test_an_existing_service_gets_a_new_deployment_instead_of_a_task(aws_env: No
         cluster=cfg.cluster, serviceName=cfg.service, taskDefinition="platform-dev", desiredCount=1
     )
     fake_push("bbbbbbbbbbbb")
+    asked: list[dict[str, Any]] = []
+    aws.ecs.meta.events.register(
+        "provide-client-params.ecs.UpdateService", lambda params, **_: asked.append(dict(params))
+    )
     lines: list[str] = []
     # moto's services start no tasks: the deploy must say so once its deadline passes.
     with pytest.raises(AwsError, match=r"service platform-dev started no task of .*platform-dev:2"):
         deploy.deploy(
-            aws, cfg, "bbbbbbbbbbbb", cidr="", dry_run=False, say=lines.append,
+            aws, cfg, "bbbbbbbbbbbb", ingress=NOBODY, dry_run=False, say=lines.append,
             start_timeout=0.0,
         )  # fmt: skip
     service = aws.ecs.describe_services(cluster=cfg.cluster, services=[cfg.service])["services"][0]
     assert service["taskDefinition"].endswith("platform-dev:2")
     assert "~ service platform-dev: new deployment of" in "\n".join(lines)
     assert runtime.env_tasks(aws, cfg) == []  # no stray task beside the service
+    # One writer per EFS volume: the old task stops before the service starts the new one.
+    assert [a.get("deploymentConfiguration") for a in asked] == [
+        {"minimumHealthyPercent": 0, "maximumPercent": 100}
+    ]
 
 
 def test_deploy_names_a_missing_efs_parameter(aws_env: None) -> None:
@@ -327,13 +350,8 @@ def test_dirty_tree_is_refused_before_any_aws_call(monkeypatch: pytest.MonkeyPat
 
 
 def test_no_credentials_is_one_line_saying_how_to_fix_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch, no_aws_credentials: None
 ) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(revision, "current", lambda: Revision("abc123def456", []))
     with pytest.raises(Exit) as caught:
         aws_tasks.deploy(Context(), dry_run=True)

@@ -17,9 +17,9 @@ from devenv.aws.revision import Revision
 from devenv.backends.native.traefik import ROUTES_FILE
 from devenv.settings import REPO_ROOT
 from devenv.tasks import aws as aws_tasks
-from tests.unit.test_aws_deploy import REGION, aws_env
+from tests.unit.test_aws_deploy import REGION, aws_env, no_aws_credentials
 
-__all__ = ["aws_env"]  # the moto fixture, shared with the deploy tests
+__all__ = ["aws_env", "no_aws_credentials"]  # the moto fixture, shared with the deploy tests
 
 IMAGES = REPO_ROOT / "deploy" / "images"
 DOCKERFILES = sorted(IMAGES.glob("*.Dockerfile"))
@@ -155,13 +155,8 @@ def test_push_without_a_docker_engine_is_one_clear_line(monkeypatch: pytest.Monk
 
 
 def test_push_dry_run_without_credentials_still_shows_the_plan(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, no_aws_credentials: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setattr(revision, "current", lambda: Revision("0123456789ab", []))
     with pytest.raises(Exit) as caught:

@@ -11,6 +11,7 @@ import pytest
 from dotenv import dotenv_values
 from invoke.context import Context
 
+from devenv import compose
 from devenv.aws import config, render, validate
 from devenv.aws.errors import AwsError
 from devenv.settings import REPO_ROOT
@@ -85,9 +86,13 @@ def test_infrastructure_probes_and_images_come_from_compose(definition: dict[str
         "CMD-SHELL",
         "pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB} -h 127.0.0.1",
     ]
-    assert by_name["redpanda"]["image"] == "docker.redpanda.com/redpandadata/redpanda:v24.2.18"
-    assert by_name["mqtt-broker"]["image"] == "emqx/emqx:5.8.6"
-    assert by_name["postgres"]["image"] == "timescale/timescaledb:2.17.2-pg16"
+    cfg = config.load("dev")
+    services = compose.load_raw()["services"]
+    for name in ("postgres", "redpanda", "mqtt-broker"):
+        reference = services[cfg.containers[name].compose]["image"]
+        digest = cfg.digests.get(reference)
+        expected = f"{render.untagged(reference)}@{digest}" if digest else reference
+        assert by_name[name]["image"] == expected, name
     for ours in ("app", "ai-inference", "traefik"):
         assert by_name[ours]["image"].endswith(f"/platform/{ours}:0123456789ab")
 
@@ -100,15 +105,16 @@ def test_apps_probe_healthz_on_every_server(definition: dict[str, Any]) -> None:
     assert "http://127.0.0.1:8090/healthz" in by_name["ai-inference"]["healthCheck"]["command"][3]
 
 
-def test_start_order_waits_for_healthy_dependencies(definition: dict[str, Any]) -> None:
+def test_start_order_waits_for_healthy_essentials_and_only_the_start_of_the_rest(
+    definition: dict[str, Any],
+) -> None:
     order = {
         name: {(d["containerName"], d["condition"]) for d in c.get("dependsOn", [])}
         for name, c in containers(definition).items()
     }
-    healthy = {
-        (name, "HEALTHY") for name in ("postgres", "redpanda", "mqtt-broker", "ai-inference")
-    }
-    assert order["app"] == healthy
+    healthy = {(name, "HEALTHY") for name in ("postgres", "redpanda", "mqtt-broker")}
+    # The AI service is not essential: if it never became HEALTHY, app would never start.
+    assert order["app"] == healthy | {("ai-inference", "START")}
     assert order["traefik"] == {("app", "HEALTHY")}
     assert not any(order[name] for name in ("postgres", "redpanda", "mqtt-broker", "ai-inference"))
 
@@ -263,3 +269,41 @@ def test_validate_cli_for_the_lint_session(tmp_path: Path) -> None:
     broken = tmp_path / "td.json"
     broken.write_text(json.dumps({"family": "x", "containerDefinitions": [{"name": 1}]}))
     assert validate.main([str(broken)]) == 1
+
+
+def test_no_essential_container_waits_for_a_non_essential_one_to_be_healthy(
+    definition: dict[str, Any],
+) -> None:
+    assert validate.problems(definition) == []
+    hostage = json.loads(json.dumps(definition))
+    app = next(c for c in hostage["containerDefinitions"] if c["name"] == "app")
+    for dependency in app["dependsOn"]:
+        dependency["condition"] = "HEALTHY"
+    assert validate.problems(hostage) == [
+        "container app (essential) waits for ai-inference (not essential) to be HEALTHY: "
+        "use condition START, or no dependency"
+    ]
+
+
+def test_third_party_images_render_by_digest_when_pinned(tmp_path: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    raw = config.AWS_FILE.read_text() + f"  emqx/emqx:5.8.6: {digest}\n"
+    pinned_file = tmp_path / "aws.yaml"
+    pinned_file.write_text(raw)
+    cfg = config.load("dev", pinned_file)
+    rendered = render.render(cfg, render.Target(region="eu-central-1", tag="0123456789ab"))
+    assert containers(rendered)["mqtt-broker"]["image"] == f"emqx/emqx@{digest}"
+    assert validate.problems(rendered) == []
+    assert render.untagged("registry.example:5000/team/app:1.2") == "registry.example:5000/team/app"
+    assert render.untagged("registry.example:5000/team/app") == "registry.example:5000/team/app"
+    pinned_file.write_text(raw.replace(digest, "sha256:not-a-digest"))
+    with pytest.raises(AwsError, match=r"aws.yaml: digests.emqx/emqx:5.8.6: String should match"):
+        config.load("dev", pinned_file)
+
+
+def test_redpanda_keeps_fsync_on_its_persistent_volume(definition: dict[str, Any]) -> None:
+    command = containers(definition)["redpanda"]["command"]
+    # dev-container mode bundles --unsafe-bypass-fsync unless the flag is given explicitly.
+    assert "--mode=dev-container" in command
+    assert "--unsafe-bypass-fsync=false" in command
+    assert compose.load_raw()["services"]["redpanda"]["command"].count("--mode=dev-container") == 1
