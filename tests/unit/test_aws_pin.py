@@ -119,7 +119,12 @@ def test_pin_rewrites_only_the_digests_and_the_render_follows(
     registry: responses.RequestsMock, tmp_path: Path
 ) -> None:
     aws_file = tmp_path / "aws.yaml"
-    aws_file.write_text(config.AWS_FILE.read_text())
+    stale = "sha256:" + "00" * 32  # an earlier pin of one image, which the new one replaces
+    aws_file.write_text(
+        config.AWS_FILE.read_text().replace(
+            "digests: {}", f"digests:\n  timescale/timescaledb:2.17.2-pg16: {stale}"
+        )
+    )
     before = config.load("dev", aws_file)
     for image in pin.third_party(before):
         ref = pin.parse(image)
@@ -148,8 +153,8 @@ def test_pin_rewrites_only_the_digests_and_the_render_follows(
     assert after.digests == pinned and pin.unpinned(after) == []
     # Everything but the digests is as it was, comments included.
     old_text, new_text = config.AWS_FILE.read_text(), aws_file.read_text()
-    head = old_text.split("\ndigests:\n")[0]
-    assert new_text.split("\ndigests:\n")[0] == head
+    head = old_text.split("\ndigests:")[0]
+    assert new_text.split("\ndigests:")[0] == head
     assert "# compose.yaml's third-party images, pinned" in new_text
     target = render.Target(region="eu-central-1", tag="0123456789ab")
     images = {c["name"]: c["image"] for c in render.render(after, target)["containerDefinitions"]}

@@ -287,7 +287,9 @@ def test_no_essential_container_waits_for_a_non_essential_one_to_be_healthy(
 
 def test_third_party_images_render_by_digest_when_pinned(tmp_path: Path) -> None:
     digest = "sha256:" + "ab" * 32
-    raw = config.AWS_FILE.read_text() + f"  emqx/emqx:5.8.6: {digest}\n"
+    raw = config.AWS_FILE.read_text().replace(
+        "digests: {}", f"digests:\n  emqx/emqx:5.8.6: {digest}"
+    )
     pinned_file = tmp_path / "aws.yaml"
     pinned_file.write_text(raw)
     cfg = config.load("dev", pinned_file)
