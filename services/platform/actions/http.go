@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 
 	"github.com/google/uuid"
 
@@ -19,7 +18,7 @@ import (
 // MaxBodyBytes bounds a command request.
 const MaxBodyBytes = 64 << 10
 
-var deviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+var deviceRE = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
 
 // Server is the actions HTTP API.
 type Server struct {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,8 +18,8 @@ import (
 // TelemetryFilter is the MQTT topic filter of device telemetry.
 const TelemetryFilter = "devices/+/telemetry"
 
-// DeviceIDPattern is the device_id pattern of telemetry-reading.schema.json.
-var DeviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+// deviceIDPattern is the device_id pattern of telemetry-reading.schema.json.
+var deviceIDPattern = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
 
 // DeadLetter is dlq-message.schema.json.
 type DeadLetter struct {
@@ -115,8 +114,8 @@ func (h *MQTTHandler) parse(m mqttx.Message) (Reading, string, []string) {
 	if in.DeviceID != "" && in.DeviceID != device {
 		return Reading{}, "device_id differs from the topic", []string{fmt.Sprintf("payload %q, topic %q", in.DeviceID, device)}
 	}
-	if !DeviceIDPattern.MatchString(device) {
-		return Reading{}, "invalid device id in topic", []string{"must match " + DeviceIDPattern.String()}
+	if !deviceIDPattern.MatchString(device) {
+		return Reading{}, "invalid device id in topic", []string{"must match " + deviceIDPattern.String()}
 	}
 	id, err := uuid.Parse(in.EventID)
 	if err != nil {

@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"platform/internal/contracts"
 )
 
 // Config is every setting of the monolith.
@@ -320,8 +321,8 @@ func (l *loader) duration(key string, def time.Duration) time.Duration {
 }
 
 var (
-	ruleMetricRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)         // score-request.schema.json metric
-	ruleCommandRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`) // command-request.schema.json name
+	ruleMetricRE  = contracts.MustPattern(contracts.ScoreRequest, "/properties/metric/pattern")
+	ruleCommandRE = contracts.MustPattern(contracts.CommandRequest, "/properties/name/pattern")
 )
 
 // rules parses "metric:command[,metric:command...]"; "none" or "-" means no

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -68,4 +69,14 @@ func KeywordInt(schema, pointer string) (int, error) {
 		return 0, fmt.Errorf("schema %s: %s is not an integer", schema, pointer)
 	}
 	return int(f), nil
+}
+
+// MustPattern compiles the pattern at a JSON pointer of a schema file. The
+// schemas are embedded, so a missing pattern is a bug: it panics.
+func MustPattern(schema, pointer string) *regexp.Regexp {
+	src, err := KeywordString(schema, pointer)
+	if err != nil {
+		panic("contracts: " + err.Error())
+	}
+	return regexp.MustCompile(src)
 }
