@@ -401,5 +401,9 @@ func (s *Server) anomalies(w http.ResponseWriter, r *http.Request) {
 	if out.Anomalies == nil {
 		out.Anomalies = []client.Anomaly{}
 	}
+	if out.Skipped, err = s.skipped(r.Context(), id, metric); err != nil {
+		httpx.Internal(w, r, s.log, err)
+		return
+	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
