@@ -91,7 +91,22 @@ func (p Publisher) Publish(ctx context.Context, msgs []outbox.Message) (int, err
 			}
 		}
 	}
+	if refused(firstErr) {
+		firstErr = fmt.Errorf("%w: %w", outbox.ErrRefused, firstErr)
+	}
 	return firstBad, firstErr
+}
+
+// refused: errors the broker gives for the record itself, that no retry
+// can cure.
+func refused(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
+		kerr.CorruptMessage, kerr.TopicAuthorizationFailed, kerr.InvalidTopicException} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Ping checks that a broker answers.
