@@ -51,18 +51,20 @@ func NewAnomalyRules(svc *Service, val *contracts.Validator, rules map[string]st
 }
 
 // Apply handles record values in order and returns how many commands it
-// created. Invalid values and anomalies without a rule are logged and
-// skipped; a storage error is returned (the caller retries, not committing).
+// created. Anomalies without a rule are skipped. An invalid value, or one
+// whose command id is taken by another command, stops the call with a
+// *kafkax.PermanentError naming its index (the consume loop dead-letters
+// it and applies the rest again: commands already issued are not issued
+// twice); a storage error is returned as is (the caller retries, not
+// committing).
 func (a *AnomalyRules) Apply(ctx context.Context, values [][]byte) (created int, err error) {
-	for _, v := range values {
-		if err := a.val.Validate(contracts.AnomalyEvent, v); err != nil {
-			a.log.Error("skipping invalid anomaly event", "err", err)
-			continue
-		}
+	for i, v := range values {
 		var an anomaly
+		if err := a.val.Validate(contracts.AnomalyEvent, v); err != nil {
+			return created, kafkax.Permanent(i, "not an anomaly event", err)
+		}
 		if err := json.Unmarshal(v, &an); err != nil {
-			a.log.Error("skipping undecodable anomaly event", "err", err)
-			continue
+			return created, kafkax.Permanent(i, "not an anomaly event", err)
 		}
 		name, ok := a.rules[an.Metric]
 		if !ok {
@@ -75,7 +77,7 @@ func (a *AnomalyRules) Apply(ctx context.Context, values [][]byte) (created int,
 		cmd, isNew, err := a.svc.Issue(ctx, an.DeviceID, req)
 		switch {
 		case errors.Is(err, ErrConflict):
-			a.log.Warn("anomaly command id taken by another command (rule changed?); skipped", "anomaly", an.EventID, "command_id", req.CommandID)
+			return created, kafkax.Permanent(i, "command id taken by another command (rule changed?)", err)
 		case err != nil:
 			return created, err
 		case isNew:
@@ -91,14 +93,17 @@ const MaxPoll = 200
 
 // RunAnomalyConsumer consumes anomalies.v1 with cl (kafkax.NewGroupConsumer
 // on ACTIONS_CONSUMER_GROUP) until ctx ends, committing each poll after its
-// commands are stored.
-func RunAnomalyConsumer(ctx context.Context, cl *kgo.Client, a *AnomalyRules, log *slog.Logger) {
-	kafkax.Consume(ctx, cl, MaxPoll, func(ctx context.Context, recs []*kgo.Record) error {
-		vals := make([][]byte, len(recs))
-		for i, r := range recs {
-			vals[i] = r.Value
-		}
-		_, err := a.Apply(ctx, vals)
-		return err
-	}, nil, nil, a.log)
+// commands are stored; a poison record goes to anomalies.v1.dlq.
+func RunAnomalyConsumer(ctx context.Context, cl, dlq *kgo.Client, a *AnomalyRules) {
+	kafkax.Consume(ctx, kafkax.ConsumerOptions{
+		Client: cl, Name: "actions-anomalies", MaxPoll: MaxPoll, DeadLetters: dlq, Log: a.log,
+		Apply: func(ctx context.Context, recs []*kgo.Record) error {
+			vals := make([][]byte, len(recs))
+			for i, r := range recs {
+				vals[i] = r.Value
+			}
+			_, err := a.Apply(ctx, vals)
+			return err
+		},
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"platform/actions"
 	"platform/actions/client"
 	"platform/internal/contracts"
+	"platform/internal/kafkax"
 )
 
 // anomalyValue is an anomalies.v1 record value (anomaly-event.schema.json).
@@ -31,7 +32,7 @@ func anomalyValue(t *testing.T, id uuid.UUID, device, metric string) []byte {
 
 // One command per anomaly with a rule, also when the anomaly is delivered
 // again (in the same poll or a later one), and none for a metric without
-// a rule or an invalid record.
+// a rule; an invalid record is named as permanent (for the DLQ).
 func TestAnomalyIssuesExactlyOneCommand(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
@@ -40,8 +41,13 @@ func TestAnomalyIssuesExactlyOneCommand(t *testing.T) {
 	v1 := anomalyValue(t, a1, "dev-7", "temperature")
 	poll := [][]byte{v1, v1, anomalyValue(t, a2, "dev-7", "humidity"), []byte(`{"type":"AnomalyDetected"}`), []byte(`nope`)}
 	n, err := rules.Apply(ctx, poll)
-	require.NoError(t, err)
+	var perm *kafkax.PermanentError
+	require.ErrorAs(t, err, &perm)
+	assert.Equal(t, 3, perm.Index)
 	assert.Equal(t, 1, n)
+	n, err = rules.Apply(ctx, poll[:3])
+	require.NoError(t, err)
+	assert.Equal(t, 0, n, "the rest applied again: nothing issued twice")
 	n, err = rules.Apply(ctx, [][]byte{v1})
 	require.NoError(t, err)
 	assert.Equal(t, 0, n, "redelivery")

@@ -22,6 +22,7 @@ import (
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/inference"
+	"platform/internal/kafkax"
 	"platform/internal/testdb"
 )
 
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 
 func reset(t *testing.T) {
 	t.Helper()
-	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "readings", "processed_messages", "anomalies"))
+	require.NoError(t, db.Truncate(context.Background(), "events", "relay_cursors", "readings", "processed_messages", "anomalies", "unscored_readings"))
 }
 
 // fakeScorer records every window it is asked to score, in order. Its
@@ -285,12 +286,17 @@ func TestWindowsPerDeviceAndLateReadings(t *testing.T) {
 	assert.Equal(t, 99.0, values(reqs[2])[20])
 }
 
-func TestInvalidTelemetryIsSkipped(t *testing.T) {
+// A record that is not a telemetry event is permanent (for the DLQ), named
+// by its index; nothing of the poll is judged.
+func TestInvalidTelemetryIsPermanent(t *testing.T) {
 	reset(t)
 	fs := &fakeScorer{}
 	d := newDetector(t, fs, 32)
-	n, err := d.Apply(context.Background(), []detector.Message{{Value: []byte(`{"event_id":"x"}`)}, {Value: []byte(`nope`)}})
-	require.NoError(t, err)
+	good := msgs(t, "dev-a", series(0, 1)...)
+	n, err := d.Apply(context.Background(), []detector.Message{good[0], {Value: []byte(`{"event_id":"x"}`)}, {Value: []byte(`nope`)}})
+	var perm *kafkax.PermanentError
+	require.ErrorAs(t, err, &perm)
+	assert.Equal(t, 1, perm.Index)
 	assert.Zero(t, n)
 	assert.Empty(t, fs.requests())
 }

@@ -2,7 +2,6 @@ package detector
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,17 +14,22 @@ const MaxPoll = 1000
 // Run consumes telemetry.v1 with cl (kafkax.NewGroupConsumer on the
 // detector's group) until ctx ends: each poll is applied, retried with
 // backoff while the scorer or the database fails, and committed only
-// afterwards.
-func Run(ctx context.Context, cl *kgo.Client, d *Detector, log *slog.Logger) {
-	log = log.With("component", "anomaly-detector")
-	kafkax.Consume(ctx, cl, MaxPoll, func(ctx context.Context, recs []*kgo.Record) error {
-		msgs := make([]Message, len(recs))
-		for i, r := range recs {
-			msgs[i] = Message{Value: r.Value, Partition: r.Partition, Offset: r.Offset}
-		}
-		_, err := d.Apply(ctx, msgs)
-		return err
-	}, func(error) { d.stalled.Store(true) }, func() { d.stalled.Store(false) }, log)
+// afterwards; a record that is not a telemetry event goes to
+// telemetry.v1.dlq (producer dlq).
+func Run(ctx context.Context, cl, dlq *kgo.Client, d *Detector) {
+	kafkax.Consume(ctx, kafkax.ConsumerOptions{
+		Client: cl, Name: d.cfg.Consumer, MaxPoll: MaxPoll, DeadLetters: dlq, Log: d.log,
+		Apply: func(ctx context.Context, recs []*kgo.Record) error {
+			msgs := make([]Message, len(recs))
+			for i, r := range recs {
+				msgs[i] = Message{Value: r.Value, Partition: r.Partition, Offset: r.Offset}
+			}
+			_, err := d.Apply(ctx, msgs)
+			return err
+		},
+		OnRetry:   func(error) { d.stalled.Store(true) },
+		OnSuccess: func() { d.stalled.Store(false) },
+	})
 }
 
 // Stalled is true while the last Apply failed (scorer or database down):

@@ -14,6 +14,14 @@
 // reading's event id and the metric (UUIDv5), so even a race cannot store
 // it twice. A redelivered reading only refills the window.
 //
+// A reading that cannot be scored (its value outside what the scorer
+// accepts, score-request.schema.json; or a window the scorer refuses) is
+// judged "not scored": recorded in unscored_readings with the reason and
+// listed by the anomalies API as skipped, never retried. A telemetry.v1
+// record that is not a telemetry event is a *kafkax.PermanentError (to
+// telemetry.v1.dlq). Files: window (the per device+metric cache), judge
+// (scoring), store (the transaction).
+//
 // Windows survive restarts by being rebuilt: the first time a device+metric
 // is seen after a start (or after its window was evicted), its last Window
 // readings before the new ones are loaded from the readings projection
@@ -34,12 +42,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/inference"
+	"platform/internal/kafkax"
 )
 
 // ConsumerName keys processed_messages for the detector.
@@ -119,19 +127,6 @@ type telemetryEvent struct {
 	Metrics  map[string]float64 `json:"metrics"`
 }
 
-type key struct{ device, metric string }
-
-type point struct {
-	ts    time.Time
-	value float64
-}
-
-type reading struct {
-	point
-	eventID uuid.UUID
-	fresh   bool
-}
-
 // Detector turns telemetry into anomalies. Apply is called by one
 // goroutine at a time (the consumer loop).
 type Detector struct {
@@ -157,22 +152,23 @@ func New(pool *pgxpool.Pool, events *eventstore.Store, scorer Scorer, val *contr
 }
 
 // Apply judges the readings of msgs (one poll, in partition order) and
-// stores the new anomalies. It returns the number stored. An error (scorer
-// unavailable, database) changes nothing, windows included: the caller
-// retries the same msgs and must not commit their offsets.
+// stores the new anomalies and the readings not scored. It returns the
+// number of anomalies stored. An error changes nothing, windows included:
+// a *kafkax.PermanentError names a record that is not a telemetry event;
+// any other error is transient (scorer unavailable, database) and the
+// caller retries the same msgs without committing their offsets.
 func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	events := make([]telemetryEvent, 0, len(msgs))
-	for _, m := range msgs {
-		if err := d.val.Validate(contracts.TelemetryEvent, m.Value); err != nil {
-			d.log.Error("skipping invalid telemetry event", "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
-		}
+	for i, m := range msgs {
 		var e telemetryEvent
-		if err := json.Unmarshal(m.Value, &e); err != nil {
-			d.log.Error("skipping undecodable telemetry event", "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
+		err := d.val.Validate(contracts.TelemetryEvent, m.Value)
+		if err == nil {
+			err = json.Unmarshal(m.Value, &e)
+		}
+		if err != nil {
+			return 0, kafkax.Permanent(i, "not a telemetry event", err)
 		}
 		events = append(events, e)
 	}
@@ -183,20 +179,64 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Readings per device+metric in delivery order; a repeat inside the poll
-	// is not fresh twice.
+	byKey, freshIDs := group(events, seen)
+	next := make(map[key][]point, len(byKey))
+	var found []Event
+	var unscored []Unscored
+	for _, k := range sortedKeys(byKey) {
+		win, err := d.window(ctx, k, byKey[k][0].ts)
+		if err != nil {
+			return 0, err
+		}
+		v, err := d.judge(ctx, k, win, byKey[k])
+		if err != nil {
+			return 0, err
+		}
+		next[k] = v.window
+		found = append(found, v.anomalies...)
+		unscored = append(unscored, v.unscored...)
+	}
+	var stored int
+	for attempt := 0; ; attempt++ {
+		stored, err = d.store(ctx, freshIDs, found, unscored)
+		// Another detector stored the same anomaly first: run again, the
+		// existence check then sees it.
+		if err == nil || !errors.Is(err, eventstore.ErrDuplicate) || attempt == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	d.keep(next)
+	return stored, nil
+}
+
+// group sorts the readings per device+metric in delivery order, marking
+// those not seen before fresh (a repeat inside the poll is not fresh
+// twice), and returns the fresh ids, sorted.
+func group(events []telemetryEvent, seen map[uuid.UUID]bool) (map[key][]reading, []string) {
 	byKey := map[key][]reading{}
-	freshIDs := map[uuid.UUID]bool{}
+	fresh := map[uuid.UUID]bool{}
 	for _, e := range events {
-		fresh := !seen[e.EventID] && !freshIDs[e.EventID]
-		if fresh {
-			freshIDs[e.EventID] = true
+		isFresh := !seen[e.EventID] && !fresh[e.EventID]
+		if isFresh {
+			fresh[e.EventID] = true
 		}
 		for m, v := range e.Metrics {
 			k := key{e.DeviceID, m}
-			byKey[k] = append(byKey[k], reading{point: point{ts: e.TS.UTC(), value: v}, eventID: e.EventID, fresh: fresh})
+			byKey[k] = append(byKey[k], reading{point: point{ts: e.TS.UTC(), value: v}, eventID: e.EventID, fresh: isFresh})
 		}
 	}
+	ids := make([]string, 0, len(fresh))
+	for id := range fresh {
+		ids = append(ids, id.String())
+	}
+	sort.Strings(ids)
+	return byKey, ids
+}
+
+func sortedKeys(byKey map[key][]reading) []key {
 	keys := make([]key, 0, len(byKey))
 	for k := range byKey {
 		keys = append(keys, k)
@@ -207,266 +247,5 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 		}
 		return keys[i].metric < keys[j].metric
 	})
-
-	next := make(map[key][]point, len(keys))
-	var found []Event
-	for _, k := range keys {
-		win, err := d.window(ctx, k, byKey[k][0].ts)
-		if err != nil {
-			return 0, err
-		}
-		w, anomalies, err := d.judge(ctx, k, win, byKey[k])
-		if err != nil {
-			return 0, err
-		}
-		next[k] = w
-		found = append(found, anomalies...)
-	}
-	ids := make([]string, 0, len(freshIDs))
-	for id := range freshIDs {
-		ids = append(ids, id.String())
-	}
-	sort.Strings(ids)
-	var stored int
-	for attempt := 0; ; attempt++ {
-		stored, err = d.store(ctx, ids, found)
-		if err == nil || !errors.Is(err, eventstore.ErrDuplicate) || attempt == 2 {
-			break
-		}
-	}
-	if err != nil {
-		return 0, err
-	}
-	for k, w := range next {
-		d.windows[k] = w
-	}
-	d.evict()
-	return stored, nil
-}
-
-// processed returns which event ids are already recorded.
-func (d *Detector) processed(ctx context.Context, events []telemetryEvent) (map[uuid.UUID]bool, error) {
-	ids := make([]string, len(events))
-	for i, e := range events {
-		ids[i] = e.EventID.String()
-	}
-	rows, err := d.pool.Query(ctx, `SELECT message_id FROM processed_messages WHERE consumer = $1 AND message_id = ANY($2::text[])`, d.cfg.Consumer, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read processed_messages: %w", err)
-	}
-	done, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read processed_messages: %w", err)
-	}
-	out := make(map[uuid.UUID]bool, len(done))
-	for _, s := range done {
-		if id, err := uuid.Parse(s); err == nil {
-			out[id] = true
-		}
-	}
-	return out, nil
-}
-
-// window returns the reference window of k: from memory, or rebuilt from
-// the readings projection (readings strictly before first).
-func (d *Detector) window(ctx context.Context, k key, first time.Time) ([]point, error) {
-	if w, ok := d.windows[k]; ok {
-		return w, nil
-	}
-	rows, err := d.pool.Query(ctx, `
-		SELECT ts, value FROM readings
-		WHERE device_id = $1 AND metric = $2 AND ts < $3
-		ORDER BY ts DESC LIMIT $4`, k.device, k.metric, first, d.cfg.Window)
-	if err != nil {
-		return nil, fmt.Errorf("rebuild window %s/%s: %w", k.device, k.metric, err)
-	}
-	w, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (point, error) {
-		var p point
-		err := r.Scan(&p.ts, &p.value)
-		p.ts = p.ts.UTC()
-		return p, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rebuild window %s/%s: %w", k.device, k.metric, err)
-	}
-	for i, j := 0, len(w)-1; i < j; i, j = i+1, j-1 {
-		w[i], w[j] = w[j], w[i]
-	}
-	return w, nil
-}
-
-// judge scores the fresh readings of rs against win and returns the next
-// window and the anomalies among the fresh readings.
-func (d *Detector) judge(ctx context.Context, k key, win []point, rs []reading) ([]point, []Event, error) {
-	seq := make([]reading, 0, len(win)+len(rs))
-	for _, p := range win {
-		seq = append(seq, reading{point: p})
-	}
-	lastTS := func() time.Time {
-		if len(seq) == 0 {
-			return time.Time{}
-		}
-		return seq[len(seq)-1].ts
-	}
-	for _, r := range rs {
-		if len(seq) > 0 && !r.ts.After(lastTS()) {
-			if r.fresh {
-				d.log.Debug("reading not judged: ts not after the window's last", "device_id", k.device, "metric", k.metric, "event_id", r.eventID, "ts", r.ts)
-			}
-			continue
-		}
-		seq = append(seq, r)
-	}
-	var out []Event
-	// Score in chunks: up to Window reference points, then new points, at
-	// most MaxPoints per request. Only chunks with a fresh reading are sent.
-	start := len(win) // first point not yet judged
-	for start < len(seq) {
-		end := min(len(seq), start+MaxPoints-d.cfg.Window)
-		hasFresh := false
-		for _, r := range seq[start:end] {
-			hasFresh = hasFresh || r.fresh
-		}
-		if hasFresh {
-			from := max(0, start-d.cfg.Window)
-			req := inference.Request{DeviceID: k.device, Metric: k.metric, Points: make([]inference.Point, 0, end-from)}
-			for _, r := range seq[from:end] {
-				req.Points = append(req.Points, inference.Point{TS: r.ts, Value: r.value})
-			}
-			res, err := d.scorer.Score(ctx, req)
-			var rej *inference.RejectedError
-			switch {
-			case errors.As(err, &rej):
-				// Retrying cannot help: log loudly, judge nothing of this chunk.
-				d.log.Error("scorer rejected a window; its readings are not judged", "device_id", k.device, "metric", k.metric, "points", len(req.Points), "err", err)
-			case err != nil:
-				return nil, nil, fmt.Errorf("score %s/%s: %w", k.device, k.metric, err)
-			default:
-				now := d.now().UTC().Truncate(time.Microsecond)
-				for _, a := range res.Anomalies {
-					i := from + a.Index
-					if i < start || i >= end || !seq[i].fresh {
-						continue // reference point, judged before
-					}
-					r := seq[i]
-					out = append(out, Event{
-						EventID: AnomalyID(r.eventID, k.metric), Type: eventstore.AnomalyDetected,
-						DeviceID: k.device, Metric: k.metric, TS: r.ts, Value: r.value, Score: a.Score,
-						ReadingEventID: r.eventID, Model: res.Model, DetectedAt: now,
-					})
-				}
-			}
-		}
-		start = end
-	}
-	w := make([]point, 0, d.cfg.Window)
-	for _, r := range seq[max(0, len(seq)-d.cfg.Window):] {
-		w = append(w, r.point)
-	}
-	return w, out, nil
-}
-
-// store records the fresh ids and, for those this transaction recorded,
-// their anomalies: events (the relay publishes them on the anomalies topic)
-// and anomalies rows.
-func (d *Detector) store(ctx context.Context, ids []string, found []Event) (int, error) {
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	var stored int
-	var logged []Event
-	devices := make([]string, 0, len(found))
-	for _, e := range found {
-		devices = append(devices, e.DeviceID)
-	}
-	err := d.events.Write(ctx, devices, func(tx *eventstore.Tx) error {
-		stored, logged = 0, nil
-		rows, err := tx.Query(ctx, `
-			INSERT INTO processed_messages (consumer, message_id)
-			SELECT $1, id FROM unnest($2::text[]) AS t(id)
-			ON CONFLICT DO NOTHING RETURNING message_id`, d.cfg.Consumer, ids)
-		if err != nil {
-			return err
-		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		mine := make(map[string]bool, len(fresh))
-		for _, id := range fresh {
-			mine[id] = true
-		}
-		var todo []Event
-		for _, e := range found {
-			if mine[e.ReadingEventID.String()] {
-				todo = append(todo, e)
-			}
-		}
-		if len(todo) == 0 {
-			return nil
-		}
-		aids := make([]uuid.UUID, len(todo))
-		for i, e := range todo {
-			aids[i] = e.EventID
-		}
-		exists, err := tx.Existing(ctx, aids)
-		if err != nil {
-			return err
-		}
-		evs := make([]eventstore.Event, 0, len(todo))
-		keep := todo[:0]
-		for _, e := range todo {
-			if exists[e.EventID] {
-				continue
-			}
-			p, _ := json.Marshal(map[string]any{
-				"metric": e.Metric, "ts": e.TS, "value": e.Value, "score": e.Score,
-				"reading_event_id": e.ReadingEventID, "model": e.Model, "detected_at": e.DetectedAt,
-			})
-			evs = append(evs, eventstore.Event{EventID: e.EventID, StreamID: e.DeviceID, Type: eventstore.AnomalyDetected,
-				Topic: d.cfg.Topic, Payload: p, RecordedAt: e.DetectedAt})
-			keep = append(keep, e)
-		}
-		if len(evs) == 0 {
-			return nil
-		}
-		if err := tx.Append(ctx, evs); err != nil {
-			return err
-		}
-		rowsOut := make([][]any, len(keep))
-		for i := range keep {
-			keep[i].Version = evs[i].Version
-			if err := d.val.Validate(contracts.AnomalyEvent, eventstore.Envelope(nil, evs[i])); err != nil {
-				return fmt.Errorf("anomaly event: %w", err)
-			}
-			e := keep[i]
-			rowsOut[i] = []any{e.EventID, e.DeviceID, e.Metric, e.TS, e.Value, e.Score, e.ReadingEventID, e.Model.Name, e.Model.Version, e.DetectedAt}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"anomalies"},
-			[]string{"event_id", "device_id", "metric", "ts", "value", "score", "reading_event_id", "model_name", "model_version", "detected_at"},
-			pgx.CopyFromRows(rowsOut)); err != nil {
-			return fmt.Errorf("copy anomalies: %w", err)
-		}
-		stored = len(keep)
-		logged = keep
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store anomalies: %w", err)
-	}
-	for _, e := range logged {
-		d.log.Info("anomaly detected", "device_id", e.DeviceID, "metric", e.Metric, "ts", e.TS, "value", e.Value, "score", e.Score, "event_id", e.EventID, "version", e.Version)
-	}
-	return stored, nil
-}
-
-// evict keeps at most MaxKeys windows; an evicted one is rebuilt from the
-// readings projection when its key comes back.
-func (d *Detector) evict() {
-	for k := range d.windows {
-		if len(d.windows) <= d.cfg.MaxKeys {
-			return
-		}
-		delete(d.windows, k)
-	}
+	return keys
 }

@@ -2,7 +2,6 @@ package ingestion
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"platform/internal/contracts"
+	"platform/internal/kafkax"
 	"platform/internal/mqttx"
 )
 
@@ -22,14 +22,10 @@ const TelemetryFilter = "devices/+/telemetry"
 var deviceIDPattern = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
 
 // DeadLetter is dlq-message.schema.json.
-type DeadLetter struct {
-	Source        string   `json:"source"`
-	Topic         string   `json:"topic"`
-	Reason        string   `json:"reason"`
-	Details       []string `json:"details,omitempty"`
-	PayloadBase64 string   `json:"payload_base64"`
-	ReceivedAt    string   `json:"received_at"`
-}
+type DeadLetter = kafkax.DeadLetter
+
+// dlqConsumer names MQTT intake in the dead-letter counters.
+const dlqConsumer = "mqtt-telemetry"
 
 // DeadLetterPublisher is where rejected MQTT payloads go (Kafka topic
 // telemetry.dlq in production).
@@ -66,14 +62,12 @@ func (h *MQTTHandler) Handle(ctx context.Context, msgs []mqttx.Message) error {
 	for _, m := range msgs {
 		r, reason, details := h.parse(m)
 		if reason != "" {
-			dl := DeadLetter{
-				Source: "mqtt", Topic: m.Topic, Reason: reason, Details: details,
-				PayloadBase64: base64.StdEncoding.EncodeToString(m.Payload),
-				ReceivedAt:    h.now().UTC().Format(time.RFC3339Nano),
-			}
+			dl := DeadLetter{Source: "mqtt", Topic: m.Topic, Reason: reason, Details: details}
+			dl.SetPayload(m.Payload, h.now())
 			if err := h.dlq.PublishDeadLetter(ctx, m.Topic, dl); err != nil {
 				return fmt.Errorf("dead-letter %s: %w", m.Topic, err)
 			}
+			kafkax.CountDeadLetter(dlqConsumer)
 			h.log.Warn("telemetry rejected to the DLQ", "topic", m.Topic, "reason", reason)
 			continue
 		}

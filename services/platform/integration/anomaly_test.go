@@ -130,8 +130,8 @@ func TestAnomalyLoopThroughKafkaAndInference(t *testing.T) {
 
 	done := make(chan struct{}, 3)
 	go func() { _ = relay.Run(ctx); done <- struct{}{} }()
-	go func() { detector.Run(ctx, detCl, det, log); done <- struct{}{} }()
-	go func() { actions.RunAnomalyConsumer(ctx, actCl, rules, log); done <- struct{}{} }()
+	go func() { detector.Run(ctx, detCl, prod, det); done <- struct{}{} }()
+	go func() { actions.RunAnomalyConsumer(ctx, actCl, prod, rules); done <- struct{}{} }()
 	defer func() {
 		cancel()
 		for range 3 {
@@ -168,8 +168,17 @@ func TestAnomalyLoopThroughKafkaAndInference(t *testing.T) {
 	const anomaliesQ = `SELECT count(*) FROM anomalies WHERE device_id = $1`
 	const commandsQ = `SELECT count(*) FROM commands WHERE device_id = $1 AND name = 'cooldown'`
 
+	// A value the scorer cannot take (issue 11: it used to stall the
+	// detector for every device, for good): judged not scored, recorded.
+	poisoned := "it-1e16-" + sfx
+	_, err = ing.Ingest(ctx, []ingclient.Reading{{EventID: uuid.New(), DeviceID: poisoned, TS: t0, Metrics: map[string]float64{"temperature": 1e16}}})
+	require.NoError(t, err)
+
 	send(append(normal(40), 95)...)
 	require.Eventually(t, func() bool { return count(anomaliesQ) == 1 && count(commandsQ) == 1 }, 30*time.Second, 100*time.Millisecond, "first spike -> one anomaly and one cooldown command")
+	var reason string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT reason FROM unscored_readings WHERE device_id = $1`, poisoned).Scan(&reason))
+	assert.Contains(t, reason, "outside what the scorer accepts")
 	require.Eventually(t, func() bool { return lag(t, prod, detGroup, tel) == 0 }, 15*time.Second, 100*time.Millisecond, "detector offsets committed")
 
 	// Scorer down: the detector stalls and commits nothing past the new readings.

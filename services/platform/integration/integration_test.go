@@ -105,7 +105,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	proj := query.NewProjector(db.Pool, contracts.Default(), log)
 	cctx, stopCons := context.WithCancel(ctx)
 	consDone := make(chan struct{})
-	go func() { query.Consume(cctx, cons, proj, log); close(consDone) }()
+	go func() { query.Consume(cctx, cons, prod, proj, log); close(consDone) }()
 
 	require.Eventually(t, func() bool {
 		var n int

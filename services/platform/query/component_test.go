@@ -23,6 +23,7 @@ import (
 	ingclient "platform/ingestion/client"
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
+	"platform/internal/kafkax"
 	"platform/internal/testdb"
 	"platform/internal/testserver"
 	"platform/query"
@@ -185,11 +186,17 @@ func TestRedeliveryIsANoOp(t *testing.T) {
 	assert.Equal(t, 2.0, l.Metrics["temp"], "an old redelivered event does not roll latest back")
 }
 
-func TestInvalidMessageIsSkipped(t *testing.T) {
+// An invalid message is named as permanent (for the DLQ) and nothing of
+// the poll is applied; without it the rest applies.
+func TestInvalidMessageIsPermanent(t *testing.T) {
 	reset(t)
 	msgs := ingest(t, rd("dev-a", 1, map[string]float64{"temp": 1}))
 	bad := query.Message{Value: []byte(`{"event_id":"nope"}`)}
-	assert.Equal(t, 1, apply(t, []query.Message{bad, msgs[0]}))
+	_, err := proj.Apply(context.Background(), []query.Message{msgs[0], bad})
+	var perm *kafkax.PermanentError
+	require.ErrorAs(t, err, &perm)
+	assert.Equal(t, 1, perm.Index)
+	assert.Equal(t, 1, apply(t, msgs))
 }
 
 func TestPagination(t *testing.T) {

@@ -169,5 +169,9 @@ func (s *Server) anomalies(w http.ResponseWriter, r *http.Request) {
 	out.Anomalies, out.NextCursor = page(as, limit, func(a client.Anomaly) any {
 		return anomaliesCursor{TS: a.TS, EventID: a.EventID}
 	})
+	if out.Skipped, err = s.store.skipped(r.Context(), id, metric); err != nil {
+		httpx.Internal(w, r, s.log, err)
+		return
+	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/internal/contracts"
+	"platform/internal/kafkax"
 )
 
 // ConsumerName keys processed_messages for this projector.
@@ -38,6 +39,14 @@ type telemetryEvent struct {
 	Metrics  map[string]float64 `json:"metrics"`
 }
 
+func decodeTelemetry(val *contracts.Validator, b []byte) (telemetryEvent, error) {
+	var e telemetryEvent
+	if err := val.Validate(contracts.TelemetryEvent, b); err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal(b, &e)
+}
+
 // Projector applies telemetry events to the projections.
 type Projector struct {
 	pool *pgxpool.Pool
@@ -51,20 +60,17 @@ func NewProjector(pool *pgxpool.Pool, val *contracts.Validator, log *slog.Logger
 }
 
 // Apply applies msgs in one transaction. Messages already applied (by
-// event_id, recorded in processed_messages) are skipped; messages that do
-// not match telemetry-event.schema.json are logged and skipped. When Apply
-// returns nil the caller may commit the offsets.
+// event_id, recorded in processed_messages) are skipped. A message that
+// does not match telemetry-event.schema.json fails the whole call with a
+// *kafkax.PermanentError naming its index (the consume loop dead-letters
+// it and applies the others). When Apply returns nil the caller may commit
+// the offsets.
 func (p *Projector) Apply(ctx context.Context, msgs []Message) (applied int, err error) {
 	events := make([]telemetryEvent, 0, len(msgs))
-	for _, m := range msgs {
-		if err := p.val.Validate(contracts.TelemetryEvent, m.Value); err != nil {
-			p.log.Error("skipping invalid telemetry event", "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
-		}
-		var e telemetryEvent
-		if err := json.Unmarshal(m.Value, &e); err != nil {
-			p.log.Error("skipping undecodable telemetry event", "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
+	for i, m := range msgs {
+		e, err := decodeTelemetry(p.val, m.Value)
+		if err != nil {
+			return 0, kafkax.Permanent(i, "not a telemetry event", err)
 		}
 		events = append(events, e)
 	}

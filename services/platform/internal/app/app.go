@@ -7,7 +7,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,18 +51,14 @@ func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// dlq publishes dead letters to the DLQ topic.
+// dlq publishes MQTT intake's dead letters to the DLQ topic.
 type dlq struct {
 	cl    *kgo.Client
 	topic string
 }
 
 func (d dlq) PublishDeadLetter(ctx context.Context, key string, dl ingestion.DeadLetter) error {
-	b, err := json.Marshal(dl)
-	if err != nil {
-		return err
-	}
-	return d.cl.ProduceSync(ctx, &kgo.Record{Topic: d.topic, Key: []byte(key), Value: b}).FirstErr()
+	return kafkax.PublishDeadLetter(ctx, d.cl, d.topic, []byte(key), dl)
 }
 
 // Serve runs everything until ctx ends, then shuts down within
@@ -111,7 +106,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go kafkax.EnsureTopicsRetry(bg, producer, int32(cfg.KafkaPartitions), log,
-		cfg.TopicTelemetry, cfg.TopicTelemetryDLQ, cfg.TopicAnomalies)
+		cfg.TopicTelemetry, cfg.TopicTelemetryDLQ, cfg.TopicAnomalies,
+		kafkax.DLQTopic(cfg.TopicTelemetry), kafkax.DLQTopic(cfg.TopicAnomalies))
 
 	events := eventstore.New(pool)
 	ingSvc := ingestion.NewService(events, cfg.TopicTelemetry)
@@ -174,9 +170,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	work.Add(5)
 	go func() { defer work.Done(); _ = kafkaRelay.Run(workCtx) }()
 	go func() { defer work.Done(); _ = cmdRelay.Run(workCtx) }()
-	go func() { defer work.Done(); query.Consume(workCtx, consumer, projector, log) }()
-	go func() { defer work.Done(); detector.Run(workCtx, detConsumer, det, log) }()
-	go func() { defer work.Done(); actions.RunAnomalyConsumer(workCtx, actConsumer, anomalyRules, log) }()
+	go func() { defer work.Done(); query.Consume(workCtx, consumer, producer, projector, log) }()
+	go func() { defer work.Done(); detector.Run(workCtx, detConsumer, producer, det) }()
+	go func() { defer work.Done(); actions.RunAnomalyConsumer(workCtx, actConsumer, producer, anomalyRules) }()
 
 	servers := make([]*http.Server, len(defs))
 	errc := make(chan error, len(defs))

@@ -348,3 +348,44 @@ func TestMigrationPublishesWaitingOutboxRowsOnce(t *testing.T) {
 		(SELECT count(*) FROM events)`).Scan(&kafkaRows, &mqttRows, &events))
 	assert.Equal(t, [3]int{0, 1, 2}, [3]int{kafkaRows, mqttRows, events}, "no event lost, the command outbox untouched")
 }
+
+// refuser is a broker that refuses one event for good (too large, say).
+type refuser struct {
+	recorder
+	refuse uuid.UUID
+}
+
+func (r *refuser) Publish(ctx context.Context, msgs []eventstore.Message) (int, error) {
+	for i, m := range msgs {
+		if m.EventID == r.refuse {
+			n, err := r.recorder.Publish(ctx, msgs[:i])
+			if err != nil {
+				return n, err
+			}
+			return i, fmt.Errorf("%w: MESSAGE_TOO_LARGE", eventstore.ErrRefused)
+		}
+	}
+	return r.recorder.Publish(ctx, msgs)
+}
+
+// A poison event never holds the relay: it is recorded with the broker's
+// error and the events behind it are published.
+func TestRefusedEventIsDeadLetteredAndSkipped(t *testing.T) {
+	s := reset(t)
+	require.NoError(t, db.Truncate(context.Background(), "relay_dead_letters"))
+	ids := appendEvents(t, s, event("dev-p", "t"), event("dev-p", "t"), event("dev-p", "t"))
+	pub := &refuser{recorder: recorder{failAt: -1}, refuse: ids[1]}
+	relay := newRelay(t, pub, eventstore.RelayConfig{})
+	for published := 0; published < 3; {
+		n, err := drain(t, relay)
+		require.NoError(t, err)
+		require.NotZero(t, n, "the relay moves on")
+		published += n
+	}
+	assert.Equal(t, []uuid.UUID{ids[0], ids[2]}, pub.ids(t))
+	var id uuid.UUID
+	var reason string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT event_id, error FROM relay_dead_letters`).Scan(&id, &reason))
+	assert.Equal(t, ids[1], id)
+	assert.Contains(t, reason, "MESSAGE_TOO_LARGE")
+}

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Message is an event as the relay publishes it: key = stream (device id),
 // value = the envelope.
 type Message struct {
+	EventID    uuid.UUID
 	Topic      string
 	Key        string
 	Value      []byte

@@ -9,11 +9,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"platform/internal/failpoint"
 )
 
 // Publisher sends messages to a broker in order. It returns how many
-// leading messages the broker acknowledged.
+// leading messages the broker acknowledged. An error that wraps ErrRefused
+// says the broker refused the message after the acked ones for good (too
+// large, not authorised): the relay records it in relay_dead_letters and
+// moves past it, so it never holds back the events behind it.
 type Publisher interface {
 	Publish(ctx context.Context, msgs []Message) (acked int, err error)
 }
@@ -31,9 +37,6 @@ type RelayConfig struct {
 	Wake <-chan struct{}
 	// Observe, if set, sees every acked message with the time of the ack.
 	Observe func(m Message, ackedAt time.Time)
-	// AfterAck, if set, runs after the broker acked a batch and before the
-	// cursor moves past it (the fault tests' failpoint).
-	AfterAck func()
 }
 
 func (c *RelayConfig) setDefaults() {
@@ -162,6 +165,9 @@ func (r *Relay) heldBack(ctx context.Context) (bool, error) {
 	return waiting, err
 }
 
+// ErrRefused marks a publish error as permanent for that message.
+var ErrRefused = errors.New("refused by the broker")
+
 // ErrNotLeader: another relay of the sink leads; this one publishes nothing.
 var ErrNotLeader = errors.New("another relay of this sink leads")
 
@@ -229,12 +235,16 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 				r.cfg.Observe(m, now)
 			}
 		}
-		if r.cfg.AfterAck != nil {
-			r.cfg.AfterAck()
-		}
+		failpoint.Hit("outbox-after-publish") // acked, cursor not yet moved: the fault tests' kill
 		if err := r.advance(ctx, last[acked-1]); err != nil {
 			return 0, err
 		}
+	}
+	if errors.Is(pubErr, ErrRefused) && acked < len(msgs) {
+		if err := r.deadLetter(ctx, msgs[acked], last[acked], pubErr); err != nil {
+			return acked, err
+		}
+		return acked + 1, nil
 	}
 	if pubErr != nil {
 		return acked, fmt.Errorf("publish: %w", pubErr)
@@ -269,7 +279,7 @@ func (r *Relay) next(ctx context.Context) ([]Message, []cursor, error) {
 			return err
 		}
 		e.EventID = id
-		msgs = append(msgs, Message{Topic: e.Topic, Key: e.StreamID, Value: Envelope(make([]byte, 0, 128+len(e.Payload)), e), RecordedAt: e.RecordedAt})
+		msgs = append(msgs, Message{EventID: e.EventID, Topic: e.Topic, Key: e.StreamID, Value: Envelope(make([]byte, 0, 128+len(e.Payload)), e), RecordedAt: e.RecordedAt})
 		at = append(at, pos)
 		return nil
 	})
@@ -282,7 +292,17 @@ func (r *Relay) next(ctx context.Context) ([]Message, []cursor, error) {
 // advance moves the cursor with a compare-and-set: a cursor that moved
 // under us means another relay leads, and this one steps down.
 func (r *Relay) advance(ctx context.Context, to cursor) error {
-	tag, err := r.conn.Exec(ctx, `
+	if err := r.advanceIn(ctx, r.conn, to); err != nil {
+		return err
+	}
+	r.at = to
+	return nil
+}
+
+func (r *Relay) advanceIn(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, to cursor) error {
+	tag, err := db.Exec(ctx, `
 		UPDATE relay_cursors SET tx = $2::text::xid8, seq = $3, updated_at = now()
 		WHERE sink = $1 AND tx = $4::text::xid8 AND seq = $5`,
 		r.cfg.Sink, strconv.FormatUint(to.tx, 10), to.seq, strconv.FormatUint(r.at.tx, 10), r.at.seq)
@@ -292,7 +312,26 @@ func (r *Relay) advance(ctx context.Context, to cursor) error {
 	if tag.RowsAffected() != 1 {
 		return errors.New("advance cursor: another relay moved it; stepping down")
 	}
-	r.at = to
+	return nil
+}
+
+// deadLetter records an event the broker refused for good and moves the
+// cursor past it, in one transaction.
+func (r *Relay) deadLetter(ctx context.Context, m Message, at cursor, cause error) error {
+	err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO relay_dead_letters (sink, event_id, topic, error) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING`, r.cfg.Sink, [16]byte(m.EventID), m.Topic, cause.Error()); err != nil {
+			return err
+		}
+		return r.advanceIn(ctx, tx, at)
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter event %s: %w", m.EventID, err)
+	}
+	r.at = at
+	r.log.Warn("event refused by the broker; recorded in relay_dead_letters and skipped",
+		"event_id", m.EventID, "topic", m.Topic, "key", m.Key, "err", cause)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"platform/internal/buildinfo"
+	"platform/internal/metrics"
 )
 
 // NewServer returns an http.Server with explicit timeouts.
@@ -91,6 +92,8 @@ type Health struct {
 	Service string `json:"service"`
 	buildinfo.Info
 	Checks map[string]string `json:"checks,omitempty"`
+	// DeadLetters: records each consumer dead-lettered since start.
+	DeadLetters map[string]int64 `json:"dead_letters,omitempty"`
 }
 
 // HandleHealth registers GET /healthz (alive + build info) and GET /readyz
@@ -124,7 +127,7 @@ func HandleHealth(mux *http.ServeMux, service string, checks map[string]Check) {
 			}()
 		}
 		wg.Wait()
-		h := Health{Status: "ok", Service: service, Info: buildinfo.Get(), Checks: res}
+		h := Health{Status: "ok", Service: service, Info: buildinfo.Get(), Checks: res, DeadLetters: metrics.DeadLetterCounts()}
 		status := http.StatusOK
 		for _, m := range res {
 			if m != "ok" {

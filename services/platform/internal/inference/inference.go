@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"platform/internal/contracts"
+	"platform/schemas"
 )
 
 // ErrUnavailable: the service could not be reached or did not answer in
@@ -220,4 +221,44 @@ func oneLine(b []byte) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// Domain is the range of values the scorer accepts
+// (score-request.schema.json, $defs.point.properties.value): the one place
+// both the detector and the AI inference service take it from.
+type Domain struct{ Min, Max float64 }
+
+// Contains reports whether v can be scored.
+func (d Domain) Contains(v float64) bool { return v >= d.Min && v <= d.Max }
+
+func (d Domain) String() string { return fmt.Sprintf("[%g, %g]", d.Min, d.Max) }
+
+// ValueDomain is read from the embedded score-request.schema.json.
+var ValueDomain = mustValueDomain()
+
+func mustValueDomain() Domain {
+	b, err := schemas.FS.ReadFile("score-request.schema.json")
+	if err != nil {
+		panic(err)
+	}
+	var s struct {
+		Defs struct {
+			Point struct {
+				Properties struct {
+					Value struct {
+						Minimum *float64 `json:"minimum"`
+						Maximum *float64 `json:"maximum"`
+					} `json:"value"`
+				} `json:"properties"`
+			} `json:"point"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		panic(fmt.Sprintf("score-request.schema.json: %v", err))
+	}
+	v := s.Defs.Point.Properties.Value
+	if v.Minimum == nil || v.Maximum == nil {
+		panic("score-request.schema.json: $defs.point.properties.value needs minimum and maximum")
+	}
+	return Domain{Min: *v.Minimum, Max: *v.Maximum}
 }

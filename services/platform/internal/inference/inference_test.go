@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,4 +122,11 @@ func TestRetriesConnectionErrorsOnly(t *testing.T) {
 	_, err = c.Score(context.Background(), window(2))
 	require.ErrorIs(t, err, ErrUnavailable)
 	assert.Equal(t, int32(1), calls.Load(), "a timeout is not retried")
+}
+
+func TestValueDomainIsTheSchemas(t *testing.T) {
+	assert.Equal(t, Domain{Min: -1e15, Max: 1e15}, ValueDomain)
+	assert.True(t, ValueDomain.Contains(1e15))
+	assert.False(t, ValueDomain.Contains(1e16))
+	assert.False(t, ValueDomain.Contains(math.NaN()))
 }

@@ -91,82 +91,23 @@ func (p Publisher) Publish(ctx context.Context, msgs []eventstore.Message) (int,
 			}
 		}
 	}
+	if refused(firstErr) {
+		firstErr = fmt.Errorf("%w: %w", eventstore.ErrRefused, firstErr)
+	}
 	return firstBad, firstErr
+}
+
+// refused: errors the broker gives for the record itself, that no retry
+// can cure.
+func refused(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
+		kerr.CorruptMessage, kerr.TopicAuthorizationFailed, kerr.InvalidTopicException} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Ping checks that a broker answers.
 func Ping(ctx context.Context, cl *kgo.Client) error { return cl.Ping(ctx) }
-
-// NewGroupConsumer returns a consumer-group client on topic that never
-// commits on its own and blocks rebalances while a poll is being applied
-// (use it with Consume).
-func NewGroupConsumer(brokers []string, group, topic, clientID string, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(200 * time.Millisecond),
-		kgo.ClientID(clientID),
-	}
-	return kgo.NewClient(append(base, opts...)...)
-}
-
-// ApplyFunc applies one poll's records. Returning nil lets Consume commit
-// their offsets; an error makes Consume retry the same records.
-type ApplyFunc func(ctx context.Context, recs []*kgo.Record) error
-
-// Consume polls cl (from NewGroupConsumer) and hands every poll to apply,
-// retrying it with backoff (100 ms doubling to 10 s) until it succeeds,
-// then commits that poll's offsets: an offset is never committed past a
-// record that was not applied. onRetry (optional) sees each failure and
-// onSuccess (optional) each success, e.g. for readiness. It returns when
-// ctx ends; the caller closes cl.
-func Consume(ctx context.Context, cl *kgo.Client, maxPoll int, apply ApplyFunc, onRetry func(error), onSuccess func(), log *slog.Logger) {
-	for {
-		fetches := cl.PollRecords(ctx, maxPoll)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			cl.AllowRebalance()
-			return
-		}
-		fetches.EachError(func(t string, part int32, err error) {
-			log.Warn("fetch error", "topic", t, "partition", part, "err", err)
-		})
-		recs := fetches.Records()
-		if len(recs) > 0 {
-			backoff := 100 * time.Millisecond
-			for {
-				err := apply(ctx, recs)
-				if err == nil {
-					if onSuccess != nil {
-						onSuccess()
-					}
-					break
-				}
-				if ctx.Err() != nil {
-					cl.AllowRebalance()
-					return // not committed: redelivered after restart
-				}
-				if onRetry != nil {
-					onRetry(err)
-				}
-				log.Warn("apply failed, retrying without committing", "err", err, "backoff", backoff.String(), "records", len(recs))
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-					cl.AllowRebalance()
-					return
-				}
-				backoff = min(backoff*2, 10*time.Second)
-			}
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if err := cl.CommitRecords(cctx, recs...); err != nil {
-				log.Warn("offset commit failed; records will be redelivered (no-ops)", "err", err)
-			}
-			cancel()
-		}
-		cl.AllowRebalance()
-	}
-}

@@ -9,14 +9,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"platform/internal/failpoint"
 )
 
 // Publisher sends messages to a broker in order. It returns how many
 // leading messages the broker acknowledged; on error the rest stay in the
-// outbox and are retried.
+// outbox and are retried, unless the error wraps ErrRefused: then the
+// message after the acked ones is moved to outbox_dead_letters.
 type Publisher interface {
 	Publish(ctx context.Context, msgs []Message) (acked int, err error)
 }
+
+// ErrRefused marks a publish error as permanent for that message: the
+// broker will never take it (too large, not authorised).
+var ErrRefused = errors.New("refused by the broker")
 
 // Config of a Relay. Zero values take the defaults.
 type Config struct {
@@ -26,6 +33,8 @@ type Config struct {
 	MinBackoff   time.Duration // after a failed publish, default 100ms
 	MaxBackoff   time.Duration // default 10s
 	FlushTimeout time.Duration // final drain on shutdown, default 5s
+	// PublishTimeout bounds one publish (the broker round trip), default 30s.
+	PublishTimeout time.Duration
 	// AfterPublish runs in the transaction that deletes the acked rows.
 	AfterPublish func(ctx context.Context, tx pgx.Tx, acked []Message) error
 	// Observe, if set, sees every acked message with the time of the ack.
@@ -47,6 +56,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FlushTimeout <= 0 {
 		c.FlushTimeout = 5 * time.Second
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 30 * time.Second
 	}
 }
 
@@ -79,55 +91,92 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg Config, log *slog.Logger) (
 }
 
 // RunOnce publishes at most one batch and deletes the acked rows. It
-// returns how many rows left the outbox.
+// returns how many rows left the outbox (dead letters included). No
+// transaction spans the broker round trip: the batch is read, published
+// with a deadline, and only then are the acked rows deleted (with
+// AfterPublish) in one short transaction. A crash in between publishes
+// them again: duplicates on the wire, which every consumer absorbs.
+// Concurrent RunOnce calls of one sink would publish rows twice; Run
+// makes its relay the sink's only leader.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
-	var acked int
-	var pubErr error
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			SELECT id, topic, key, payload, created_at FROM outbox
-			WHERE sink = $1::text ORDER BY id LIMIT $2 FOR UPDATE`, r.cfg.Sink, r.cfg.BatchSize)
-		if err != nil {
-			return err
-		}
-		msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Message, error) {
-			m := Message{Sink: r.cfg.Sink}
-			return m, row.Scan(&m.ID, &m.Topic, &m.Key, &m.Payload, &m.CreatedAt)
-		})
-		if err != nil || len(msgs) == 0 {
-			return err
-		}
-		acked, pubErr = r.pub.Publish(ctx, msgs)
-		if acked < 0 || acked > len(msgs) {
-			return fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
-		}
-		if acked == 0 {
-			return nil
-		}
-		done := msgs[:acked]
-		now := time.Now()
-		ids := make([]int64, len(done))
-		for i, m := range done {
-			ids[i] = m.ID
-			if r.cfg.Observe != nil {
-				r.cfg.Observe(m, now)
-			}
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
-			return err
-		}
-		if r.cfg.AfterPublish != nil {
-			return r.cfg.AfterPublish(ctx, tx, done)
-		}
-		return nil
-	})
+	rows, err := r.pool.Query(ctx, `
+		SELECT id, topic, key, payload, created_at FROM outbox
+		WHERE sink = $1::text ORDER BY id LIMIT $2`, r.cfg.Sink, r.cfg.BatchSize)
 	if err != nil {
 		return 0, err
 	}
-	if pubErr != nil {
-		return acked, fmt.Errorf("publish: %w", pubErr)
+	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Message, error) {
+		m := Message{Sink: r.cfg.Sink}
+		return m, row.Scan(&m.ID, &m.Topic, &m.Key, &m.Payload, &m.CreatedAt)
+	})
+	if err != nil || len(msgs) == 0 {
+		return 0, err
 	}
-	return acked, nil
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	acked, pubErr := r.pub.Publish(pctx, msgs)
+	cancel()
+	if acked < 0 || acked > len(msgs) {
+		return 0, fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
+	}
+	var refused *Message
+	if errors.Is(pubErr, ErrRefused) && acked < len(msgs) {
+		refused = &msgs[acked]
+	}
+	if acked == 0 && refused == nil {
+		return 0, publishError(pubErr)
+	}
+	failpoint.Hit("outbox-after-publish")
+	done := msgs[:acked]
+	now := time.Now()
+	if r.cfg.Observe != nil {
+		for _, m := range done {
+			r.cfg.Observe(m, now)
+		}
+	}
+	// Not ctx: rows the broker acked leave the outbox even during shutdown.
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FlushTimeout)
+	defer dcancel()
+	if err := pgx.BeginFunc(dctx, r.pool, func(tx pgx.Tx) error { return r.remove(dctx, tx, done, refused, pubErr) }); err != nil {
+		return 0, err
+	}
+	left := acked
+	if refused != nil {
+		left++
+		r.log.Warn("outbox row refused by the broker; moved to outbox_dead_letters", "id", refused.ID, "topic", refused.Topic, "key", refused.Key, "err", pubErr)
+		return left, nil
+	}
+	return left, publishError(pubErr)
+}
+
+// remove deletes the acked rows (and runs AfterPublish on them) and moves
+// the refused one, if any, to outbox_dead_letters.
+func (r *Relay) remove(ctx context.Context, tx pgx.Tx, done []Message, refused *Message, pubErr error) error {
+	ids := make([]int64, len(done))
+	for i, m := range done {
+		ids[i] = m.ID
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
+		return err
+	}
+	if refused != nil {
+		if _, err := tx.Exec(ctx, `
+			WITH moved AS (DELETE FROM outbox WHERE id = $1 RETURNING id, sink, topic, key, payload, created_at)
+			INSERT INTO outbox_dead_letters (id, sink, topic, key, payload, created_at, error)
+			SELECT id, sink, topic, key, payload, created_at, $2 FROM moved`, refused.ID, pubErr.Error()); err != nil {
+			return err
+		}
+	}
+	if r.cfg.AfterPublish != nil && len(done) > 0 {
+		return r.cfg.AfterPublish(ctx, tx, done)
+	}
+	return nil
+}
+
+func publishError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("publish: %w", err)
 }
 
 // Drain publishes batches until the outbox of the sink is empty or an
@@ -137,27 +186,35 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 	for {
 		n, err := r.RunOnce(ctx)
 		total += n
-		if err != nil || n < r.cfg.BatchSize {
+		if err != nil || n == 0 {
 			return total, err
 		}
 	}
 }
 
 // Run relays until ctx is cancelled, then drains once more within
-// FlushTimeout. It wakes on NOTIFY, polls as a fallback, and backs off
-// exponentially while the broker fails.
+// FlushTimeout. Only one relay per sink runs at a time, across processes:
+// the leader holds a session advisory lock on the connection it LISTENs
+// on; the others stand by and take over when that connection goes. The
+// leader wakes on NOTIFY, polls as a fallback, and backs off exponentially
+// while the broker fails.
 func (r *Relay) Run(ctx context.Context) error {
-	defer r.flush()
 	backoff := time.Duration(0)
-	var listener *pgxpool.Conn
+	var leader *pgxpool.Conn
 	defer func() {
-		if listener != nil {
-			listener.Release()
+		if leader != nil {
+			r.flush()
+			resign(leader)
 		}
 	}()
 	for ctx.Err() == nil {
-		if listener == nil {
-			listener = r.listen(ctx) // before draining, so no NOTIFY is missed
+		if leader == nil {
+			if leader = r.lead(ctx); leader == nil {
+				if !sleep(ctx, r.cfg.PollInterval) {
+					return nil
+				}
+				continue
+			}
 		}
 		if _, err := r.Drain(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -171,35 +228,44 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		if listener == nil {
-			if !sleep(ctx, r.cfg.PollInterval) {
-				return nil
-			}
-			continue
-		}
 		wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
-		_, err := listener.Conn().WaitForNotification(wctx)
+		_, err := leader.Conn().WaitForNotification(wctx)
 		cancel()
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
-			r.log.Warn("outbox listener lost, falling back to polling", "err", err)
-			listener.Conn().Close(context.Background()) //nolint:errcheck
-			listener.Release()
-			listener = nil
+			r.log.Warn("outbox leader connection lost; electing again", "err", err)
+			resign(leader)
+			leader = nil
 		}
 	}
 	return nil
 }
 
-func (r *Relay) listen(ctx context.Context) *pgxpool.Conn {
+// lead returns a connection that holds the sink's advisory lock and
+// LISTENs on its channel (LISTEN first, so no NOTIFY is missed before the
+// next drain), or nil when another relay leads or the database is down.
+func (r *Relay) lead(ctx context.Context) *pgxpool.Conn {
 	c, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return nil
 	}
-	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(r.cfg.Sink)}.Sanitize()); err != nil {
+	var got bool
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('outbox-relay'), hashtext($1))`, r.cfg.Sink).Scan(&got); err != nil || !got {
 		c.Release()
 		return nil
 	}
+	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(r.cfg.Sink)}.Sanitize()); err != nil {
+		resign(c)
+		return nil
+	}
+	r.log.Info("outbox relay leads its sink")
 	return c
+}
+
+// resign closes the leader's connection: its session, lock and LISTEN end
+// with it (a pool connection released open would keep the lock).
+func resign(c *pgxpool.Conn) {
+	c.Conn().Close(context.Background()) //nolint:errcheck
+	c.Release()
 }
 
 func (r *Relay) flush() {

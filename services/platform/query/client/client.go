@@ -88,11 +88,23 @@ type Anomaly struct {
 	DetectedAt     time.Time `json:"detected_at"`
 }
 
+// Skipped is a reading the detector judged not scored
+// (anomaly-list.schema.json skipped).
+type Skipped struct {
+	ReadingEventID uuid.UUID `json:"reading_event_id"`
+	Metric         string    `json:"metric"`
+	TS             time.Time `json:"ts"`
+	Value          float64   `json:"value"`
+	Reason         string    `json:"reason"`
+	RecordedAt     time.Time `json:"recorded_at"`
+}
+
 // AnomalyList is anomaly-list.schema.json.
 type AnomalyList struct {
 	DeviceID   string    `json:"device_id"`
 	Anomalies  []Anomaly `json:"anomalies"`
 	NextCursor *string   `json:"next_cursor"`
+	Skipped    []Skipped `json:"skipped"`
 }
 
 // AnomaliesQuery filters anomalies; Metric "" means every metric.

@@ -31,6 +31,18 @@ CREATE TABLE relay_cursors (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Events a broker refused for good (too large, not authorised): the relay
+-- records them here with the broker's error and moves its cursor past them,
+-- so they never hold back the events behind them.
+CREATE TABLE relay_dead_letters (
+    sink      text        NOT NULL,
+    event_id  uuid        NOT NULL,
+    topic     text        NOT NULL,
+    error     text        NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (sink, event_id)
+);
+
 -- Events already published keep topic NULL and are never sent again. Those
 -- whose Kafka row was still waiting in the outbox get its topic: they all
 -- carry this migration's tx, above the new cursor, and are published once.
