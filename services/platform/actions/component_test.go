@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -232,4 +233,9 @@ func TestBadRequests(t *testing.T) {
 	check(err, 400, "invalid_parameter")
 	_, err = cli.Get(ctx, uuid.NewString())
 	check(err, 404, "not_found")
+
+	resp, err := http.Post(baseURL+"/actions/v1/devices/dev-1/commands", "text/plain", strings.NewReader(`{"command_id":"`+uuid.NewString()+`","name":"reboot"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode, "a body that is not JSON by its type")
 }

@@ -3,8 +3,6 @@ package actions
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -48,14 +46,8 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 			httpx.Detail{Field: "id", Message: "must match " + deviceRE.String()})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httpx.WriteError(w, http.StatusRequestEntityTooLarge, httpx.CodeTooLarge, fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes))
-			return
-		}
-		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeMalformedJSON, "cannot read body: "+err.Error())
+	body, ok := httpx.ReadJSONBody(w, r, MaxBodyBytes)
+	if !ok {
 		return
 	}
 	if err := s.val.Validate(contracts.CommandRequest, body); err != nil {

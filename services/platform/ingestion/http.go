@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"fmt"
-	"github.com/google/uuid"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"platform/ingestion/client"
 	"platform/internal/contracts"
@@ -48,24 +47,12 @@ func (s *Server) Handler(checks map[string]httpx.Check) http.Handler {
 }
 
 func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			httpx.WriteError(w, http.StatusUnsupportedMediaType, httpx.CodeUnsupportedType, "Content-Type must be application/json")
-			return
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httpx.WriteError(w, http.StatusRequestEntityTooLarge, httpx.CodeTooLarge, fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes))
-			return
-		}
-		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeMalformedJSON, "cannot read body: "+err.Error())
+	body, ok := httpx.ReadJSONBody(w, r, MaxBodyBytes)
+	if !ok {
 		return
 	}
-	readings, ok := s.fast.decode(body)
-	if !ok {
+	readings, fast := s.fast.decode(body)
+	if !fast {
 		doc, err := s.val.Decode(contracts.TelemetryBatch, body)
 		if err != nil {
 			writeValidationError(w, err)

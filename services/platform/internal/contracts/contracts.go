@@ -319,16 +319,6 @@ func (v *Validator) validParallel(name string, s *jsonschema.Schema, inst any) b
 	return ok && !failed
 }
 
-// ValidateValue checks an already decoded value (as produced by
-// jsonschema.UnmarshalJSON or encoding/json with UseNumber).
-func (v *Validator) ValidateValue(schema string, inst any) error {
-	s, ok := v.schemas[schema]
-	if !ok {
-		return fmt.Errorf("unknown schema %q", schema)
-	}
-	return v.validateValue(schema, s, inst)
-}
-
 func (v *Validator) validateValue(name string, s *jsonschema.Schema, inst any) error {
 	err := s.Validate(inst)
 	if err == nil {

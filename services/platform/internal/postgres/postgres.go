@@ -3,12 +3,10 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -39,21 +37,6 @@ func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 		return nil, fmt.Errorf("postgres unreachable at %s:%d as %s: %s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, lastLine(err))
 	}
 	return pool, nil
-}
-
-// IsUniqueViolation reports a 23505 error.
-func IsUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
-}
-
-// IsRetryable reports errors after which the whole transaction may simply
-// be run again: serialization failures, deadlocks, and unique violations
-// (a concurrent writer stored the same event_id first; the retry's
-// duplicate check then sees it).
-func IsRetryable(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "23505")
 }
 
 // lastLine keeps the most specific line of a multi-line pgx connect error
