@@ -76,6 +76,7 @@ def test_kill9_between_broker_ack_and_outbox_delete(stack: Stack) -> None:
             hit = "failpoint outbox-after-publish hit"
             wait_for(lambda: hit in spec.log_file.read_text()[offset:], 60, "the failpoint's kill")
             killed_at = time.monotonic()
+        kills = spec.log_file.read_text()[offset:].count(hit)  # each one republished a batch
         duplicates = wait_all_stored(stack, {device: rows}, "after the restart")
         commands = wait_for(lambda: device_mqtt.received.get(f"devices/{device}/commands"),
                             60, "the cooldown command on MQTT")  # fmt: skip
@@ -89,8 +90,8 @@ def test_kill9_between_broker_ack_and_outbox_delete(stack: Stack) -> None:
     assert len(command_ids) == 1, f"one command for one anomaly, got {command_ids}"
     listed = stack.get(f"/actions/v1/commands/{command_ids.pop()}")
     assert listed.status_code == 200 and listed.json()["name"] == "cooldown"
-    record(Outcome("kill -9 app between broker ack and outbox delete", len(rows), len(rows),
-                   duplicates, recovered))  # fmt: skip
+    fault = f"kill -9 app after broker ack, before delete (x{kills})"
+    record(Outcome(fault, len(rows), len(rows), duplicates, recovered))
 
 
 def test_two_instances_split_mqtt_without_loss_or_reconnect_loop(

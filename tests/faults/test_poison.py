@@ -3,6 +3,7 @@ counter on /readyz and a WARN line say so, and nothing behind it is held up."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -48,7 +49,7 @@ def dlq_records(
         msg = reader.poll(0.5)
         if msg is not None and not msg.error():
             letter = json.loads(msg.value())
-            if marker in str(letter):
+            if marker in base64.b64decode(letter["payload_base64"]).decode(errors="replace"):
                 found[letter["consumer"]] = letter
         return consumers <= found.keys()
 
