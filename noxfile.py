@@ -125,3 +125,12 @@ def e2e(session: nox.Session) -> None:
     session.log(f"starting a private stack on free ports; state and logs in {E2E_STATE}")
     with platform_running(settings.load(environ={**os.environ, **env}), say=session.log):
         session.run("pytest", "tests/e2e", *args, env=env)
+
+
+@nox.session(tags=["ci"])
+def faults(session: nox.Session) -> None:
+    """Real faults against a private stack: kill -9, a paused app, poison records, 2 apps."""
+    install(session, "test")
+    # The suite starts the stack itself (tests/faults/conftest.py): it must be the parent of
+    # the processes it kills, to reap them as `inv up`'s exit does.
+    session.run("pytest", "-p", "no:cacheprovider", "tests/faults", "-v", *session.posargs)

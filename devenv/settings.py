@@ -72,7 +72,7 @@ class Settings(BaseModel):
     SHUTDOWN_TIMEOUT: str = Field("10s", pattern=DURATION)
     KAFKA_TOPIC_PARTITIONS: int = Field(3, ge=1, le=64)
     QUERY_CONSUMER_GROUP: str = Field("platform-query", min_length=1)
-    MQTT_CLIENT_ID: str = Field("platform", min_length=1)
+    MQTT_CLIENT_ID: str = Field("auto", min_length=1)
     MQTT_SHARE_GROUP: str = Field("platform", min_length=1)
     OUTBOX_POLL_INTERVAL: str = Field("500ms", pattern=DURATION)
     OUTBOX_BATCH_SIZE: int = Field(1000, ge=1, le=10000)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from devenv import probes
+from devenv import compose, probes
 from devenv.backends.native.recipe import Launch, Recipe, Say, current_user, require
+
+
+def session_limits() -> tuple[int, int]:
+    """(queued, in flight) per session: compose.yaml's EMQX settings, the one source for
+    every broker (sized in docs/mqtt-sizing.md)."""
+    env = compose.load_raw()["services"]["emqx"]["environment"]
+    return int(env["EMQX_MQTT__MAX_MQUEUE_LEN"]), int(env["EMQX_MQTT__MAX_INFLIGHT"])
 
 
 class Mosquitto(Recipe):
@@ -13,6 +20,7 @@ class Mosquitto(Recipe):
     def prepare(self, say: Say) -> None:
         self.binary = require("mosquitto", "mosquitto", "/usr/sbin")
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        queued, inflight = session_limits()
         (self.home / "mosquitto.conf").write_text(
             "\n".join(
                 [
@@ -21,10 +29,14 @@ class Mosquitto(Recipe):
                     "persistence true",
                     f"persistence_location {self.home / 'data'}/",
                     "autosave_interval 10",
+                    # Defaults are 1,000 queued and 20 in flight: a paused app lost the rest.
+                    f"max_queued_messages {queued}",
+                    "max_queued_bytes 0",
+                    f"max_inflight_messages {inflight}",
                     "log_dest stdout",
                     "log_type error",
                     "log_type warning",
-                    "log_type notice",
+                    "log_type notice",  # "Outgoing messages are being dropped for client"
                     "log_type information",
                     "connection_messages true",
                     # Stay the user we started as: dropping to `mosquitto` would lose access

@@ -22,6 +22,7 @@ import (
 	"platform/ingestion"
 	"platform/internal/config"
 	"platform/internal/contracts"
+	"platform/internal/dedup"
 	"platform/internal/eventstore"
 	"platform/internal/httpx"
 	"platform/internal/inference"
@@ -167,7 +168,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work sync.WaitGroup
-	work.Add(5)
+	work.Add(6)
+	go func() { defer work.Done(); dedup.RunPruner(workCtx, pool, time.Hour, dedup.Retention, log) }()
 	go func() { defer work.Done(); _ = kafkaRelay.Run(workCtx) }()
 	go func() { defer work.Done(); _ = cmdRelay.Run(workCtx) }()
 	go func() { defer work.Done(); query.Consume(workCtx, consumer, producer, projector, log) }()

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"platform/internal/contracts"
 )
@@ -83,7 +85,7 @@ func Load(getenv func(string) string) (Config, error) {
 		QueryConsumerGroup: l.name("QUERY_CONSUMER_GROUP", "platform-query"),
 		MQTTHost:           l.host("MQTT_HOST", "127.0.0.1"),
 		MQTTPort:           l.port("MQTT_PORT", 1883),
-		MQTTClientID:       l.name("MQTT_CLIENT_ID", "platform"),
+		MQTTClientID:       l.name("MQTT_CLIENT_ID", AutoClientID),
 		MQTTShareGroup:     l.optName("MQTT_SHARE_GROUP", "platform"),
 		LogLevel:           l.level("LOG_LEVEL", slog.LevelInfo),
 		ShutdownTimeout:    l.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
@@ -111,7 +113,32 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		ports[p.port] = p.key
 	}
+	if c.MQTTClientID == AutoClientID {
+		host, _ := os.Hostname()
+		c.MQTTClientID = InstanceClientID(host, c.IngestionPort)
+	}
 	return c, nil
+}
+
+// AutoClientID (MQTT_CLIENT_ID's default) asks for InstanceClientID.
+const AutoClientID = "auto"
+
+// InstanceClientID is the MQTT client id of the instance serving ingestion
+// on port of host: stable across its restarts (its persistent session
+// keeps what arrives while it is down) and distinct for two instances on
+// one broker (they cannot share host and port), so neither kicks the
+// other off.
+func InstanceClientID(host string, port int) string {
+	clean := strings.Map(func(r rune) rune {
+		if r < 128 && (r == '-' || r == '_' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '-'
+	}, host)
+	if clean == "" {
+		clean = "localhost"
+	}
+	return fmt.Sprintf("platform-%.40s-%d", clean, port)
 }
 
 // PostgresDSN is the pgx connection string (keyword/value form is avoided

@@ -135,3 +135,15 @@ func TestAnomalyCommandRules(t *testing.T) {
 	_, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": "a:b,a:c"}))
 	assert.ErrorContains(t, err, "appears twice")
 }
+
+func TestMQTTClientIDPerInstance(t *testing.T) {
+	c, err := Load(func(k string) string { return map[string]string{"INGESTION_PORT": "9180"}[k] })
+	require.NoError(t, err)
+	host, _ := os.Hostname()
+	assert.Equal(t, InstanceClientID(host, 9180), c.MQTTClientID, "auto by default")
+	assert.NotEqual(t, InstanceClientID("h", 8080), InstanceClientID("h", 9080), "two instances on one host")
+	assert.Equal(t, "platform-my-box.lan-8080", InstanceClientID("my box.lan", 8080))
+	c, err = Load(func(k string) string { return map[string]string{"MQTT_CLIENT_ID": "fixed"}[k] })
+	require.NoError(t, err)
+	assert.Equal(t, "fixed", c.MQTTClientID)
+}

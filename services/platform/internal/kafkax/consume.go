@@ -22,6 +22,10 @@ func NewGroupConsumer(brokers []string, group, topic, clientID string, opts ...k
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
+		// A member killed -9 holds its partitions until its session times out:
+		// 10 s (not 45) bounds how long a crash stalls consumption.
+		kgo.SessionTimeout(10 * time.Second),
+		kgo.HeartbeatInterval(time.Second),
 		kgo.ClientID(clientID),
 	}
 	return kgo.NewClient(append(base, opts...)...)

@@ -1,7 +1,9 @@
 // Package mqttx wraps the Eclipse Paho MQTT 3.1.1 client: a persistent
 // session (fixed client id, clean session off), QoS 1 subscriptions whose
-// messages are acknowledged only after their handler returned, and QoS 1
-// publishes that wait for PUBACK.
+// messages are acknowledged (manual PUBACK) only after their handler
+// returned, i.e. after the transaction that stored them, and QoS 1
+// publishes that wait for PUBACK. Paho's router only hands each message to
+// a bounded queue per subscription, drained in batches by one worker.
 package mqttx
 
 import (
@@ -40,7 +42,12 @@ type Options struct {
 	Broker     string // tcp://host:port
 	ClientID   string
 	ShareGroup string // subscribe as $share/<group>/<filter> when set
-	Log        *slog.Logger
+	// QueueSize bounds each subscription's queue, default 1000. Keep it at
+	// least the broker's in-flight limit (compose.yaml EMQX_MQTT__MAX_INFLIGHT):
+	// the broker never has more unacked messages out, so the router never
+	// blocks.
+	QueueSize int
+	Log       *slog.Logger
 }
 
 type inbound struct {
@@ -64,9 +71,12 @@ type Client struct {
 // broker answers, and resubscribes after every reconnect.
 func Connect(opts Options, subs []Subscription) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1000
+	}
 	cl := &Client{opts: opts, subs: subs, ctx: ctx, cancel: cancel}
 	for range subs {
-		cl.queues = append(cl.queues, make(chan inbound, 1024))
+		cl.queues = append(cl.queues, make(chan inbound, opts.QueueSize))
 	}
 	o := mqtt.NewClientOptions().
 		AddBroker(opts.Broker).
@@ -110,11 +120,18 @@ func Connect(opts Options, subs []Subscription) *Client {
 }
 
 // route is paho's publish handler (called in order on paho's goroutine):
-// it queues the message for its subscription's worker. A full queue
-// blocks, which is the backpressure towards the broker.
+// it queues the message for its subscription's worker and returns. Only a
+// broker that sends more unacked messages than QueueSize fills a queue;
+// then it blocks (backpressure; nothing is dropped) and says so.
 func (cl *Client) route(_ mqtt.Client, m mqtt.Message) {
 	for i, s := range cl.subs {
 		if Match(s.Filter, m.Topic()) {
+			select {
+			case cl.queues[i] <- inbound{msg: m}:
+				return
+			default:
+			}
+			cl.opts.Log.Warn("mqtt queue full: the broker's in-flight limit exceeds QueueSize; paho's router waits", "filter", s.Filter, "queue", cap(cl.queues[i]))
 			select {
 			case cl.queues[i] <- inbound{msg: m}:
 			case <-cl.ctx.Done():

@@ -1,0 +1,126 @@
+"""Fault injection against a running private stack (`nox -s faults`): kill -9 an
+infrastructure component's process group as a container kill would, pause and kill the
+monolith, run it with failpoints or as a second instance. Processes are started and stopped
+through the same helpers as `inv run` (the backend, the detached supervisor)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devenv import apps, backends, procs, supervisor_detached
+from devenv.backends.base import InfraError, Say
+from devenv.settings import Settings
+from devenv.supervisor import ProcessSpec
+
+FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/failpoint
+
+
+def component_pid(settings: Settings, role: str) -> int:
+    """The pid (process group leader) of a running infrastructure component."""
+    for row in backends.select(settings, lambda _line: None).status():
+        if row.role == role and row.ident.startswith("pid "):
+            return int(row.ident.removeprefix("pid "))
+    raise InfraError(f"{role} is not running natively; the fault tests need the native backend")
+
+
+def kill9_component(settings: Settings, role: str) -> int:
+    """SIGKILL every process of the component (what `docker kill` does to a container) and
+    wait until they are gone. The caller started the stack, so it reaps the leader: a zombie
+    would still hold its pid (PostgreSQL's lock file names it) until our exit."""
+    pid = component_pid(settings, role)
+    procs.stop_group(pid, 5, first_signal=signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    return pid
+
+
+def restart_component(settings: Settings, role: str, say: Say = print) -> None:
+    """`inv up <role>`: the backend starts what is not running and waits until healthy."""
+    backends.select(settings, say).up([role])
+
+
+def app_pid(settings: Settings, state_dir: Path | None = None) -> int | None:
+    """The monolith's pid under the detached supervisor (None while it restarts)."""
+    running = supervisor_detached.status(state_dir or apps.supervisor_dir(settings))
+    if running is None:
+        return None
+    return next((a.pid for a in running.apps if a.name == "app"), None)
+
+
+def app_spec(settings: Settings, **extra_env: str) -> ProcessSpec:
+    spec = next(s for s in apps.specs(settings) if s.name == "app")
+    return dataclasses.replace(spec, env={**spec.env, **extra_env})
+
+
+@contextlib.contextmanager
+def apps_with_failpoints(settings: Settings, *names: str) -> Iterator[ProcessSpec]:
+    """Restart the stack's apps with failpoints enabled in the monolith; on exit, restart
+    them without (as `inv run` would after the crash)."""
+    others = [s for s in apps.specs(settings) if s.name != "app"]
+    spec = app_spec(settings, **{FAILPOINTS_ENV: ",".join(names)})
+    apps.stop(settings)
+    try:
+        supervisor_detached.start([spec, *others], apps.supervisor_dir(settings))
+        yield spec
+    finally:
+        apps.stop(settings)
+        supervisor_detached.start(apps.specs(settings), apps.supervisor_dir(settings))
+
+
+@contextlib.contextmanager
+def second_instance(settings: Settings, ports: list[int]) -> Iterator[ProcessSpec]:
+    """Another monolith on the same infrastructure: its own three HTTP ports (so its own
+    default MQTT client id), its own log and supervisor folder. It leaves for good at the
+    end, so its broker session is forgotten too (see forget_mqtt_session)."""
+    ingestion, query, actions = ports
+    other = settings.model_copy(
+        update={"INGESTION_PORT": ingestion, "QUERY_PORT": query, "ACTIONS_PORT": actions}
+    )
+    state = settings.state_dir / "apps-2"
+    spec = dataclasses.replace(app_spec(other), log_file=state / "app.log")
+    supervisor_detached.start([spec], state)
+    try:
+        yield spec
+    finally:
+        supervisor_detached.stop(state)
+        for client_id in mqtt_client_ids(spec.log_file):
+            forget_mqtt_session(settings, client_id)
+
+
+def mqtt_client_ids(app_log: Path) -> set[str]:
+    """The MQTT client ids an app logged on connecting."""
+    ids = set()
+    for line in app_log.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("msg") == "mqtt connected":
+                ids.add(entry["client_id"])
+    return ids
+
+
+def forget_mqtt_session(settings: Settings, client_id: str) -> None:
+    """End the persistent session of an instance that is gone for good: a broker keeps
+    handing a shared subscription's messages to a member's offline session (Mosquitto
+    round-robins over every member), so a session left behind strands its share."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect("127.0.0.1", settings.MQTT_PORT)
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + 10
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not client.is_connected():
+            raise InfraError(f"could not connect as {client_id} to end its MQTT session")
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,127 @@
+"""Faults of the monolith itself: paused under MQTT load, killed between a broker ack and
+the outbox delete (failpoint), and two instances on one stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from devenv import faults
+from devenv import stack as stacks
+from tests.e2e.conftest import MqttClient, Stack, device_id, readings
+from tests.faults.conftest import (
+    PAUSE_SECONDS,
+    Outcome,
+    Publisher,
+    mqtt_messages,
+    post_until_accepted,
+    record,
+    wait_all_stored,
+    wait_for,
+)
+
+pytestmark = pytest.mark.faults
+
+# Mosquitto's and EMQX's defaults queue 1,000 messages per session (+ 20 in flight): a paused
+# app lost everything beyond. The fleet below sends five times that while the app is paused.
+PAUSED_DEVICES, PAUSED_PER_DEVICE = 200, 25
+
+
+def test_app_paused_under_mqtt_load_loses_nothing(stack: Stack, publisher: Publisher) -> None:
+    plan = {
+        d: readings(d, PAUSED_PER_DEVICE)
+        for d in (device_id("pause") for _ in range(PAUSED_DEVICES))
+    }
+    pid = faults.app_pid(stack.settings)
+    assert pid, "the app runs"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        paused_at = time.monotonic()
+        sent = publisher.publish_all(mqtt_messages(plan))  # every one acked by the broker
+        assert sent > 1020, "more than a default broker session queue holds"
+        # The fault is a pause of a given length, not a wait for the machine.
+        time.sleep(max(0.0, PAUSE_SECONDS - (time.monotonic() - paused_at)))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    resumed_at = time.monotonic()
+    duplicates = wait_all_stored(stack, plan, f"after a {PAUSE_SECONDS:.0f}s pause")
+    assert duplicates == 0
+    assert faults.app_pid(stack.settings) == pid
+    record(Outcome(f"app SIGSTOP {PAUSE_SECONDS:.0f}s under MQTT load", sent, sent, duplicates,
+                   time.monotonic() - resumed_at))  # fmt: skip
+
+
+def test_kill9_between_broker_ack_and_outbox_delete(stack: Stack) -> None:
+    """The failpoint kills the monolith right after the broker acked a batch, before the rows
+    leave the outbox; restarted without it, the relay publishes them again. Duplicates on the
+    wire are allowed; every reading is stored once and the spike yields exactly one command."""
+    device = device_id("failpoint")
+    rows = readings(device, 41, temperature=0.0)
+    for i, row in enumerate(rows[:40]):
+        row["metrics"] = {"temperature": 21.0 + (0.1 if i % 2 else -0.1)}
+    rows[40]["metrics"] = {"temperature": 95.0}
+    device_mqtt = MqttClient("127.0.0.1", stack.settings.MQTT_PORT)
+    device_mqtt.subscribe(f"devices/{device}/commands")
+    try:
+        with faults.apps_with_failpoints(stack.settings, "outbox-after-publish") as spec:
+            offset = spec.log_file.stat().st_size
+            post_until_accepted(stack, rows[:40])
+            post_until_accepted(stack, rows[40:])
+            hit = "failpoint outbox-after-publish hit"
+            wait_for(lambda: hit in spec.log_file.read_text()[offset:], 60, "the failpoint's kill")
+            killed_at = time.monotonic()
+        kills = spec.log_file.read_text()[offset:].count(hit)  # each one republished a batch
+        duplicates = wait_all_stored(stack, {device: rows}, "after the restart")
+        commands = wait_for(lambda: device_mqtt.received.get(f"devices/{device}/commands"),
+                            60, "the cooldown command on MQTT")  # fmt: skip
+        recovered = time.monotonic() - killed_at
+    finally:
+        device_mqtt.close()
+    assert duplicates == 0
+    anomalies = stack.get(f"/query/v1/devices/{device}/anomalies").json()["anomalies"]
+    assert [a["reading_event_id"] for a in anomalies] == [rows[40]["event_id"]]
+    command_ids = {json.loads(c)["command_id"] for c in commands}
+    assert len(command_ids) == 1, f"one command for one anomaly, got {command_ids}"
+    listed = stack.get(f"/actions/v1/commands/{command_ids.pop()}")
+    assert listed.status_code == 200 and listed.json()["name"] == "cooldown"
+    fault = f"kill -9 app after broker ack, before delete (x{kills})"
+    record(Outcome(fault, len(rows), len(rows), duplicates, recovered))
+
+
+def test_two_instances_split_mqtt_without_loss_or_reconnect_loop(
+    stack: Stack, publisher: Publisher
+) -> None:
+    ports = stacks.free_ports(3)
+    with faults.second_instance(stack.settings, ports) as spec:
+        first_log = stack.settings.state_dir / "apps" / "app.log"
+        first_offset = first_log.stat().st_size
+        plan = {d: readings(d, 20) for d in (device_id("two") for _ in range(50))}
+        http_plan = {d: readings(d, 20) for d in (device_id("two-http") for _ in range(10))}
+        started = time.monotonic()
+        sent = publisher.publish_all(mqtt_messages(plan))
+        for n, rows in enumerate(http_plan.values()):
+            # Half straight to the second instance's ingestion port, half through the gateway.
+            if n % 2:
+                post_direct(ports[0], rows)
+            else:
+                post_until_accepted(stack, rows)
+        duplicates = wait_all_stored(stack, {**plan, **http_plan}, "two instances")
+        elapsed = time.monotonic() - started
+        logs = [first_log.read_text()[first_offset:], spec.log_file.read_text()]
+    assert duplicates == 0
+    for text in logs:
+        assert "mqtt connection lost" not in text, "an instance was kicked off the broker"
+    total = sent + sum(len(r) for r in http_plan.values())
+    record(Outcome("two app instances on one stack", total, total, duplicates, elapsed))
+
+
+def post_direct(port: int, rows: list[dict[str, Any]]) -> None:
+    url = f"http://127.0.0.1:{port}/ingest/v1/telemetry"
+    response = requests.post(url, json={"readings": rows}, timeout=30)
+    assert response.status_code in (200, 202), response.text
