@@ -24,6 +24,7 @@ import (
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/kafkax"
+	"platform/internal/postgres"
 	"platform/internal/testdb"
 	"platform/internal/testserver"
 	"platform/query"
@@ -365,4 +366,27 @@ func TestAnomaliesList(t *testing.T) {
 	_, err = cli.Anomalies(ctx, "dev-a", client.AnomaliesQuery{Metric: "a b"})
 	ae := apiErr(t, err, http.StatusBadRequest, "invalid_parameter")
 	assert.Equal(t, "metric", ae.Details[0].Field)
+}
+
+// The database restarted under the pool's recently used connection (kill -9
+// of PostgreSQL, then `inv up`): the next read does not fail on it.
+func TestReadSurvivesABrokenPooledConnection(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	apply(t, ingest(t, rd("dev-r", 1, map[string]float64{"temp": 1})))
+	pool, err := postgres.Connect(ctx, db.DSN, 1) // one connection: the next read must use it
+	require.NoError(t, err)
+	defer pool.Close()
+	url, stop, err := testserver.Start(query.NewServer(pool, log).Handler(nil), log)
+	require.NoError(t, err)
+	defer stop()
+	q := client.New(url, nil)
+	var pid int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	_, err = db.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid)
+	require.NoError(t, err)
+
+	page, err := q.Readings(ctx, "dev-r", client.ReadingsQuery{})
+	require.NoError(t, err, "read again on a live connection")
+	assert.Len(t, page.Readings, 1)
 }

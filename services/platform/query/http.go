@@ -80,11 +80,11 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	l, found, err := s.store.latest(r.Context(), id)
+	l, err := s.store.latest(r.Context(), id)
 	switch {
 	case err != nil:
 		httpx.Internal(w, r, s.log, err)
-	case !found:
+	case l == nil:
 		httpx.WriteError(w, http.StatusNotFound, httpx.CodeNotFound, "device "+id+" not found")
 	default:
 		httpx.WriteJSON(w, http.StatusOK, l)

@@ -3,10 +3,12 @@ package query
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/query/client"
@@ -16,45 +18,78 @@ import (
 // the handler knows whether a next page exists.
 type store struct{ pool *pgxpool.Pool }
 
+// reread runs a read again when it failed on a broken connection, as after
+// the database restarted under the pool's recently used connections: pgx
+// drops such a connection, so a later try gets a live one. Reads are safe
+// to repeat; any other error is returned at once.
+func reread[T any](ctx context.Context, read func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if v, err = read(); err == nil || !connectionLost(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return v, err
+}
+
+// connectionLost: the session ended under the query (no server answer, a
+// connection exception, or the server terminating the backend).
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+}
+
 // projected: the device has a latest-reading projection.
 func (s store) projected(ctx context.Context, id string) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM device_latest WHERE device_id = $1)`, id).Scan(&ok)
-	return ok, err
+	return reread(ctx, func() (bool, error) {
+		var ok bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM device_latest WHERE device_id = $1)`, id).Scan(&ok)
+		return ok, err
+	})
 }
 
 // stored: the device has an event stream.
 func (s store) stored(ctx context.Context, id string) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, id).Scan(&ok)
-	return ok, err
-}
-
-func (s store) devices(ctx context.Context, after string, limit int) ([]client.Device, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT device_id, last_ts, version FROM device_latest
-		WHERE device_id > $1 ORDER BY device_id LIMIT $2`, after, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Device, error) {
-		var d client.Device
-		err := row.Scan(&d.DeviceID, &d.LastTS, &d.Version)
-		d.LastTS = d.LastTS.UTC()
-		return d, err
+	return reread(ctx, func() (bool, error) {
+		var ok bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, id).Scan(&ok)
+		return ok, err
 	})
 }
 
-// latest returns the device's latest projection, ok=false when it has none.
-func (s store) latest(ctx context.Context, id string) (client.Latest, bool, error) {
-	var l client.Latest
-	err := s.pool.QueryRow(ctx, `SELECT device_id, last_ts, version, metrics FROM device_latest WHERE device_id = $1`, id).
-		Scan(&l.DeviceID, &l.LastTS, &l.Version, &l.Metrics)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return l, false, nil
-	}
-	l.LastTS = l.LastTS.UTC()
-	return l, err == nil, err
+func (s store) devices(ctx context.Context, after string, limit int) ([]client.Device, error) {
+	return reread(ctx, func() ([]client.Device, error) {
+		rows, err := s.pool.Query(ctx, `
+			SELECT device_id, last_ts, version FROM device_latest
+			WHERE device_id > $1 ORDER BY device_id LIMIT $2`, after, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Device, error) {
+			var d client.Device
+			err := row.Scan(&d.DeviceID, &d.LastTS, &d.Version)
+			d.LastTS = d.LastTS.UTC()
+			return d, err
+		})
+	})
+}
+
+// latest returns the device's latest projection, nil when it has none.
+func (s store) latest(ctx context.Context, id string) (*client.Latest, error) {
+	return reread(ctx, func() (*client.Latest, error) {
+		var l client.Latest
+		err := s.pool.QueryRow(ctx, `SELECT device_id, last_ts, version, metrics FROM device_latest WHERE device_id = $1`, id).
+			Scan(&l.DeviceID, &l.LastTS, &l.Version, &l.Metrics)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil
+		}
+		l.LastTS = l.LastTS.UTC()
+		return &l, err
+	})
 }
 
 type readingsCursor struct {
@@ -72,46 +107,50 @@ type readingsQuery struct {
 }
 
 func (s store) readings(ctx context.Context, q readingsQuery) ([]client.Reading, error) {
-	var ct *time.Time
-	var ce *uuid.UUID
-	var cm *string
-	if q.after != nil {
-		ct, ce, cm = &q.after.TS, &q.after.EventID, &q.after.Metric
-	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT event_id, ts, metric, value FROM readings
-		WHERE device_id = $1
-		  AND ($2::text IS NULL OR metric = $2)
-		  AND ($3::timestamptz IS NULL OR ts >= $3)
-		  AND ($4::timestamptz IS NULL OR ts < $4)
-		  AND ($5::timestamptz IS NULL OR (ts, event_id, metric) > ($5, $6::uuid, $7::text))
-		ORDER BY ts, event_id, metric
-		LIMIT $8`, q.device, q.metric, q.from, q.to, ct, ce, cm, q.limit+1)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Reading, error) {
-		var x client.Reading
-		err := row.Scan(&x.EventID, &x.TS, &x.Metric, &x.Value)
-		x.TS = x.TS.UTC()
-		return x, err
+	return reread(ctx, func() ([]client.Reading, error) {
+		var ct *time.Time
+		var ce *uuid.UUID
+		var cm *string
+		if q.after != nil {
+			ct, ce, cm = &q.after.TS, &q.after.EventID, &q.after.Metric
+		}
+		rows, err := s.pool.Query(ctx, `
+			SELECT event_id, ts, metric, value FROM readings
+			WHERE device_id = $1
+			  AND ($2::text IS NULL OR metric = $2)
+			  AND ($3::timestamptz IS NULL OR ts >= $3)
+			  AND ($4::timestamptz IS NULL OR ts < $4)
+			  AND ($5::timestamptz IS NULL OR (ts, event_id, metric) > ($5, $6::uuid, $7::text))
+			ORDER BY ts, event_id, metric
+			LIMIT $8`, q.device, q.metric, q.from, q.to, ct, ce, cm, q.limit+1)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Reading, error) {
+			var x client.Reading
+			err := row.Scan(&x.EventID, &x.TS, &x.Metric, &x.Value)
+			x.TS = x.TS.UTC()
+			return x, err
+		})
 	})
 }
 
 func (s store) events(ctx context.Context, id string, afterVersion int64, limit int) ([]client.Event, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT event_id, version, type, payload, recorded_at FROM events
-		WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3`, id, afterVersion, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Event, error) {
-		var e client.Event
-		var payload []byte
-		err := row.Scan(&e.EventID, &e.Version, &e.Type, &payload, &e.RecordedAt)
-		e.Payload = payload
-		e.RecordedAt = e.RecordedAt.UTC()
-		return e, err
+	return reread(ctx, func() ([]client.Event, error) {
+		rows, err := s.pool.Query(ctx, `
+			SELECT event_id, version, type, payload, recorded_at FROM events
+			WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3`, id, afterVersion, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Event, error) {
+			var e client.Event
+			var payload []byte
+			err := row.Scan(&e.EventID, &e.Version, &e.Type, &payload, &e.RecordedAt)
+			e.Payload = payload
+			e.RecordedAt = e.RecordedAt.UTC()
+			return e, err
+		})
 	})
 }
 
@@ -121,27 +160,29 @@ type anomaliesCursor struct {
 }
 
 func (s store) anomalies(ctx context.Context, id string, metric *string, after *anomaliesCursor, limit int) ([]client.Anomaly, error) {
-	var ct *time.Time
-	var ce *uuid.UUID
-	if after != nil {
-		ct, ce = &after.TS, &after.EventID
-	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT event_id, metric, ts, value, score, reading_event_id, model_name, model_version, detected_at
-		FROM anomalies
-		WHERE device_id = $1
-		  AND ($2::text IS NULL OR metric = $2)
-		  AND ($3::timestamptz IS NULL OR (ts, event_id) > ($3, $4::uuid))
-		ORDER BY ts, event_id
-		LIMIT $5`, id, metric, ct, ce, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Anomaly, error) {
-		var a client.Anomaly
-		err := row.Scan(&a.EventID, &a.Metric, &a.TS, &a.Value, &a.Score, &a.ReadingEventID, &a.Model.Name, &a.Model.Version, &a.DetectedAt)
-		a.TS, a.DetectedAt = a.TS.UTC(), a.DetectedAt.UTC()
-		return a, err
+	return reread(ctx, func() ([]client.Anomaly, error) {
+		var ct *time.Time
+		var ce *uuid.UUID
+		if after != nil {
+			ct, ce = &after.TS, &after.EventID
+		}
+		rows, err := s.pool.Query(ctx, `
+			SELECT event_id, metric, ts, value, score, reading_event_id, model_name, model_version, detected_at
+			FROM anomalies
+			WHERE device_id = $1
+			  AND ($2::text IS NULL OR metric = $2)
+			  AND ($3::timestamptz IS NULL OR (ts, event_id) > ($3, $4::uuid))
+			ORDER BY ts, event_id
+			LIMIT $5`, id, metric, ct, ce, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Anomaly, error) {
+			var a client.Anomaly
+			err := row.Scan(&a.EventID, &a.Metric, &a.TS, &a.Value, &a.Score, &a.ReadingEventID, &a.Model.Name, &a.Model.Version, &a.DetectedAt)
+			a.TS, a.DetectedAt = a.TS.UTC(), a.DetectedAt.UTC()
+			return a, err
+		})
 	})
 }
 
@@ -151,22 +192,24 @@ const maxSkipped = 100
 // skipped lists the device's latest readings the detector judged not
 // scored (metric nil: every metric), newest first.
 func (s store) skipped(ctx context.Context, device string, metric *string) ([]client.Skipped, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT reading_event_id, metric, ts, value, reason, recorded_at
-		FROM unscored_readings
-		WHERE device_id = $1 AND ($2::text IS NULL OR metric = $2)
-		ORDER BY ts DESC, reading_event_id LIMIT $3`, device, metric, maxSkipped)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Skipped, error) {
-		var k client.Skipped
-		err := row.Scan(&k.ReadingEventID, &k.Metric, &k.TS, &k.Value, &k.Reason, &k.RecordedAt)
-		k.TS, k.RecordedAt = k.TS.UTC(), k.RecordedAt.UTC()
-		return k, err
+	return reread(ctx, func() ([]client.Skipped, error) {
+		rows, err := s.pool.Query(ctx, `
+			SELECT reading_event_id, metric, ts, value, reason, recorded_at
+			FROM unscored_readings
+			WHERE device_id = $1 AND ($2::text IS NULL OR metric = $2)
+			ORDER BY ts DESC, reading_event_id LIMIT $3`, device, metric, maxSkipped)
+		if err != nil {
+			return nil, err
+		}
+		out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (client.Skipped, error) {
+			var k client.Skipped
+			err := row.Scan(&k.ReadingEventID, &k.Metric, &k.TS, &k.Value, &k.Reason, &k.RecordedAt)
+			k.TS, k.RecordedAt = k.TS.UTC(), k.RecordedAt.UTC()
+			return k, err
+		})
+		if out == nil {
+			out = []client.Skipped{}
+		}
+		return out, err
 	})
-	if out == nil {
-		out = []client.Skipped{}
-	}
-	return out, err
 }
