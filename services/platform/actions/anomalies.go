@@ -45,8 +45,8 @@ type AnomalyRules struct {
 	log   *slog.Logger
 }
 
-// NewAnomalyRules returns the anomalies.v1 handler.
-func NewAnomalyRules(svc *Service, val *contracts.Validator, rules map[string]string, log *slog.Logger) *AnomalyRules {
+// newAnomalyRules returns the anomalies.v1 handler.
+func newAnomalyRules(svc *Service, val *contracts.Validator, rules map[string]string, log *slog.Logger) *AnomalyRules {
 	return &AnomalyRules{svc: svc, val: val, rules: rules, log: log.With("component", "actions-anomalies")}
 }
 

@@ -36,7 +36,7 @@ func anomalyValue(t *testing.T, id uuid.UUID, device, metric string) []byte {
 func TestAnomalyIssuesExactlyOneCommand(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
-	rules := actions.NewAnomalyRules(svc, contracts.Default(), map[string]string{"temperature": "cooldown"}, log)
+	rules := srv.AnomalyRules() // temperature -> cooldown
 	a1, a2 := uuid.New(), uuid.New()
 	v1 := anomalyValue(t, a1, "dev-7", "temperature")
 	poll := [][]byte{v1, v1, anomalyValue(t, a2, "dev-7", "humidity"), []byte(`{"type":"AnomalyDetected"}`), []byte(`nope`)}

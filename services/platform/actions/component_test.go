@@ -31,6 +31,7 @@ var (
 	baseURL string
 	db      *testdb.DB
 	cli     *client.Client
+	srv     *actions.Server
 	svc     *actions.Service
 	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
 )
@@ -38,10 +39,12 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		svc = actions.NewService(db.Pool, eventstore.New(db.Pool), contracts.Default(), log)
+		srv = actions.New(actions.Deps{Pool: db.Pool, Events: eventstore.New(db.Pool), Validator: contracts.Default(), Log: log,
+			Rules: map[string]string{"temperature": "cooldown"}})
+		svc = srv.Service()
 		var stop func()
 		var err error
-		baseURL, stop, err = testserver.Start(actions.NewServer(svc, contracts.Default(), log).Handler(nil), log)
+		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -86,7 +89,7 @@ func (f *fakeMQTT) snapshot() []published {
 
 func relay(t *testing.T, pub *fakeMQTT) *outbox.Relay {
 	t.Helper()
-	r, err := actions.NewCommandRelay(db.Pool, pub, outbox.Config{}, log)
+	r, err := srv.CommandRelay(pub)
 	require.NoError(t, err)
 	return r
 }

@@ -7,10 +7,14 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/actions/client"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/httpx"
+	"platform/internal/mqttx"
+	"platform/internal/outbox"
 )
 
 // MaxBodyBytes bounds a command request.
@@ -18,16 +22,50 @@ const MaxBodyBytes = 64 << 10
 
 var deviceRE = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
 
-// Server is the actions HTTP API.
-type Server struct {
-	svc *Service
-	val *contracts.Validator
-	log *slog.Logger
+// Deps are what the actions server needs: main passes the real adapters,
+// the component tests their fakes, through the same constructor.
+type Deps struct {
+	Pool      *pgxpool.Pool
+	Events    *eventstore.Store    // CommandIssued / CommandAcknowledged events
+	Relay     outbox.Config        // the command relay's batch, poll and flush settings
+	Rules     map[string]string    // metric -> command issued on its anomalies
+	Validator *contracts.Validator // the contracts of schemas/
+	Log       *slog.Logger
 }
 
-// NewServer returns the HTTP handlers over svc.
-func NewServer(svc *Service, val *contracts.Validator, log *slog.Logger) *Server {
-	return &Server{svc: svc, val: val, log: log}
+// Server is the actions server: its HTTP API, the MQTT acknowledgements,
+// the command relay and the anomalies.v1 rules.
+type Server struct {
+	svc      *Service
+	val      *contracts.Validator
+	pool     *pgxpool.Pool
+	relayCfg outbox.Config
+	rules    *AnomalyRules
+	log      *slog.Logger
+}
+
+// New builds the actions server from its dependencies.
+func New(d Deps) *Server {
+	svc := newService(d.Pool, d.Events, d.Validator, d.Log)
+	return &Server{svc: svc, val: d.Validator, pool: d.Pool, relayCfg: d.Relay, rules: newAnomalyRules(svc, d.Validator, d.Rules, d.Log), log: d.Log}
+}
+
+// Service issues and tracks commands.
+func (s *Server) Service() *Service { return s.svc }
+
+// CommandRelay publishes the queued commands to pub (run it with Run). It
+// is built apart because the MQTT session that publishes also delivers the
+// acknowledgements (AckSubscription).
+func (s *Server) CommandRelay(pub MQTTPublisher) (*outbox.Relay, error) {
+	return newCommandRelay(s.pool, pub, s.relayCfg, s.log)
+}
+
+// AnomalyRules turn anomalies.v1 into commands (run with RunAnomalyConsumer).
+func (s *Server) AnomalyRules() *AnomalyRules { return s.rules }
+
+// AckSubscription is the MQTT intake of command acknowledgements.
+func (s *Server) AckSubscription() mqttx.Subscription {
+	return mqttx.Subscription{Filter: AckFilter, MaxBatch: ackMaxBatch, Handler: ackHandler(s.svc, s.log)}
 }
 
 // Handler returns the router with the API and the health endpoints.

@@ -11,10 +11,13 @@ import (
 // AckFilter is the MQTT topic filter of command acknowledgements.
 const AckFilter = "devices/+/commands/ack"
 
-// AckHandler returns the mqttx handler of devices/+/commands/ack: invalid
+// ackMaxBatch bounds the acknowledgements applied in one go.
+const ackMaxBatch = 50
+
+// ackHandler returns the mqttx handler of devices/+/commands/ack: invalid
 // or unknown acks are logged and dropped; storage errors are returned so
 // the batch is retried (and acknowledged to the broker only afterwards).
-func AckHandler(svc *Service, log *slog.Logger) mqttx.BatchHandler {
+func ackHandler(svc *Service, log *slog.Logger) mqttx.BatchHandler {
 	return func(ctx context.Context, msgs []mqttx.Message) error {
 		for _, m := range msgs {
 			device := mqttx.TopicLevel(m.Topic, 1)

@@ -26,9 +26,9 @@ func (p commandPublisher) Publish(ctx context.Context, msgs []outbox.Message) (i
 	return len(msgs), nil
 }
 
-// NewCommandRelay relays the mqtt rows of the outbox to pub and marks the
+// newCommandRelay relays the mqtt rows of the outbox to pub and marks the
 // commands sent in the transaction that deletes the rows.
-func NewCommandRelay(pool *pgxpool.Pool, pub MQTTPublisher, cfg outbox.Config, log *slog.Logger) (*outbox.Relay, error) {
+func newCommandRelay(pool *pgxpool.Pool, pub MQTTPublisher, cfg outbox.Config, log *slog.Logger) (*outbox.Relay, error) {
 	cfg.Sink = outbox.SinkMQTT
 	cfg.AfterPublish = MarkSent
 	if cfg.BatchSize == 0 || cfg.BatchSize > 100 {

@@ -60,9 +60,9 @@ type Service struct {
 	now   func() time.Time
 }
 
-// NewService returns the actions service: it reads from pool and writes
+// newService returns the actions service: it reads from pool and writes
 // through store.
-func NewService(pool *pgxpool.Pool, store *eventstore.Store, val *contracts.Validator, log *slog.Logger) *Service {
+func newService(pool *pgxpool.Pool, store *eventstore.Store, val *contracts.Validator, log *slog.Logger) *Service {
 	return &Service{pool: pool, store: store, val: val, log: log.With("component", "actions"), now: time.Now}
 }
 

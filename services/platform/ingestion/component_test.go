@@ -37,10 +37,10 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int {
 		db = d
-		svc := ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
+		srv := ingestion.New(ingestion.Deps{Events: eventstore.New(db.Pool), Topic: "telemetry.v1", Validator: contracts.Default(), Log: log})
 		var stop func()
 		var err error
-		baseURL, stop, err = testserver.Start(ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
+		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -15,27 +15,46 @@ import (
 
 	"platform/ingestion/client"
 	"platform/internal/contracts"
+	"platform/internal/eventstore"
 	"platform/internal/httpx"
+	"platform/internal/mqttx"
 )
 
 // MaxBodyBytes is the largest accepted request body.
 const MaxBodyBytes = 1 << 20
 
-// Server is the HTTP side of ingestion.
+// Deps are what the ingestion server needs: main passes the real adapters,
+// the component tests their fakes, through the same constructor.
+type Deps struct {
+	Events      *eventstore.Store    // where readings become TelemetryReceived events
+	Topic       string               // the topic the event relay publishes them to
+	DeadLetters DeadLetterPublisher  // MQTT payloads that break their contract
+	Validator   *contracts.Validator // the contracts of schemas/
+	Log         *slog.Logger
+}
+
+// Server is the ingestion server: its HTTP API and its MQTT intake.
 type Server struct {
 	svc  *Service
 	val  *contracts.Validator
 	fast *batchDecoder
+	mqtt *MQTTHandler
 	log  *slog.Logger
 }
 
-// NewServer returns the HTTP handlers over svc.
-func NewServer(svc *Service, val *contracts.Validator, log *slog.Logger) *Server {
+// New builds the ingestion server from its dependencies.
+func New(d Deps) *Server {
 	fast, err := newBatchDecoder()
 	if err != nil {
 		panic("ingestion: the embedded schemas lack what the batch decoder reads: " + err.Error())
 	}
-	return &Server{svc: svc, val: val, fast: fast, log: log}
+	svc := NewService(d.Events, d.Topic)
+	return &Server{svc: svc, val: d.Validator, fast: fast, mqtt: newMQTTHandler(svc, d.Validator, d.DeadLetters, d.Log), log: d.Log}
+}
+
+// Subscription is the MQTT intake of device telemetry.
+func (s *Server) Subscription() mqttx.Subscription {
+	return mqttx.Subscription{Filter: TelemetryFilter, MaxBatch: mqttMaxBatch, Handler: s.mqtt.Handle}
 }
 
 // Handler returns the router with the API and the health endpoints.

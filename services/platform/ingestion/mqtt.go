@@ -18,6 +18,9 @@ import (
 // TelemetryFilter is the MQTT topic filter of device telemetry.
 const TelemetryFilter = "devices/+/telemetry"
 
+// mqttMaxBatch bounds the MQTT readings stored in one transaction.
+const mqttMaxBatch = 500
+
 // deviceIDPattern is the device_id pattern of telemetry-reading.schema.json.
 var deviceIDPattern = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
 
@@ -42,8 +45,8 @@ type MQTTHandler struct {
 	now func() time.Time
 }
 
-// NewMQTTHandler returns the handler for devices/+/telemetry.
-func NewMQTTHandler(svc *Service, val *contracts.Validator, dlq DeadLetterPublisher, log *slog.Logger) *MQTTHandler {
+// newMQTTHandler returns the handler for devices/+/telemetry.
+func newMQTTHandler(svc *Service, val *contracts.Validator, dlq DeadLetterPublisher, log *slog.Logger) *MQTTHandler {
 	return &MQTTHandler{svc: svc, val: val, dlq: dlq, log: log.With("component", "mqtt-telemetry"), now: time.Now}
 }
 

@@ -48,7 +48,7 @@ func TestMQTTTelemetry(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
 	dlq := &fakeDLQ{}
-	h := ingestion.NewMQTTHandler(ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1"), contracts.Default(), dlq, log)
+	h := ingestion.New(ingestion.Deps{Events: eventstore.New(db.Pool), Topic: "telemetry.v1", DeadLetters: dlq, Validator: contracts.Default(), Log: log}).Subscription().Handler
 	ts := time.Now().UTC().Format(time.RFC3339Nano)
 	good := mqttx.Message{Topic: "devices/dev-m/telemetry", Payload: mqttPayload(t, map[string]any{"event_id": uuid.NewString(), "ts": ts, "metrics": map[string]any{"t": 1}})}
 	withDevice := mqttx.Message{Topic: "devices/dev-m/telemetry", Payload: mqttPayload(t, map[string]any{"event_id": uuid.NewString(), "device_id": "dev-m", "ts": ts, "metrics": map[string]any{"t": 2}})}
@@ -56,7 +56,7 @@ func TestMQTTTelemetry(t *testing.T) {
 	mismatch := mqttx.Message{Topic: "devices/dev-m/telemetry", Payload: mqttPayload(t, map[string]any{"event_id": uuid.NewString(), "device_id": "other", "ts": ts, "metrics": map[string]any{"t": 1}})}
 	schemaBad := mqttx.Message{Topic: "devices/dev-m/telemetry", Payload: mqttPayload(t, map[string]any{"event_id": uuid.NewString(), "ts": ts, "metrics": map[string]any{}})}
 
-	require.NoError(t, h.Handle(ctx, []mqttx.Message{good, malformed, withDevice, mismatch, schemaBad, good}))
+	require.NoError(t, h(ctx, []mqttx.Message{good, malformed, withDevice, mismatch, schemaBad, good}))
 
 	assert.Equal(t, 2, count(t, "events"), "valid readings stored once")
 	require.Len(t, dlq.got, 3)
@@ -71,5 +71,5 @@ func TestMQTTTelemetry(t *testing.T) {
 	}
 
 	dlq.fail = true
-	require.Error(t, h.Handle(ctx, []mqttx.Message{malformed}), "not acked while the DLQ is down")
+	require.Error(t, h(ctx, []mqttx.Message{malformed}), "not acked while the DLQ is down")
 }

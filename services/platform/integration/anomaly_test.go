@@ -126,7 +126,8 @@ func TestAnomalyLoopThroughKafkaAndInference(t *testing.T) {
 	require.NoError(t, err)
 	actCl, err := kafkax.NewGroupConsumer([]string{cfg.KafkaBroker()}, actGroup, anom, "it-actions")
 	require.NoError(t, err)
-	rules := actions.NewAnomalyRules(actions.NewService(db.Pool, events, val, log), val, map[string]string{"temperature": "cooldown"}, log)
+	rules := actions.New(actions.Deps{Pool: db.Pool, Events: events, Validator: val, Log: log,
+		Rules: map[string]string{"temperature": "cooldown"}}).AnomalyRules()
 
 	done := make(chan struct{}, 3)
 	go func() { _ = relay.Run(ctx); done <- struct{}{} }()

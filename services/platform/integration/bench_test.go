@@ -83,8 +83,10 @@ func TestBenchIngestVersusCopyFrom(t *testing.T) {
 func benchIngest(t *testing.T, workers int, shared, viaHTTP bool) {
 	ctx := context.Background()
 	const rounds, batches, size = 3, 60, 1000
-	svc := ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
-	url, stop, err := testserver.Start(ingestion.NewServer(svc, contracts.Default(), log).Handler(nil), log)
+	events := eventstore.New(db.Pool)
+	svc := ingestion.NewService(events, "telemetry.v1")
+	srv := ingestion.New(ingestion.Deps{Events: events, Topic: "telemetry.v1", Validator: contracts.Default(), Log: log})
+	url, stop, err := testserver.Start(srv.Handler(nil), log)
 	require.NoError(t, err)
 	defer stop()
 	cli := ingclient.New(url, &http.Client{Timeout: time.Minute})

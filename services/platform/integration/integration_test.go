@@ -102,7 +102,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	group := "it-" + uuid.NewString()[:8]
 	cons, err := kafkax.NewGroupConsumer([]string{cfg.KafkaBroker()}, group, topic, "it-query")
 	require.NoError(t, err)
-	proj := query.NewProjector(db.Pool, contracts.Default(), log)
+	proj := query.New(query.Deps{Pool: db.Pool, Validator: contracts.Default(), Log: log}).Projector()
 	cctx, stopCons := context.WithCancel(ctx)
 	consDone := make(chan struct{})
 	go func() { query.Consume(cctx, cons, prod, proj, log); close(consDone) }()

@@ -30,13 +30,13 @@ func TestBenchMQTTIntake(t *testing.T) {
 	sfx := uuid.NewString()[:8]
 	var mu sync.Mutex
 	var sizes []int
-	h := ingestion.NewMQTTHandler(ingestion.NewService(eventstore.New(db.Pool), "bench-mqtt-"+sfx), contracts.Default(), nil, log)
+	h := ingestion.New(ingestion.Deps{Events: eventstore.New(db.Pool), Topic: "bench-mqtt-" + sfx, Validator: contracts.Default(), Log: log}).Subscription().Handler
 	sub := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: "bench-intake-" + sfx, Log: log},
 		[]mqttx.Subscription{{Filter: "bench-" + sfx + "/+/telemetry", MaxBatch: maxBatch, Handler: func(ctx context.Context, msgs []mqttx.Message) error {
 			mu.Lock()
 			sizes = append(sizes, len(msgs))
 			mu.Unlock()
-			return h.Handle(ctx, rewrite(msgs))
+			return h(ctx, rewrite(msgs))
 		}}})
 	defer sub.Close(2 * time.Second)
 	require.Eventually(t, func() bool { return sub.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)

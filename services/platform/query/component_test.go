@@ -45,14 +45,15 @@ func TestMain(m *testing.M) {
 		db = d
 		var stop func()
 		var err error
-		baseURL, stop, err = testserver.Start(query.NewServer(db.Pool, log).Handler(nil), log)
+		srv := query.New(query.Deps{Pool: db.Pool, Validator: contracts.Default(), Log: log})
+		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer stop()
 		cli = client.New(baseURL, nil)
-		proj = query.NewProjector(db.Pool, contracts.Default(), log)
+		proj = srv.Projector()
 		ing = ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
 		return m.Run()
 	}, "query"))
@@ -377,7 +378,7 @@ func TestReadSurvivesABrokenPooledConnection(t *testing.T) {
 	pool, err := postgres.Connect(ctx, db.DSN, 1) // one connection: the next read must use it
 	require.NoError(t, err)
 	defer pool.Close()
-	url, stop, err := testserver.Start(query.NewServer(pool, log).Handler(nil), log)
+	url, stop, err := testserver.Start(query.New(query.Deps{Pool: pool, Validator: contracts.Default(), Log: log}).Handler(nil), log)
 	require.NoError(t, err)
 	defer stop()
 	q := client.New(url, nil)

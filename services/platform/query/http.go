@@ -7,20 +7,34 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"platform/internal/contracts"
 	"platform/internal/httpx"
 	"platform/query/client"
 )
 
-// Server is the query HTTP API.
-type Server struct {
-	store store
-	log   *slog.Logger
+// Deps are what the query server needs: main passes the real ones, the
+// component tests theirs, through the same constructor.
+type Deps struct {
+	Pool      *pgxpool.Pool        // the projections it reads and writes
+	Validator *contracts.Validator // the contracts of schemas/
+	Log       *slog.Logger
 }
 
-// NewServer reads from pool.
-func NewServer(pool *pgxpool.Pool, log *slog.Logger) *Server {
-	return &Server{store: store{pool: pool}, log: log}
+// Server is the query server: its HTTP API over the projections, and the
+// projector that keeps them from telemetry.v1.
+type Server struct {
+	store     store
+	projector *Projector
+	log       *slog.Logger
 }
+
+// New builds the query server from its dependencies.
+func New(d Deps) *Server {
+	return &Server{store: store{pool: d.Pool}, projector: newProjector(d.Pool, d.Validator, d.Log), log: d.Log}
+}
+
+// Projector applies telemetry.v1 to the projections (run it with Consume).
+func (s *Server) Projector() *Projector { return s.projector }
 
 // Handler returns the router with the API and the health endpoints.
 func (s *Server) Handler(checks map[string]httpx.Check) http.Handler {

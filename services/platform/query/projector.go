@@ -54,8 +54,8 @@ type Projector struct {
 	log  *slog.Logger
 }
 
-// NewProjector returns a projector writing to pool.
-func NewProjector(pool *pgxpool.Pool, val *contracts.Validator, log *slog.Logger) *Projector {
+// newProjector returns a projector writing to pool.
+func newProjector(pool *pgxpool.Pool, val *contracts.Validator, log *slog.Logger) *Projector {
 	return &Projector{pool: pool, val: val, log: log.With("component", "query-projector")}
 }
 

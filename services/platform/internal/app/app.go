@@ -110,16 +110,21 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		cfg.TopicTelemetry, cfg.TopicTelemetryDLQ, cfg.TopicAnomalies,
 		kafkax.DLQTopic(cfg.TopicTelemetry), kafkax.DLQTopic(cfg.TopicAnomalies))
 
+	// Each server is built by its own constructor from its dependencies.
 	events := eventstore.New(pool)
-	ingSvc := ingestion.NewService(events, cfg.TopicTelemetry)
-	actSvc := actions.NewService(pool, events, val, log)
-	mq := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup, Log: log.With("component", "mqtt")},
-		[]mqttx.Subscription{
-			{Filter: ingestion.TelemetryFilter, MaxBatch: 500, Handler: ingestion.NewMQTTHandler(ingSvc, val, dlq{producer, cfg.TopicTelemetryDLQ}, log).Handle},
-			{Filter: actions.AckFilter, MaxBatch: 50, Handler: actions.AckHandler(actSvc, log)},
-		})
-	defer mq.Close(2 * time.Second)
+	ingestionSrv := ingestion.New(ingestion.Deps{Events: events, Topic: cfg.TopicTelemetry,
+		DeadLetters: dlq{producer, cfg.TopicTelemetryDLQ}, Validator: val, Log: log})
+	querySrv := query.New(query.Deps{Pool: pool, Validator: val, Log: log})
+	actionsSrv := actions.New(actions.Deps{Pool: pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
+		Relay: outbox.Config{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}})
 
+	mq := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup, Log: log.With("component", "mqtt")},
+		[]mqttx.Subscription{ingestionSrv.Subscription(), actionsSrv.AckSubscription()})
+	defer mq.Close(2 * time.Second)
+	cmdRelay, err := actionsSrv.CommandRelay(mq)
+	if err != nil {
+		return err
+	}
 	kafkaRelay, err := eventstore.NewRelay(pool, kafkax.Publisher{Client: producer}, eventstore.RelayConfig{
 		BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2,
 		Wake: events.Published(),
@@ -127,16 +132,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	relayCfg := outbox.Config{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
-	cmdRelay, err := actions.NewCommandRelay(pool, mq, relayCfg, log)
-	if err != nil {
-		return err
-	}
-	consumer, err := kafkax.NewGroupConsumer(brokers, cfg.QueryConsumerGroup, cfg.TopicTelemetry, "platform-query")
-	if err != nil {
-		return err
-	}
-	projector := query.NewProjector(pool, val, log)
 
 	// The anomaly loop: the detector (hosted by the query server) scores
 	// telemetry with the AI inference service; the actions server turns
@@ -146,11 +141,14 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	consumer, err := kafkax.NewGroupConsumer(brokers, cfg.QueryConsumerGroup, cfg.TopicTelemetry, "platform-query")
+	if err != nil {
+		return err
+	}
 	detConsumer, err := kafkax.NewGroupConsumer(brokers, cfg.AnomalyConsumerGroup, cfg.TopicTelemetry, "platform-anomaly-detector")
 	if err != nil {
 		return err
 	}
-	anomalyRules := actions.NewAnomalyRules(actSvc, val, cfg.AnomalyCommandRules, log)
 	actConsumer, err := kafkax.NewGroupConsumer(brokers, cfg.ActionsConsumerGroup, cfg.TopicAnomalies, "platform-actions")
 	if err != nil {
 		return err
@@ -159,9 +157,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	pgCheck := func(ctx context.Context) error { return pool.Ping(ctx) }
 	kafkaCheck := func(ctx context.Context) error { return kafkax.Ping(ctx, producer) }
 	handlers := []http.Handler{
-		ingestion.NewServer(ingSvc, val, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "mqtt": mq.Ping}),
-		query.NewServer(pool, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "inference": scorer.Ping}),
-		actions.NewServer(actSvc, val, log).Handler(map[string]httpx.Check{"postgres": pgCheck, "mqtt": mq.Ping}),
+		ingestionSrv.Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "mqtt": mq.Ping}),
+		querySrv.Handler(map[string]httpx.Check{"postgres": pgCheck, "kafka": kafkaCheck, "inference": scorer.Ping}),
+		actionsSrv.Handler(map[string]httpx.Check{"postgres": pgCheck, "mqtt": mq.Ping}),
 	}
 
 	// Workers: relays and consumer stop when workCtx ends.
@@ -172,9 +170,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go func() { defer work.Done(); dedup.RunPruner(workCtx, pool, time.Hour, dedup.Retention, log) }()
 	go func() { defer work.Done(); _ = kafkaRelay.Run(workCtx) }()
 	go func() { defer work.Done(); _ = cmdRelay.Run(workCtx) }()
-	go func() { defer work.Done(); query.Consume(workCtx, consumer, producer, projector, log) }()
+	go func() { defer work.Done(); query.Consume(workCtx, consumer, producer, querySrv.Projector(), log) }()
 	go func() { defer work.Done(); detector.Run(workCtx, detConsumer, producer, det) }()
-	go func() { defer work.Done(); actions.RunAnomalyConsumer(workCtx, actConsumer, producer, anomalyRules) }()
+	go func() {
+		defer work.Done()
+		actions.RunAnomalyConsumer(workCtx, actConsumer, producer, actionsSrv.AnomalyRules())
+	}()
 
 	servers := make([]*http.Server, len(defs))
 	errc := make(chan error, len(defs))

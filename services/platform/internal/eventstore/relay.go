@@ -181,7 +181,7 @@ func (r *Relay) lead(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var got bool
-	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('platform-event-relay:' || $1::text, 0))`, r.cfg.Sink).Scan(&got)
+	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+leaderKey+`)`, r.cfg.Sink).Scan(&got)
 	if err != nil || !got {
 		conn.Release()
 		return false, err
@@ -204,12 +204,21 @@ func (r *Relay) lead(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// resign gives up leadership by closing the session that holds the lock.
+// leaderKey is the session advisory lock of a sink's leader ($1 = sink).
+const leaderKey = `hashtextextended('platform-event-relay:' || $1::text, 0)`
+
+// resign gives up leadership at once: it unlocks, so the next relay can
+// lead without waiting for this session to end; a session that cannot
+// unlock is closed, which drops the lock with it.
 func (r *Relay) resign() {
 	if r.conn == nil {
 		return
 	}
-	r.conn.Conn().Close(context.Background()) //nolint:errcheck
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := r.conn.Exec(ctx, `SELECT pg_advisory_unlock(`+leaderKey+`)`, r.cfg.Sink); err != nil {
+		r.conn.Conn().Close(ctx) //nolint:errcheck
+	}
 	r.conn.Release()
 	r.conn = nil
 }
