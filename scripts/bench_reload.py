@@ -33,8 +33,9 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devenv import build, procs, reload  # noqa: E402
-from devenv.supervisor import ProcessSpec, Supervisor  # noqa: E402
+from devenv import build  # noqa: E402
+from devenv.proc import group, reload  # noqa: E402
+from devenv.proc.supervisor import ProcessSpec, Supervisor  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -124,7 +125,7 @@ def devenv_python(work: Path) -> Iterator[Runner]:
 
 @contextmanager
 def devenv_preforked(work: Path) -> Iterator[Runner]:
-    """The zapp fixture (its dependency takes 1.5 s to import) under reload_zygote."""
+    """The zapp fixture (its dependency takes 1.5 s to import) under the zygote."""
     app = work / "pyzapp"
     shutil.copytree(FIXTURES / "pyzapp", app)
     port = _free_port()
@@ -148,12 +149,12 @@ def air(work: Path, air: str, extra: list[str]) -> Iterator[Runner]:
     module = _copy_goapp(work)
     port = _free_port()
     env = {**os.environ, "GOAPP_ADDR": f"127.0.0.1:{port}"}
-    proc = procs.spawn([air, *extra], log_file=work / "air.log", cwd=module, env=env)
+    proc = group.spawn([air, *extra], log_file=work / "air.log", cwd=module, env=env)
     try:
         _wait(lambda: _get(port) == "hello v1", 120, "air's first build")
         yield Runner(port, lambda text: _say_go(module, text))
     finally:
-        procs.stop_group(proc.pid, 5)
+        group.stop_group(proc.pid, 5)
         proc.wait()
 
 

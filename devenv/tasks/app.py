@@ -6,8 +6,9 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import apps, backends, reload, settings, supervisor_detached
-from devenv.supervisor import Supervisor
+from devenv import apps, backends, settings
+from devenv.proc import detached, reload
+from devenv.proc.supervisor import Supervisor
 from devenv.tasks import user_errors
 
 
@@ -46,7 +47,7 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         specs = apps.specs(current)
         state = apps.supervisor_dir(current)
         if detach:
-            supervisor_detached.start(specs, state)
+            detached.start(specs, state)
             print_urls(current)
             return
         if watch:

@@ -16,9 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devenv import build, reload
+from devenv import build
+from devenv.proc import reload
+from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
-from devenv.supervisor import ProcessSpec, Supervisor
 from tests.fixtures.running import Run, get, gone, running, wait_for
 
 pytestmark = [
@@ -273,7 +274,7 @@ def test_preforked_preloads_the_declared_dependencies(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from devenv import reload_zygote as z; "
+            "import sys; from devenv.proc import zygote as z; "
             "print(z.declared_modules(__import__('pathlib').Path(sys.argv[1])))",
             str(pyproject),
         ],

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from devenv import probes
 from devenv.backends.native.recipe import Launch, Recipe, Say, current_user, require
+from devenv.proc import probe as probes
 
 
 class Mosquitto(Recipe):

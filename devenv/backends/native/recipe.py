@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devenv.compose import Component
-from devenv.probes import Probe
+from devenv.proc.probe import Probe
 from devenv.settings import Settings
 
 Say = Callable[[str], None]
@@ -63,6 +63,14 @@ class Recipe:
 
     def after_ready(self, say: Say) -> None:
         """First-start work that needs the server up (e.g. creating the database)."""
+
+    def remove_data(self) -> None:
+        """Delete what the component stored (`inv clean`, a test stack's teardown)."""
+        data = self.home / "data"
+        if data.is_symlink():
+            data.unlink()
+        elif data.is_dir():
+            shutil.rmtree(data)
 
 
 def require(program: str, package: str, *extra_dirs: str) -> str:

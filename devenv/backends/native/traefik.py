@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from devenv import probes
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
 from devenv.compose import load_raw
+from devenv.proc import probe as probes
 from devenv.settings import REPO_ROOT
 
 ROUTES_FILE = REPO_ROOT / "deploy" / "gateway" / "routes.yaml"

@@ -4,7 +4,7 @@ Go: build into a new binary first; only a good build replaces the running proces
 start new, wait ready), so a compile error leaves the old one serving, and a binary that
 builds but does not get ready is rolled back. Python: restart, readiness-gated; under
 `preforked` only the worker forked from a launcher that already imported the dependencies is
-replaced (`reload_zygote`). One line per reload: what changed, build time, time to ready.
+replaced (`zygote`). One line per reload: what changed, build time, time to ready.
 
 Debounce: a batch is handed over once the watched trees were quiet for QUIET_MS (50 ms), at
 most MAX_BATCH_MS after its first change. The writes of a `git checkout` of 50 files, or of an
@@ -25,9 +25,9 @@ from typing import Literal, TextIO
 import watchfiles
 
 from devenv import build
-from devenv.supervisor import ProcessSpec, Supervisor
+from devenv.proc.supervisor import ProcessSpec, Supervisor
 
-ZYGOTE = Path(__file__).resolve().with_name("reload_zygote.py")
+ZYGOTE = Path(__file__).resolve().with_name("zygote.py")
 QUIET_MS = 50
 MAX_BATCH_MS = 1600
 _ARM_TIMEOUT_MS = 300
@@ -239,7 +239,7 @@ class Reloader:
 def preforked(
     spec: ProcessSpec, *, pyproject: Path | None = None, preload: Sequence[str] = ()
 ) -> ProcessSpec:
-    """`spec` (`python -m module ...`) run through `reload_zygote`, which imports the
+    """`spec` (`python -m module ...`) run through `zygote`, which imports the
     dependencies `pyproject` declares (and `preload`) once, so a reload restarts in a fraction
     of the time."""
     if len(spec.argv) < 3 or spec.argv[1] != "-m":
