@@ -109,9 +109,10 @@ class Record:
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace `path` with `text` in one step: readers see the old file or the new one, never
     half of it. Raises StateWriteError (the old file is kept) when it cannot."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as out:
             os.fchmod(out.fileno(), mode)
             out.write(text)
@@ -119,8 +120,9 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise StateWriteError(
             exc.errno,
             f"could not write {path}: {exc.strerror} (free some disk space, or "

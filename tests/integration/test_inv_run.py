@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def stack(tmp_path: Path) -> Iterator[Stack]:
     s = Stack(tmp_path / "state")
     yield s
-    s.inv("down", check=False)
+    s.inv("clean", "--yes", check=False)
 
 
 def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from devenv import state
 from tests.integration.test_native_stack import INV, Stack
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 def stack(tmp_path: Path) -> Stack:
     s = Stack(tmp_path / "state")
     yield s
-    s.inv("down", check=False)
+    s.inv("clean", "--yes", check=False)
 
 
 def test_busy_port_is_refused_before_anything_starts(stack: Stack) -> None:
@@ -40,7 +41,7 @@ def test_busy_port_is_refused_before_anything_starts(stack: Stack) -> None:
 
 def test_component_that_fails_to_start_is_named_and_the_rest_stopped(stack: Stack) -> None:
     # Kafka refuses storage formatted for another cluster: a real start-up failure.
-    meta = stack.state_dir / "native" / "redpanda" / "data" / "meta.properties"
+    meta = state.claim(stack.state_dir) / "native" / "redpanda" / "data" / "meta.properties"
     meta.parent.mkdir(parents=True)
     meta.write_text("version=1\ncluster.id=not-a-cluster\nnode.id=7\n")
     result = stack.inv("up", check=False)

@@ -74,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield s
     finally:
-        s.inv("down", check=False)
+        s.inv("clean", "--yes", check=False)
 
 
 @pytest.fixture(scope="module")
