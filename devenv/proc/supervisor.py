@@ -109,6 +109,7 @@ class Supervisor:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._stopping = False
+        self.started = threading.Event()  # every process had its first start
 
     # --- public ------------------------------------------------------------------------
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
@@ -120,6 +121,7 @@ class Supervisor:
                 with self._lock:
                     for child in self._children.values():
                         self._start(child)
+                self.started.set()
                 announced = False
                 while not self._stop.is_set():
                     with self._lock:
@@ -186,6 +188,14 @@ class Supervisor:
             settled = child.settled
         settled.wait(child.spec.ready_timeout + 1)
         return child.ready
+
+    def settle(self, name: str, timeout: float) -> bool:
+        """True once the current start of `name` is ready or has failed, within `timeout`."""
+        if not self.started.wait(timeout):
+            return False
+        with self._lock:
+            settled = self._children[name].settled
+        return settled.wait(timeout)
 
     def spec(self, name: str) -> ProcessSpec:
         return self._children[name].spec

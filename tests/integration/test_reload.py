@@ -18,6 +18,7 @@ import pytest
 
 from devenv import build
 from devenv.proc import reload
+from devenv.proc.probe import http as reload_probe
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
 from tests.fixtures.running import Run, get, gone, running, wait_for
@@ -179,9 +180,84 @@ def test_python_app_is_restarted_readiness_gated(tmp_path: Path) -> None:
     assert f"reload ai: message.txt changed; ready in {event.ready_seconds:.2f}s" in out.getvalue()
 
 
-def test_run_watch_starts_watching_once_everything_is_ready(tmp_path: Path) -> None:
+@dataclass
+class Watched:
+    module: Path
+    url: str
+    supervisor: Supervisor
+    out: io.StringIO
+    gate: threading.Event  # the app counts as ready only once the test opens it
+
+    def say(self, message: str) -> None:
+        (self.module / "message.go").write_text(f'package main\n\nconst message = "{message}"\n')
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[Watched]:
+    """`run_watch` on the fixture Go server, its first start held not-ready until the test
+    opens the gate: the start-up window is as long as the test needs, on any machine."""
     module = tmp_path / "goapp"
     shutil.copytree(FIXTURES / "goapp", module)
+    binary = tmp_path / "bin" / "goapp"
+    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
+    (port,) = free_ports(1)
+    gate = threading.Event()
+    answers = reload_probe(f"http://127.0.0.1:{port}/readyz")
+    spec = ProcessSpec(
+        name="app",
+        argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
+        log_file=tmp_path / "app.log",
+        ready_check=lambda: gate.is_set() and answers(),
+    )
+    out = io.StringIO()
+    supervisor = Supervisor([spec], out=out, color=False)
+    target = reload.GoReload("app", module, ".", tmp_path / "reload")
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(reload.run_watch(supervisor, [target])))
+    thread.start()
+    try:
+        yield Watched(module, f"http://127.0.0.1:{port}/", supervisor, out, gate)
+    finally:
+        supervisor.request_stop()
+        thread.join(30)
+    assert codes == [0]
+    assert get(f"http://127.0.0.1:{port}/readyz") is None
+
+
+def test_an_edit_saved_while_the_app_starts_is_served_once_it_is_up(watched: Watched) -> None:
+    # It answers but does not count as ready: it is still starting.
+    wait_for(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
+    watched.say("saved during start-up")
+    wait_for(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edit queued")
+    watched.gate.set()
+    wait_for(lambda: get(watched.url) == "saved during start-up", 30, "the edit served")
+
+
+def test_saves_during_start_up_and_during_a_build_end_with_the_last_one_served(
+    watched: Watched,
+) -> None:
+    wait_for(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
+    watched.say("first")
+    watched.say("second")
+    wait_for(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edits queued")
+    watched.gate.set()
+    wait_for(lambda: get(watched.url) == "second", 30, "the last save of the start-up")
+    watched.say("third")
+    wait_for(lambda: watched.out.getvalue().count("reload app:") >= 2, 30, "a build started")
+    watched.say("fourth")  # during or after the third's build: either way it must win
+    wait_for(lambda: get(watched.url) == "fourth", 30, "the last save served")
+    assert "FAILED" not in watched.out.getvalue()
+
+
+def test_a_reload_build_is_stamped_like_inv_build(tmp_path: Path) -> None:
+    module = tmp_path / "goapp"
+    shutil.copytree(FIXTURES / "goapp", module)
+    git = ["git", "-C", str(module), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "goapp"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.strip()  # fmt: skip
     binary = tmp_path / "bin" / "goapp"
     build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
     (port,) = free_ports(1)
@@ -192,24 +268,19 @@ def test_run_watch_starts_watching_once_everything_is_ready(tmp_path: Path) -> N
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
     supervisor = Supervisor([spec], out=io.StringIO(), color=False)
-    announced: list[str] = []
-    target = reload.GoReload("app", module, ".", tmp_path / "reload")
-    codes: list[int] = []
-    thread = threading.Thread(
-        target=lambda: codes.append(
-            reload.run_watch(supervisor, [target], on_ready=lambda: announced.append("ready"))
-        )
-    )
-    thread.start()
-    try:
-        wait_for(lambda: announced == ["ready"], 20, "on_ready")
-        (module / "message.go").write_text('package main\n\nconst message = "watched"\n')
-        wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "watched", 30, "the reload")
-    finally:
-        supervisor.request_stop()
-        thread.join(30)
-    assert codes == [0]
-    assert get(f"http://127.0.0.1:{port}/readyz") is None
+    reloader = reload.Reloader(supervisor, [reload.GoReload("app", module, ".", tmp_path / "r")])
+    with running(supervisor) as run:
+        reloader.start()
+        try:
+            assert run.ready.wait(20)
+            (module / "message.go").write_text('package main\n\nconst message = "stamped"\n')
+            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "stamped", 30, "the reload")
+        finally:
+            reloader.close()
+        reloaded = supervisor.spec("app").argv[0]
+    shown = subprocess.run([reloaded, "-version"], capture_output=True, text=True, check=True)
+    assert f"commit={sha}-dirty" in shown.stdout  # message.go was edited: the tree is dirty
+    assert "version=dev" not in shown.stdout
 
 
 def test_a_preforked_python_app_reloads_without_importing_its_dependencies_again(
