@@ -103,3 +103,33 @@ def test_the_recorded_backend_is_used_until_down(stack: Stack, tmp_path: Path) -
     result = stack.inv("down")
     assert "mqtt" in result.stdout and "stopped" in result.stdout
     assert stack.our_processes() == []
+
+
+@pytest.mark.parametrize(
+    ("docker", "expected"),
+    [
+        # The engine answers, the Compose v2 plugin is missing: docker's own words for it.
+        (
+            'case "$1" in info) echo 27.0.0;; *) echo "unknown flag: --project-directory" >&2;'
+            " exit 125;; esac",
+            "`docker compose` (the Compose v2 plugin) is missing",
+        ),
+        ('echo "Cannot connect to the Docker daemon" >&2; exit 1', "no Docker engine answers"),
+    ],
+)
+def test_docker_that_cannot_run_the_stack_is_named_with_the_fix(
+    stack: Stack, tmp_path: Path, docker: str, expected: str
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text(f"#!/bin/sh\n{docker}\n")
+    (fake / "docker").chmod(0o755)
+    stack.env.update(INFRA_BACKEND="docker", PATH=f"{fake}{os.pathsep}{stack.env['PATH']}")
+    up = stack.inv("up", check=False)
+    assert up.returncode == 1
+    assert up.stderr.count("\n") == 1 and expected in up.stderr
+    assert "INFRA_BACKEND=native" in up.stderr
+    assert "unknown flag" not in up.stderr and "Traceback" not in up.stderr
+    doctor = stack.inv("doctor", check=False)
+    assert doctor.returncode == 1
+    assert any(expected in line and "✗" in line for line in doctor.stdout.splitlines())

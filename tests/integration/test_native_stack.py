@@ -100,6 +100,14 @@ def test_up_again_is_a_fast_no_op(running: Stack) -> None:
     assert time.monotonic() - t0 < 5
 
 
+def test_doctor_counts_the_running_stack_as_ours(running: Stack) -> None:
+    report = running.inv("doctor", check=False).stdout
+    busy = [line for line in report.splitlines() if "✗" in line and "in use" in line]
+    assert busy == [], report
+    for key in ("GATEWAY_DASHBOARD_PORT", "KAFKA_CONTROLLER_PORT", "POSTGRES_PORT"):
+        assert f"✓ {running.port(key)} in use by this project's running stack ({key})" in report
+
+
 def test_postgres_accepts_writes(running: Stack) -> None:
     with running.pg() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS survives (id text PRIMARY KEY)")
