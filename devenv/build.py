@@ -23,6 +23,9 @@ from typing import Any, TextIO
 
 STAMP_NAME = ".devenv-deps.sha256"
 MIN_PYTHON = (3, 11)
+_DOWNLOADING = "go: downloading "
+_NAMED = 3  # up to this many recompiled packages are named in the summary line
+PROGRESS_EVERY = 5.0  # seconds between progress lines of a long build
 
 
 class ToolchainError(RuntimeError):
@@ -46,7 +49,28 @@ class BuildResult:
     @property
     def rebuilt(self) -> list[str]:
         """Packages compiled or linked again (from `go build -v`); empty when nothing changed."""
-        return [line for line in self.compiler_output.splitlines() if line.strip()]
+        return [
+            line
+            for line in self.compiler_output.splitlines()
+            if line.strip() and not line.startswith("go: ")
+        ]
+
+    @property
+    def downloaded(self) -> list[str]:
+        """Modules fetched for this build (`go: downloading m v`)."""
+        return [line[len(_DOWNLOADING) :] for line in self.compiler_output.splitlines()
+                if line.startswith(_DOWNLOADING)]  # fmt: skip
+
+    def summary(self, log: Path) -> str:
+        """What took the time, in a few words; the full list is in `log`."""
+        if not self.rebuilt and not self.downloaded:
+            return "nothing to recompile"
+        if len(self.rebuilt) <= _NAMED and not self.downloaded:
+            return f"recompiled: {', '.join(self.rebuilt)}"
+        return (
+            f"modules downloaded: {len(self.downloaded)}, packages compiled: "
+            f"{len(self.rebuilt)}; the list is in {log}"
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +115,7 @@ def go_build(
     ldflags = " ".join(flags)
     cmd = [go, "build", "-v", "-o", str(output.resolve()), "-ldflags", ldflags, package]
     start = time.monotonic()
-    proc = _run(cmd, cwd=module_dir, echo=echo)
+    proc = _run_with_progress(cmd, module_dir, echo, f"building {output.name}")
     duration = time.monotonic() - start
     if proc.returncode != 0:
         # Drop the package names -v printed before the compiler's own "# pkg" block.
@@ -220,8 +244,9 @@ def build_all(
         result = go_build(
             target.module_dir, target.package, target.output, ldflags_vars=stamp, echo=echo
         )
-        rebuilt = ", ".join(result.rebuilt) or "nothing"
-        done.append(f"built {target.output} in {result.duration:.2f}s (recompiled: {rebuilt})")
+        log = target.output.with_name(f"{target.output.name}.build.log")
+        log.write_text(result.compiler_output)
+        done.append(f"built {target.output} in {result.duration:.2f}s ({result.summary(log)})")
     for venv_target in venvs:
         made = ensure_venv(venv_target.service_dir, venv_target.venv_dir, echo=echo)
         state = f"rebuilt in {made.duration:.1f}s" if made.rebuilt else "up to date"
@@ -271,6 +296,32 @@ def _run(
     return subprocess.run(
         list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
     )
+
+
+def _run_with_progress(
+    cmd: Sequence[str], cwd: Path, echo: TextIO | None, label: str
+) -> subprocess.CompletedProcess[str]:
+    """`_run`, and while it runs longer than PROGRESS_EVERY, one line saying how far it got
+    (a first build downloads modules and compiles the standard library for a minute)."""
+    if echo:
+        print(f"$ {shlex.join(cmd)}", file=echo, flush=True)
+    start = time.monotonic()
+    shown_at = start
+    lines: list[str] = []
+    with subprocess.Popen(
+        list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            now = time.monotonic()
+            if echo and now - shown_at >= PROGRESS_EVERY:
+                shown_at = now
+                got = BuildResult(Path(), 0, "".join(lines))
+                print(f"  {label}: {len(got.downloaded)} modules downloaded, "
+                      f"{len(got.rebuilt)} packages compiled ({now - start:.0f}s)",
+                      file=echo, flush=True)  # fmt: skip
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, "".join(lines))
 
 
 def _check(proc: subprocess.CompletedProcess[str]) -> None:

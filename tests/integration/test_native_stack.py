@@ -3,6 +3,7 @@ paths a user meets. Each test module runs its own private stack (own ports, own 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -196,7 +197,7 @@ def test_down_stops_everything_and_up_reuses_the_data(running: Stack) -> None:
 
 def test_stale_pid_file_is_reported_and_never_trusted(running: Stack) -> None:
     pidfile = running.state_dir / "native" / "emqx" / "emqx.pid"
-    real_pid = int(pidfile.read_text())
+    real_pid = json.loads(pidfile.read_text())["pid"]
     os.kill(real_pid, signal.SIGKILL)
     rows = [line for line in running.inv("status").stdout.splitlines() if line.startswith("mqtt")]
     assert rows[0].split()[3] == "stale"
