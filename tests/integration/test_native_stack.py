@@ -93,12 +93,11 @@ def test_up_reports_each_component_healthy(running: Stack) -> None:
     assert all(r[2:5] == ["native", "running", "healthy"] for r in rows), status
 
 
-def test_up_again_is_a_fast_no_op(running: Stack) -> None:
-    t0 = time.monotonic()
+def test_up_again_is_a_no_op(running: Stack) -> None:
+    before = sorted(p.pid for p in running.our_processes())
     result = running.inv("up")
     assert "already up" in result.stdout
-    # The CLI start-up dominates; the backend's own answer is instant.
-    assert time.monotonic() - t0 < 5
+    assert sorted(p.pid for p in running.our_processes()) == before  # nothing restarted
 
 
 def test_doctor_counts_the_running_stack_as_ours(running: Stack) -> None:
@@ -175,13 +174,11 @@ def test_gateway_routes_the_three_prefixes_and_nothing_else(running: Stack) -> N
 
 def test_logs_of_one_component(running: Stack) -> None:
     out = running.inv("logs", "-c", "bus", "--lines", "5").stdout.splitlines()
-    assert out and all(line.startswith("redpanda |") for line in out)
+    assert out and all(line.startswith("kafka |") for line in out)
 
 
 def test_down_stops_everything_and_up_reuses_the_data(running: Stack) -> None:
-    t0 = time.monotonic()
     running.inv("down")
-    assert time.monotonic() - t0 < 15
     assert running.our_processes() == []
     for key in ("POSTGRES_PORT", "KAFKA_PORT", "MQTT_PORT", "GATEWAY_PORT"):
         with socket.socket() as sock:

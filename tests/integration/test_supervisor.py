@@ -238,7 +238,7 @@ def test_signal_to_the_supervisor_leaves_no_child_or_grandchild(
 
     assert [pid for pid in [*children, grandchild] if not gone(pid)] == []
     # The stubborn app ignores SIGTERM: SIGKILL came after the 5 s grace, not sooner.
-    assert 5.0 <= took < 10.0
+    assert took >= 5.0
     assert not (state / "status.json").exists()
     assert "app | listening on" in log.read_text()
 

@@ -137,7 +137,7 @@ class NativeBackend:
             uptime = time.time() - psutil.Process(pid).create_time() if pid else None
             result.append(
                 ComponentStatus(
-                    service=recipe.component.service,
+                    service=recipe.program,
                     role=recipe.component.role,
                     backend=self.name,
                     state=shown,
@@ -153,7 +153,7 @@ class NativeBackend:
 
     def logs(self, name: str | None, follow: bool, lines: int) -> None:
         targets = self._select([name] if name else [])
-        files = {r.component.service: r.log_file for r in targets}
+        files = {r.program: r.log_file for r in targets}
         logs.tail(files, lines, follow, sys.stdout)
 
     def log_file(self, name: str) -> Path:
@@ -162,7 +162,7 @@ class NativeBackend:
     # --- internals ------------------------------------------------------------------
     def _start(self, recipe: Recipe, started: list[Recipe], cancel: threading.Event) -> None:
         t0 = time.monotonic()
-        role, service = recipe.component.role, recipe.component.service
+        role, service = recipe.component.role, recipe.program
         try:
             recipe.prepare(self.say)
             launch = recipe.launch()
@@ -178,7 +178,7 @@ class NativeBackend:
         identity = Identity.of(proc.pid)  # None: it exited already, the wait below says so
         if identity is not None:
             try:
-                self._record(recipe).write(identity, service=service)
+                self._record(recipe).write(identity, program=service)
             except StateWriteError:
                 # Untracked, nobody could stop it later: stop it now.
                 group.stop_group(proc.pid, self.settings.STOP_TIMEOUT)
@@ -203,7 +203,7 @@ class NativeBackend:
             )
         recipe.after_ready(self.say)
         self.say(
-            f"  ✓ {role:<8} {service:<9} healthy in {time.monotonic() - t0:5.2f}s  {recipe.address}"
+            f"  ✓ {role:<8} {service:<10} healthy in {time.monotonic() - t0:5.2f}s  {recipe.address}"
         )
 
     def _stop(self, recipes: list[Recipe]) -> None:
@@ -219,7 +219,7 @@ class NativeBackend:
                     leader_only=recipe.signal_leader_only,
                 )
                 how = "killed after timeout" if killed else "stopped"
-                self.say(f"  ✓ {recipe.component.role:<8} {recipe.component.service:<9} "
+                self.say(f"  ✓ {recipe.component.role:<8} {recipe.program:<10} "
                          f"{how} in {time.monotonic() - t0:.2f}s")  # fmt: skip
             record.remove()
 
@@ -244,7 +244,7 @@ class NativeBackend:
             if record.is_stale():
                 gone = record.identity()
                 self.say(
-                    f"  {recipe.component.service}: stale record "
+                    f"  {recipe.program}: stale record "
                     f"(process {gone.pid if gone else '?'} is gone), removed"
                 )
                 record.remove()

@@ -50,6 +50,8 @@ logger.controller.level = warn
 
 
 class Kafka(Recipe):
+    program = "kafka"
+
     def listen_ports(self) -> list[int]:
         return [self.settings.KAFKA_PORT, self.settings.KAFKA_CONTROLLER_PORT]
 

@@ -7,6 +7,8 @@ from devenv.proc import probe as probes
 
 
 class Mosquitto(Recipe):
+    program = "mosquitto"
+
     def listen_ports(self) -> list[int]:
         return [self.settings.MQTT_PORT]
 

@@ -22,6 +22,7 @@ from devenv.proc.record import write_atomic
 
 
 class Postgres(Recipe):
+    program = "postgresql"
     # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
     stop_signal = signal.SIGINT
     signal_leader_only = True

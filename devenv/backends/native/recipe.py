@@ -31,6 +31,7 @@ class Launch:
 class Recipe:
     """One infrastructure role as a host process. Subclasses fill in the blanks."""
 
+    program = ""  # what actually runs, named in every line (compose names the docker image)
     stop_signal: signal.Signals = signal.SIGTERM
     # Servers like PostgreSQL stop their own workers in order when only the leader is told.
     signal_leader_only = False

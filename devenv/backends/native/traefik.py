@@ -15,6 +15,8 @@ ROUTES_FILE = REPO_ROOT / "deploy" / "gateway" / "routes.yaml"
 
 
 class Traefik(Recipe):
+    program = "traefik"
+
     def listen_ports(self) -> list[int]:
         return [self.settings.GATEWAY_PORT, self.settings.GATEWAY_DASHBOARD_PORT]
 
