@@ -68,8 +68,9 @@ def main(runs: int) -> None:
             took, left = one_run(Path(tmp))
         samples.append(took)
         print(f"run {i + 1}: inv down {took:.2f}s, left behind: {', '.join(left) or 'nothing'}")
-    print(f"\n`inv down`, full stack and apps, {runs} runs: median {statistics.median(samples):.2f}s"
-          f", min {min(samples):.2f}s, max {max(samples):.2f}s (goal <= 2 s)")  # fmt: skip
+    median = statistics.median(samples)
+    print(f"\n`inv down`, full stack and apps, {runs} runs: median {median:.2f}s, "
+          f"min {min(samples):.2f}s, max {max(samples):.2f}s (goal <= 2 s)")  # fmt: skip
     print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")
 
 

@@ -202,9 +202,8 @@ class NativeBackend:
                 f"{role} ({service}) {why}. Last log lines:\n{tail}\n  full log: {recipe.log_file}"
             )
         recipe.after_ready(self.say)
-        self.say(
-            f"  ✓ {role:<8} {service:<10} healthy in {time.monotonic() - t0:5.2f}s  {recipe.address}"
-        )
+        took = time.monotonic() - t0
+        self.say(f"  ✓ {role:<8} {service:<10} healthy in {took:5.2f}s  {recipe.address}")
 
     def _stop(self, recipes: list[Recipe]) -> None:
         def stop_one(recipe: Recipe) -> None:
