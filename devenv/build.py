@@ -113,7 +113,9 @@ def go_build(
     output.parent.mkdir(parents=True, exist_ok=True)
     flags = [*(["-s", "-w"] if strip else []), *(f"-X {k}={v}" for k, v in ldflags_vars.items())]
     ldflags = " ".join(flags)
-    cmd = [go, "build", "-v", "-o", str(output.resolve()), "-ldflags", ldflags, package]
+    # A stripped (reload) build carries our own stamp: Go's VCS stamping would only add git calls.
+    vcs = ["-buildvcs=false"] if strip else []
+    cmd = [go, "build", "-v", *vcs, "-o", str(output.resolve()), "-ldflags", ldflags, package]
     start = time.monotonic()
     proc = _run_with_progress(cmd, module_dir, echo, f"building {output.name}")
     duration = time.monotonic() - start
@@ -127,10 +129,12 @@ def go_build(
 
 def stamp_vars(repo_dir: Path, package_var: str = "main") -> dict[str, str]:
     """The -X values for `<package_var>.version/commit/buildTime`: git describe, the sha with a
-    `-dirty` suffix when the work tree has changes, and the UTC build time."""
-    sha = _git(repo_dir, "rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = bool(_git(repo_dir, "status", "--porcelain", "--untracked-files=no"))
-    version = _git(repo_dir, "describe", "--tags", "--always", "--dirty") or "dev"
+    `-dirty` suffix when the work tree has changes, and the UTC build time. Two git calls, run
+    at once: every reload build pays for them."""
+    sha_call = _git_call(repo_dir, "rev-parse", "--short=12", "HEAD")
+    version_call = _git_call(repo_dir, "describe", "--tags", "--always", "--dirty")
+    sha, version = _git_answer(sha_call) or "unknown", _git_answer(version_call) or "dev"
+    dirty = version.endswith("-dirty")
     return {
         f"{package_var}.version": version,
         f"{package_var}.commit": f"{sha}-dirty" if dirty else sha,
@@ -329,11 +333,18 @@ def _check(proc: subprocess.CompletedProcess[str]) -> None:
         raise BuildError(f"{shlex.join(proc.args)} failed (exit {proc.returncode})", proc.stdout)
 
 
-def _git(repo_dir: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo_dir), *args], capture_output=True, text=True, check=False
+def _git_call(repo_dir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["git", "-C", str(repo_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _git_answer(call: subprocess.Popen[str]) -> str:
+    out, _ = call.communicate()
+    return out.strip() if call.returncode == 0 else ""
 
 
 def _go_mod_version(module_dir: Path) -> str | None:

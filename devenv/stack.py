@@ -36,12 +36,10 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
 def infra_running(settings: Settings, names: list[str], say: Say = print) -> Iterator[None]:
     """Make sure `names` run for the duration; stop afterwards those this call started."""
     backend = backends.select(settings, say)
-    before = {row.service for row in backend.status() if row.state == "running"}
+    before = {row.role for row in backend.status() if row.state == "running"}
     backend.up(names)
     started = [
-        row.service
-        for row in backend.status()
-        if row.state == "running" and row.service not in before
+        row.role for row in backend.status() if row.state == "running" and row.role not in before
     ]
     try:
         yield

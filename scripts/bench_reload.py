@@ -2,7 +2,7 @@
 
 `--monolith`: the real Go monolith instead (services/platform, each tool on its own copy, its
 own ports and consumer groups, on the infrastructure of your `.env`, which it starts if
-needed): from appending a line to ingestion/http.go to the first answer of the new binary
+needed): from appending a declaration to ingestion/http.go to the first answer of the new binary
 (a new listening socket on the ingestion port answering /healthz), ours beside air with its
 `air init` defaults (only the package and `serve` named), then where our time goes: stamping
 (git), compile, link (timed through -toolexec), and stop + start + ready.

@@ -4,6 +4,7 @@ unrelated signalled."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -175,3 +176,21 @@ def _processes_with(text: str) -> list[int]:
         if text in " ".join(proc.info["cmdline"] or []) and proc.info["status"] != "zombie":
             found.append(proc.pid)
     return found
+
+
+def test_detached_apps_leave_no_secret_on_disk(tmp_path: Path, reaper: list[int]) -> None:
+    (port,) = free_ports(1)
+    state = tmp_path / "state"
+    secret = "pw-detached-4b1d-never-written"
+    spec = dataclasses.replace(pyapp("app", port, tmp_path), env={"POSTGRES_PASSWORD": secret})
+    started = detached.start([spec], state, timeout=30)
+    reaper.extend([started.pid, *(a.pid for a in started.apps if a.pid)])
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert written, "the supervisor records its state"
+    assert [path for path in written if secret.encode() in path.read_bytes()] == []
+    for record in state.glob("*.json"):
+        assert record.stat().st_mode & 0o077 == 0, f"{record} is readable by others"
+    # The app did get it: through the environment, not a file.
+    app = psutil.Process(started.apps[0].pid)
+    assert app.environ().get("POSTGRES_PASSWORD") == secret
+    assert detached.stop(state)

@@ -229,8 +229,11 @@ class NativeBackend:
         if not names:
             return list(self.recipes.values())
         components = [r.component for r in self.recipes.values()]
+        programs = {r.program: r for r in self.recipes.values()}  # what `inv status` shows
         try:
-            return [self.recipes[compose.find(components, n).service] for n in names]
+            return [
+                programs.get(n) or self.recipes[compose.find(components, n).service] for n in names
+            ]
         except KeyError as exc:
             raise InfraError(str(exc.args[0])) from None
 
