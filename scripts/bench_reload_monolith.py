@@ -55,7 +55,7 @@ def bench_monolith(iterations: int, air_path: str) -> int:
     print(f"  ours: build (go build + stamping) median {statistics.median(builds):.3f}s; "
           f"stop old + start new + ready median {statistics.median(readies):.3f}s; "
           f"p50 above the build {ours - statistics.median(builds):.3f}s")  # fmt: skip
-    print(f"  stamping (3 git calls) median {statistics.median(stamping):.3f}s; {split}")
+    print(f"  stamping (2 git calls, at once) median {statistics.median(stamping):.3f}s; {split}")
     return 0
 
 
