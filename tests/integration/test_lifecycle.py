@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,13 +16,6 @@ from tests.integration.test_native_stack import Stack
 
 pytestmark = pytest.mark.integration
 SECRET = "pw-7f3a9c-never-shown"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path / "state")
-    yield s
-    s.inv("clean", "--yes", check=False)
 
 
 @pytest.mark.parametrize("value", ["", ".", str(REPO_ROOT.parent), "~"])

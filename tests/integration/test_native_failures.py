@@ -19,13 +19,6 @@ from tests.integration.test_native_stack import INV, Stack
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    s = Stack(tmp_path / "state")
-    yield s
-    s.inv("clean", "--yes", check=False)
-
-
 def test_busy_port_is_refused_before_anything_starts(stack: Stack) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", stack.port("MQTT_PORT")))

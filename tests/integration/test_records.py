@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devenv.proc import detached, group
+from devenv.proc import detached
 from devenv.proc.detached import DetachedStatus
 from devenv.proc.record import AlreadyRunning
 from devenv.proc.supervisor import Supervisor
@@ -28,14 +28,6 @@ from tests.integration.test_native_stack import Stack
 from tests.integration.test_supervisor import pyapp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-@pytest.fixture
-def reaper() -> Iterator[list[int]]:
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        group.stop_group(pid, 1)
 
 
 def test_a_run_after_a_killed_supervisor_stops_the_apps_it_left(
@@ -93,13 +85,6 @@ def test_two_runs_at_once_one_runs_the_other_is_refused(
     assert detached.stop(state)
     for port in ports:
         wait_for(lambda p=port: get(f"http://127.0.0.1:{p}/healthz") is None, 10, "apps gone")
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path / "state")
-    yield s
-    s.inv("clean", "--yes", check=False)
 
 
 def test_a_clock_step_does_not_make_a_live_server_look_stale(stack: Stack) -> None:

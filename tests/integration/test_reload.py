@@ -3,6 +3,7 @@ restarted, editor noise ignored, a burst of writes coalesced into one rebuild.""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import subprocess
@@ -48,8 +49,8 @@ class GoApp:
         return get(self.url)
 
 
-@pytest.fixture
-def goapp(tmp_path: Path) -> Iterator[GoApp]:
+def _goapp(tmp_path: Path) -> tuple[Path, ProcessSpec, int]:
+    """A copy of the fixture Go server, built, and the spec that runs it on a free port."""
     module = tmp_path / "goapp"
     shutil.copytree(FIXTURES / "goapp", module)
     binary = tmp_path / "bin" / "goapp"
@@ -61,6 +62,12 @@ def goapp(tmp_path: Path) -> Iterator[GoApp]:
         log_file=tmp_path / "app.log",
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
+    return module, spec, port
+
+
+@pytest.fixture
+def goapp(tmp_path: Path) -> Iterator[GoApp]:
+    module, spec, port = _goapp(tmp_path)
     out = io.StringIO()
     supervisor = Supervisor([spec], out=out, color=False)
     target = reload.GoReload("app", module, ".", tmp_path / "reload")
@@ -196,18 +203,11 @@ class Watched:
 def watched(tmp_path: Path) -> Iterator[Watched]:
     """`run_watch` on the fixture Go server, its first start held not-ready until the test
     opens the gate: the start-up window is as long as the test needs, on any machine."""
-    module = tmp_path / "goapp"
-    shutil.copytree(FIXTURES / "goapp", module)
-    binary = tmp_path / "bin" / "goapp"
-    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
-    (port,) = free_ports(1)
+    module, spec, port = _goapp(tmp_path)
     gate = threading.Event()
     answers = reload_probe(f"http://127.0.0.1:{port}/readyz")
-    spec = ProcessSpec(
-        name="app",
-        argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
-        log_file=tmp_path / "app.log",
-        ready_check=lambda: gate.is_set() and answers(),
+    spec = dataclasses.replace(
+        spec, ready_url=None, ready_check=lambda: gate.is_set() and answers()
     )
     out = io.StringIO()
     supervisor = Supervisor([spec], out=out, color=False)
@@ -250,23 +250,13 @@ def test_saves_during_start_up_and_during_a_build_end_with_the_last_one_served(
 
 
 def test_a_reload_build_is_stamped_like_inv_build(tmp_path: Path) -> None:
-    module = tmp_path / "goapp"
-    shutil.copytree(FIXTURES / "goapp", module)
+    module, spec, port = _goapp(tmp_path)
     git = ["git", "-C", str(module), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "goapp"], check=True)
     sha = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
                          text=True, check=True).stdout.strip()  # fmt: skip
-    binary = tmp_path / "bin" / "goapp"
-    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
-    (port,) = free_ports(1)
-    spec = ProcessSpec(
-        name="app",
-        argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
-        log_file=tmp_path / "app.log",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
-    )
     supervisor = Supervisor([spec], out=io.StringIO(), color=False)
     reloader = reload.Reloader(supervisor, [reload.GoReload("app", module, ".", tmp_path / "r")])
     with running(supervisor) as run:

@@ -12,12 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devenv.proc import detached, group
+from devenv.proc import detached
 from devenv.proc.record import AlreadyRunning
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
@@ -189,15 +188,6 @@ def test_swap_replaces_the_process_and_waits_until_it_is_ready(tmp_path: Path) -
 
 
 # --- the supervisor process itself, signalled, and detached -------------------------------
-
-
-@pytest.fixture
-def reaper() -> Iterator[list[int]]:
-    """Pids to kill (with their groups and descendants) whatever the test's outcome."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        group.stop_group(pid, 1)
 
 
 def _spec_json(specs: list[ProcessSpec]) -> bytes:
