@@ -150,7 +150,7 @@ class Postgres(Recipe):
         if user is None or _user_can_reach(user, self.home):
             return data
         root = fallback_root()
-        _own_private_folder(root)
+        own_private_folder(root)
         outside = root / self._digest()
         outside.mkdir(mode=0o700, exist_ok=True)
         data.unlink(missing_ok=True)
@@ -167,7 +167,7 @@ def fallback_root() -> Path:
     return Path("/var/tmp") / f"platform-devenv-{os.geteuid()}"  # noqa: S108 - checked below
 
 
-def _own_private_folder(path: Path) -> None:
+def own_private_folder(path: Path) -> None:
     """Create `path` (traversable, not listable, by others), or accept it only if it is a real
     folder of ours that nobody else can write to: a predictable name in /var/tmp must not be
     one another user prepared."""
