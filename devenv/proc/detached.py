@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devenv.proc import group, probe
+from devenv.proc import status as recorded_status
 from devenv.proc.logs import lines_since
 from devenv.proc.record import AlreadyRunning, Identity
-from devenv.proc.supervisor import ProcessSpec, Supervisor, read_status, stop_orphans
+from devenv.proc.supervisor import ProcessSpec, Supervisor
 
 LOG_FILE = "supervisor.log"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def start(
 
 def status(state_dir: Path) -> DetachedStatus | None:
     """What the supervisor recorded, if it is running (None otherwise)."""
-    recorded = read_status(state_dir)
+    recorded = recorded_status.read(state_dir)
     if recorded is None:
         return None
     supervisor = Identity.from_json(recorded.get("supervisor"))
@@ -118,12 +119,12 @@ def stop(state_dir: Path, timeout: float = 15.0) -> bool:
     `timeout`, stop its group and any recorded app still alive ourselves. True if it ran."""
     current = status(state_dir)
     if current is None:
-        stop_orphans(state_dir, 5)
+        recorded_status.stop_orphans(state_dir, 5)
         return False
     os.kill(current.pid, signal.SIGTERM)
     if not group.wait_gone(current.pid, timeout):
         group.stop_group(current.pid, 5)
-        stop_orphans(state_dir, 5)
+        recorded_status.stop_orphans(state_dir, 5)
     return True
 
 

@@ -17,7 +17,6 @@ The detached mode (`devenv.proc.detached`) runs this same class in the backgroun
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -29,27 +28,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
 import psutil
 
-from devenv.proc import group, probe
+from devenv.proc import group, probe, status
 from devenv.proc.console import Console
 from devenv.proc.logs import Tail, lines_since
 from devenv.proc.record import (
     AlreadyRunning,
     Identity,
     Lock,
-    Record,
     StateWriteError,
-    write_atomic,
 )
 from devenv.proc.spec import ProcessSpec
 
 __all__ = ["AlreadyRunning", "ProcessSpec", "Supervisor"]
 
 LOCK_FILE = "supervisor.lock"
-STATUS_FILE = "status.json"
 _TICK = 0.05
 _PROBE_INTERVAL = 0.02
 
@@ -329,7 +325,7 @@ class Supervisor:
             }
             for name, c in self._children.items()
         }
-        write_atomic(self.state_dir / STATUS_FILE, status_json(apps))
+        status.write(self.state_dir, apps)
 
     @contextlib.contextmanager
     def _state(self) -> Iterator[None]:
@@ -340,12 +336,12 @@ class Supervisor:
         lock = Lock(self.state_dir / LOCK_FILE, "the supervisor of these apps")
         lock.acquire(wait=False)
         try:
-            for line in stop_orphans(self.state_dir, self.stop_timeout):
+            for line in status.stop_orphans(self.state_dir, self.stop_timeout):
                 self.console.say(line)
             self._write_status()
             yield
         finally:
-            (self.state_dir / STATUS_FILE).unlink(missing_ok=True)
+            status.remove(self.state_dir)
             lock.release()
 
     @contextlib.contextmanager
@@ -370,28 +366,3 @@ class Supervisor:
         tail = Tail(lambda: child.spec.log_file, lambda text: self.console.line(name, text))
         tail.start()
         return tail
-
-
-def status_json(apps: dict[str, dict[str, Any]]) -> str:
-    me = Identity.of(os.getpid())
-    return json.dumps({"supervisor": me.as_json() if me else None, "apps": apps}, indent=2)
-
-
-def read_status(state_dir: Path) -> dict[str, Any] | None:
-    return Record(state_dir / STATUS_FILE).read()
-
-
-def stop_orphans(state_dir: Path, timeout: float) -> list[str]:
-    """Stop the apps a supervisor killed with -9 left running (recognised by kernel identity,
-    never by pid alone); one line per app stopped."""
-    recorded = read_status(state_dir)
-    if recorded is None:
-        return []
-    said = []
-    for name, app in recorded.get("apps", {}).items():
-        identity = Identity.from_json(app.get("identity"))
-        if identity is not None and identity.alive():
-            group.stop_group(identity.pid, timeout)
-            said.append(f"stopped {name} (pid {identity.pid}), left running by a killed supervisor")
-    (state_dir / STATUS_FILE).unlink(missing_ok=True)
-    return said
