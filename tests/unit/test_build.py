@@ -289,3 +289,14 @@ def test_a_first_build_is_summed_up_in_a_few_words_the_list_kept_in_the_log(
     small = build.BuildResult(tmp_path / "platform", 0.8, "platform/ingestion\nplatform/cmd\n")
     assert small.summary(log) == "recompiled: platform/ingestion, platform/cmd"
     assert build.BuildResult(tmp_path / "platform", 0.1, "").summary(log) == "nothing to recompile"
+
+
+@needs_go
+def test_a_long_build_says_how_far_it_got_while_it_runs(
+    goapp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(build, "PROGRESS_EVERY", 0.0)  # every build counts as long here
+    (goapp / "message.go").write_text('package main\n\nconst message = "progress"\n')
+    build.go_build(goapp, ".", goapp / "out", ldflags_vars={}, echo=sys.stdout)
+    shown = capsys.readouterr().out
+    assert "  building out: 0 modules downloaded, 1 packages compiled (" in shown
