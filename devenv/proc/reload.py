@@ -4,13 +4,19 @@ Go: build into a new binary first; only a good build replaces the running proces
 start new, wait ready), so a compile error leaves the old one serving, and a binary that
 builds but does not get ready is rolled back. Python: restart, readiness-gated; under
 `preforked` only the worker forked from a launcher that already imported the dependencies is
-replaced (`zygote`). One line per reload: what changed, build time, time to ready.
+replaced (`zygote`). One line per reload: what changed, build time, time to ready. Go builds
+are version-stamped as `inv build` stamps them.
+
+The watcher is armed before the first start; a worker thread does the reloads. What changes
+while a process starts, or while a build runs, waits in a queue and is taken whole by the
+next reload once the process is up: the last save always wins, nothing is dropped, and a line
+says when the running process is behind the sources.
 
 Debounce: a batch is handed over once the watched trees were quiet for QUIET_MS (50 ms), at
 most MAX_BATCH_MS after its first change. The writes of a `git checkout` of 50 files, or of an
 editor's save (temp file, rename), follow each other within a millisecond or two, so a 50 ms
 gap already makes them one batch (tested with 51 files); every millisecond more is added to
-each reload, and changes made during a build are still caught: they start the next batch.
+each reload.
 """
 
 from __future__ import annotations
