@@ -74,7 +74,9 @@ def clean(c: Context, yes: bool = False) -> None:
     if not yes:
         raise Exit("error: `inv clean` deletes all local data; run `inv clean --yes` to confirm", 1)
     with user_errors():
-        backends.select(settings.load()).clean()
+        current = settings.load()
+        apps.stop(current)
+        backends.select(current).clean()
 
 
 @task
