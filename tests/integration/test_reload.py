@@ -155,6 +155,7 @@ def test_editor_temp_files_git_and_go_tests_are_ignored(goapp: GoApp) -> None:
     # or in one before it (the watcher hands over changes in the order they happened).
     goapp.say("still watching")
     wait_for(lambda: goapp.served() == "still watching", 30, "a real change to reload")
+    wait_for(lambda: bool(goapp.reloader.history), 10, "the reload recorded")
     assert [event.changed for event in goapp.reloader.history] == [("message.go",)]
 
 
