@@ -124,9 +124,8 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise StateWriteError(
-            exc.errno,
             f"could not write {path}: {exc.strerror} (free some disk space, or "
-            "set STATE_DIR to a writable folder)",
+            "set STATE_DIR to a writable folder)"
         ) from None
 
 

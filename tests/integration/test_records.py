@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -124,27 +124,35 @@ def test_a_record_naming_an_unrelated_process_never_signals_it(stack: Stack, cop
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A file system with room for the supervisor's lock and first status file, and not one
-    file more: the next write fails with ENOSPC, exactly as a full disk does."""
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """A file system with room for `files` files (its root folder counts as one) and not one
+    more: the next new file fails with ENOSPC, exactly as on a full disk. The count is what
+    the code under test writes before the record it must not lose."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=3,mode=0700", "tmpfs", str(mount)],
-        check=True,
-    )
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    mounted: list[Path] = []
+
+    def mount(files: int) -> Path:
+        point = tmp_path / f"full{len(mounted)}"
+        point.mkdir()
+        options = f"size=1m,nr_inodes={files},mode=0700"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
-def test_a_full_disk_stops_what_it_could_not_record(full_disk: Path, tmp_path: Path) -> None:
+def test_a_full_disk_stops_the_app_it_could_not_record(
+    small_disk: Callable[[int], Path], tmp_path: Path
+) -> None:
     (port,) = free_ports(1)
     out = io.StringIO()
-    supervisor = Supervisor([pyapp("app", port, tmp_path)], out=out, state_dir=full_disk)
+    # Room for the lock and the first status file: the status naming the app fails.
+    state = small_disk(3)
+    supervisor = Supervisor([pyapp("app", port, tmp_path)], out=out, state_dir=state)
     code = supervisor.run()
     assert code == 1
     assert supervisor.failure is not None
@@ -153,6 +161,21 @@ def test_a_full_disk_stops_what_it_could_not_record(full_disk: Path, tmp_path: P
     # The app was started, could not be recorded, and was stopped again: nothing runs.
     assert _processes_with(f"--port {port}") == []
     assert get(f"http://127.0.0.1:{port}/healthz") is None
+
+
+def test_a_full_disk_stops_the_server_it_could_not_record(
+    small_disk: Callable[[int], Path],
+) -> None:
+    # Room for the marker, lock, backend, native/, emqx/, data/, the config and the log:
+    # the broker starts, its record cannot be written.
+    state = small_disk(9)
+    stack = Stack(state)
+    result = stack.inv("up", "-c", "mqtt", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: could not write ")
+    assert "emqx.pid: No space left on device (free some disk space" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stack.our_processes() == []
 
 
 def _processes_with(text: str) -> list[int]:
