@@ -10,6 +10,7 @@ from pathlib import Path
 from devenv import build
 from devenv.backends.base import ComponentStatus, InfraError
 from devenv.proc import detached
+from devenv.proc.record import AlreadyRunning
 from devenv.proc.supervisor import ProcessSpec
 from devenv.settings import REPO_ROOT, Settings
 
@@ -108,6 +109,15 @@ def status(settings: Settings) -> list[ComponentStatus]:
         )
         for app in running.apps
     ]
+
+
+def refuse_if_running(settings: Settings) -> None:
+    """Another `inv run` (foreground or detached) already supervises the apps: say so."""
+    running = detached.status(supervisor_dir(settings))
+    if running is not None:
+        raise AlreadyRunning(
+            f"the apps already run (supervisor pid {running.pid}): use them, or `inv down` first"
+        )
 
 
 def stop(settings: Settings) -> bool:

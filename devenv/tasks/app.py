@@ -40,6 +40,7 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
     with user_errors():
         current = settings.load()
+        apps.refuse_if_running(current)  # before a build replaces the binary they run
         backends.select(current).up([])
         for line in apps.build_all():
             print(line)

@@ -202,3 +202,16 @@ def test_detached_apps_leave_no_secret_on_disk(tmp_path: Path, reaper: list[int]
     app = psutil.Process(started.apps[0].pid)
     assert app.environ().get("POSTGRES_PASSWORD") == secret
     assert detached.stop(state)
+
+
+def test_inv_run_while_the_apps_run_is_refused_before_it_builds(
+    stack: Stack, tmp_path: Path, reaper: list[int]
+) -> None:
+    (port,) = free_ports(1)
+    running = detached.start([pyapp("app", port, tmp_path)], stack.state_dir / "apps")
+    reaper.extend([running.pid, *(a.pid for a in running.apps if a.pid)])
+    result = stack.inv("run", check=False)
+    assert result.returncode == 1
+    assert f"the apps already run (supervisor pid {running.pid})" in result.stderr
+    assert stack.inv("status").stdout.count("stopped") == 4  # nothing was started
+    assert detached.stop(stack.state_dir / "apps")
