@@ -7,10 +7,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from devenv import build, supervisor_detached
+from devenv import build
 from devenv.backends.base import ComponentStatus, InfraError
+from devenv.proc import detached
+from devenv.proc.record import AlreadyRunning
+from devenv.proc.supervisor import ProcessSpec
 from devenv.settings import REPO_ROOT, Settings
-from devenv.supervisor import ProcessSpec
 
 GO_MODULE = REPO_ROOT / "services" / "platform"
 GO_PACKAGE = "./cmd/platform"
@@ -87,7 +89,7 @@ def gateway_urls(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> list[ComponentStatus]:
     """The apps the detached supervisor runs, as `inv status` lines (none when not running)."""
-    running = supervisor_detached.status(supervisor_dir(settings))
+    running = detached.status(supervisor_dir(settings))
     if running is None:
         return []
     addresses = {
@@ -109,9 +111,18 @@ def status(settings: Settings) -> list[ComponentStatus]:
     ]
 
 
+def refuse_if_running(settings: Settings) -> None:
+    """Another `inv run` (foreground or detached) already supervises the apps: say so."""
+    running = detached.status(supervisor_dir(settings))
+    if running is not None:
+        raise AlreadyRunning(
+            f"the apps already run (supervisor pid {running.pid}): use them, or `inv down` first"
+        )
+
+
 def stop(settings: Settings) -> bool:
     """Stop the detached apps, if any; True when something ran."""
-    return supervisor_detached.stop(supervisor_dir(settings))
+    return detached.stop(supervisor_dir(settings))
 
 
 def log_files(settings: Settings) -> dict[str, Path]:

@@ -23,6 +23,9 @@ from typing import Any, TextIO
 
 STAMP_NAME = ".devenv-deps.sha256"
 MIN_PYTHON = (3, 11)
+_DOWNLOADING = "go: downloading "
+_NAMED = 3  # up to this many recompiled packages are named in the summary line
+PROGRESS_EVERY = 5.0  # seconds between progress lines of a long build
 
 
 class ToolchainError(RuntimeError):
@@ -46,7 +49,28 @@ class BuildResult:
     @property
     def rebuilt(self) -> list[str]:
         """Packages compiled or linked again (from `go build -v`); empty when nothing changed."""
-        return [line for line in self.compiler_output.splitlines() if line.strip()]
+        return [
+            line
+            for line in self.compiler_output.splitlines()
+            if line.strip() and not line.startswith("go: ")
+        ]
+
+    @property
+    def downloaded(self) -> list[str]:
+        """Modules fetched for this build (`go: downloading m v`)."""
+        return [line[len(_DOWNLOADING) :] for line in self.compiler_output.splitlines()
+                if line.startswith(_DOWNLOADING)]  # fmt: skip
+
+    def summary(self, log: Path) -> str:
+        """What took the time, in a few words; the full list is in `log`."""
+        if not self.rebuilt and not self.downloaded:
+            return "nothing to recompile"
+        if len(self.rebuilt) <= _NAMED and not self.downloaded:
+            return f"recompiled: {', '.join(self.rebuilt)}"
+        return (
+            f"modules downloaded: {len(self.downloaded)}, packages compiled: "
+            f"{len(self.rebuilt)}; the list is in {log}"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,9 +113,11 @@ def go_build(
     output.parent.mkdir(parents=True, exist_ok=True)
     flags = [*(["-s", "-w"] if strip else []), *(f"-X {k}={v}" for k, v in ldflags_vars.items())]
     ldflags = " ".join(flags)
-    cmd = [go, "build", "-v", "-o", str(output.resolve()), "-ldflags", ldflags, package]
+    # A stripped (reload) build carries our own stamp: Go's VCS stamping would only add git calls.
+    vcs = ["-buildvcs=false"] if strip else []
+    cmd = [go, "build", "-v", *vcs, "-o", str(output.resolve()), "-ldflags", ldflags, package]
     start = time.monotonic()
-    proc = _run(cmd, cwd=module_dir, echo=echo)
+    proc = _run_with_progress(cmd, module_dir, echo, f"building {output.name}")
     duration = time.monotonic() - start
     if proc.returncode != 0:
         # Drop the package names -v printed before the compiler's own "# pkg" block.
@@ -103,10 +129,12 @@ def go_build(
 
 def stamp_vars(repo_dir: Path, package_var: str = "main") -> dict[str, str]:
     """The -X values for `<package_var>.version/commit/buildTime`: git describe, the sha with a
-    `-dirty` suffix when the work tree has changes, and the UTC build time."""
-    sha = _git(repo_dir, "rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = bool(_git(repo_dir, "status", "--porcelain", "--untracked-files=no"))
-    version = _git(repo_dir, "describe", "--tags", "--always", "--dirty") or "dev"
+    `-dirty` suffix when the work tree has changes, and the UTC build time. Two git calls, run
+    at once: every reload build pays for them."""
+    sha_call = _git_call(repo_dir, "rev-parse", "--short=12", "HEAD")
+    version_call = _git_call(repo_dir, "describe", "--tags", "--always", "--dirty")
+    sha, version = _git_answer(sha_call) or "unknown", _git_answer(version_call) or "dev"
+    dirty = version.endswith("-dirty")
     return {
         f"{package_var}.version": version,
         f"{package_var}.commit": f"{sha}-dirty" if dirty else sha,
@@ -220,8 +248,9 @@ def build_all(
         result = go_build(
             target.module_dir, target.package, target.output, ldflags_vars=stamp, echo=echo
         )
-        rebuilt = ", ".join(result.rebuilt) or "nothing"
-        done.append(f"built {target.output} in {result.duration:.2f}s (recompiled: {rebuilt})")
+        log = target.output.with_name(f"{target.output.name}.build.log")
+        log.write_text(result.compiler_output)
+        done.append(f"built {target.output} in {result.duration:.2f}s ({result.summary(log)})")
     for venv_target in venvs:
         made = ensure_venv(venv_target.service_dir, venv_target.venv_dir, echo=echo)
         state = f"rebuilt in {made.duration:.1f}s" if made.rebuilt else "up to date"
@@ -273,16 +302,49 @@ def _run(
     )
 
 
+def _run_with_progress(
+    cmd: Sequence[str], cwd: Path, echo: TextIO | None, label: str
+) -> subprocess.CompletedProcess[str]:
+    """`_run`, and while it runs longer than PROGRESS_EVERY, one line saying how far it got
+    (a first build downloads modules and compiles the standard library for a minute)."""
+    if echo:
+        print(f"$ {shlex.join(cmd)}", file=echo, flush=True)
+    start = time.monotonic()
+    shown_at = start
+    lines: list[str] = []
+    with subprocess.Popen(
+        list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            now = time.monotonic()
+            if echo and now - shown_at >= PROGRESS_EVERY:
+                shown_at = now
+                got = BuildResult(Path(), 0, "".join(lines))
+                print(f"  {label}: {len(got.downloaded)} modules downloaded, "
+                      f"{len(got.rebuilt)} packages compiled ({now - start:.0f}s)",
+                      file=echo, flush=True)  # fmt: skip
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, "".join(lines))
+
+
 def _check(proc: subprocess.CompletedProcess[str]) -> None:
     if proc.returncode != 0:
         raise BuildError(f"{shlex.join(proc.args)} failed (exit {proc.returncode})", proc.stdout)
 
 
-def _git(repo_dir: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo_dir), *args], capture_output=True, text=True, check=False
+def _git_call(repo_dir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["git", "-C", str(repo_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _git_answer(call: subprocess.Popen[str]) -> str:
+    out, _ = call.communicate()
+    return out.strip() if call.returncode == 0 else ""
 
 
 def _go_mod_version(module_dir: Path) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -10,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devenv import backends, ports, settings
+import psutil
+
+from devenv import apps, backends, ports, settings
 from devenv.backends.native.recipe import MissingToolError, require
 
 Out = Callable[[str], None]
@@ -66,11 +69,9 @@ def run(out: Out) -> int:
         chosen = "docker" if engine else "native"
     answers = "answers" if engine else "not reachable"
     ok(f"{chosen} (INFRA_BACKEND={current.INFRA_BACKEND}; docker engine {answers})")
-    if chosen == "docker" and not engine:
-        bad(
-            "INFRA_BACKEND=docker but no Docker engine answers: "
-            "start Docker, or set INFRA_BACKEND=native"
-        )
+    problem = backends.docker_problem() if chosen == "docker" else None
+    if problem:
+        bad(problem)
 
     out("tools")
     for tool in (NATIVE_TOOLS if chosen == "native" else ()) + APP_TOOLS:
@@ -78,12 +79,11 @@ def run(out: Out) -> int:
         (ok if healthy else bad)(message)
 
     out("ports")
-    rows = backends.select(current, lambda _: None).status()
-    ours = {row.address.rsplit(":", 1)[-1] for row in rows if row.state == "running"}
+    ours = _our_processes(current)
     for port, key in sorted(current.port_owner().items()):
         if ports.is_free(port):
             ok(f"{port} free ({key})")
-        elif str(port) in ours:
+        elif ports.holder_pid(port) in ours:
             ok(f"{port} in use by this project's running stack ({key})")
         else:
             who = ports.holder(port)
@@ -91,6 +91,21 @@ def run(out: Out) -> int:
             bad(f"{port} ({key}) is in use{by}: stop it or set {key} in .env")
     out("no problems found" if problems == 0 else f"{problems} problem(s)")
     return problems
+
+
+def _our_processes(current: settings.Settings) -> set[int]:
+    """Every process of the stack this project runs: the recorded infrastructure and apps,
+    with their children (a server's workers may hold the port)."""
+    try:
+        rows = backends.select(current, lambda _: None).status() + apps.status(current)
+    except backends.InfraError:  # the backend cannot run: said above
+        return set()
+    leaders = [int(row.ident.split()[-1]) for row in rows if row.ident.startswith("pid ")]
+    found = set(leaders)
+    for pid in leaders:
+        with contextlib.suppress(psutil.Error):
+            found.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+    return found
 
 
 def _check_tool(tool: Tool) -> tuple[bool, str]:

@@ -17,10 +17,11 @@ from pathlib import Path
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devenv import apps, backends, procs, supervisor_detached
+from devenv import apps, backends
+from devenv.proc import detached, group
 from devenv.backends.base import InfraError, Say
 from devenv.settings import Settings
-from devenv.supervisor import ProcessSpec
+from devenv.proc.spec import ProcessSpec
 
 FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/failpoint
 
@@ -38,7 +39,7 @@ def kill9_component(settings: Settings, role: str) -> int:
     wait until they are gone. The caller started the stack, so it reaps the leader: a zombie
     would still hold its pid (PostgreSQL's lock file names it) until our exit."""
     pid = component_pid(settings, role)
-    procs.stop_group(pid, 5, first_signal=signal.SIGKILL)
+    group.stop_group(pid, 5, first_signal=signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
     return pid
@@ -51,7 +52,7 @@ def restart_component(settings: Settings, role: str, say: Say = print) -> None:
 
 def app_pid(settings: Settings, state_dir: Path | None = None) -> int | None:
     """The monolith's pid under the detached supervisor (None while it restarts)."""
-    running = supervisor_detached.status(state_dir or apps.supervisor_dir(settings))
+    running = detached.status(state_dir or apps.supervisor_dir(settings))
     if running is None:
         return None
     return next((a.pid for a in running.apps if a.name == "app"), None)
@@ -70,11 +71,11 @@ def apps_with_failpoints(settings: Settings, *names: str) -> Iterator[ProcessSpe
     spec = app_spec(settings, **{FAILPOINTS_ENV: ",".join(names)})
     apps.stop(settings)
     try:
-        supervisor_detached.start([spec, *others], apps.supervisor_dir(settings))
+        detached.start([spec, *others], apps.supervisor_dir(settings))
         yield spec
     finally:
         apps.stop(settings)
-        supervisor_detached.start(apps.specs(settings), apps.supervisor_dir(settings))
+        detached.start(apps.specs(settings), apps.supervisor_dir(settings))
 
 
 @contextlib.contextmanager
@@ -88,11 +89,11 @@ def second_instance(settings: Settings, ports: list[int]) -> Iterator[ProcessSpe
     )
     state = settings.state_dir / "apps-2"
     spec = dataclasses.replace(app_spec(other), log_file=state / "app.log")
-    supervisor_detached.start([spec], state)
+    detached.start([spec], state)
     try:
         yield spec
     finally:
-        supervisor_detached.stop(state)
+        detached.stop(state)
         for client_id in mqtt_client_ids(spec.log_file):
             forget_mqtt_session(settings, client_id)
 

@@ -23,15 +23,22 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def holder(port: int) -> str | None:
-    """'name (pid N)' of the process listening on `port`, when the OS tells us."""
+def holder_pid(port: int) -> int | None:
+    """The pid of the process listening on `port`, when the OS tells us."""
     with contextlib.suppress(psutil.AccessDenied):
         for conn in psutil.net_connections(kind="inet"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-                if conn.pid is None:
-                    return None
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    return f"{psutil.Process(conn.pid).name()} (pid {conn.pid})"
+                return conn.pid
+    return None
+
+
+def holder(port: int) -> str | None:
+    """'name (pid N)' of the process listening on `port`, when the OS tells us."""
+    pid = holder_pid(port)
+    if pid is None:
+        return None
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return f"{psutil.Process(pid).name()} (pid {pid})"
     return None
 
 

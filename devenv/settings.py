@@ -8,12 +8,15 @@ came from and the fix.
 from __future__ import annotations
 
 import difflib
+import io
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -114,6 +117,20 @@ class Settings(BaseModel):
             raise ValueError("must be between 1 and 65535")
         return value
 
+    @field_validator("STATE_DIR", mode="before")
+    @classmethod
+    def _state_dir_is_a_folder_of_ours(cls, value: object) -> object:
+        if isinstance(value, str | Path):
+            text = str(value).strip()
+            if not text:
+                raise ValueError("is empty: leave it out for the default .state, or name a folder")
+            path = Path(text).expanduser()
+            reason = forbidden_state_dir(path if path.is_absolute() else REPO_ROOT / path)
+            if reason:
+                raise ValueError(reason)
+            return path
+        return value
+
     @model_validator(mode="after")
     def _ports_distinct(self) -> Settings:
         seen: dict[int, str] = {}
@@ -154,6 +171,24 @@ class Settings(BaseModel):
 
 
 KNOWN_KEYS = frozenset(Settings.model_fields)
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
+
+
+def forbidden_state_dir(path: Path) -> str | None:
+    """Why `path` can never be the state folder (None when it may be): `inv clean` deletes it,
+    so it must not be `/`, $HOME, this checkout or a folder holding it."""
+    resolved = Path(os.path.realpath(path))
+    if resolved == Path(resolved.anchor):
+        return "is the file system root: name a folder of its own, e.g. .state"
+    if resolved == Path(os.path.realpath(Path.home())):
+        return "is your home folder: name a folder of its own, e.g. ~/.platform-state"
+    if REPO_ROOT.is_relative_to(resolved):
+        return "is this checkout or a folder holding it: name a folder of its own, e.g. .state"
+    return None
+
+
+def is_secret(key: str) -> bool:
+    return any(word in key for word in SECRET_WORDS)
 
 
 def load(
@@ -167,6 +202,7 @@ def load(
     raw: dict[str, str] = {}
     origin: dict[str, str] = {}
     if env_file.is_file():
+        _check_lines(env_file)
         for key, value in dotenv_values(env_file).items():
             if key not in KNOWN_KEYS:
                 hint = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
@@ -186,6 +222,24 @@ def load(
             raise SettingsError(f"{reason}; {fix}") from None
         key = str(err["loc"][0])
         where = origin.get(key, "defaults")
-        raise SettingsError(
-            f"{key}={raw.get(key, '')!r} (from {where}) is invalid: {reason}; {fix}"
-        ) from None
+        shown = "(hidden)" if is_secret(key) else repr(raw.get(key, ""))
+        raise SettingsError(f"{key}={shown} (from {where}) is invalid: {reason}; {fix}") from None
+
+
+def _check_lines(env_file: Path) -> None:
+    """A line that is not `KEY=value` (or a comment) is an error naming it, not skipped."""
+    for binding in parse_stream(io.StringIO(env_file.read_text())):
+        line = binding.original.line
+        if binding.error:
+            # Only the leading name is shown: the rest may be a password.
+            name = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)?", binding.original.string)
+            start = f" ({name.group(1)} ...)" if name and name.group(1) else ""
+            raise SettingsError(
+                f"{env_file.name} line {line}{start} is not KEY=value: "
+                "fix or delete it (see .env.example)"
+            )
+        if binding.key is not None and binding.value is None:
+            raise SettingsError(
+                f"{env_file.name} line {line}: {binding.key} has no `=`: "
+                f"write {binding.key}=value, or delete the line"
+            )

@@ -7,8 +7,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from devenv import apps, backends, supervisor_detached
+from devenv import apps, backends
 from devenv.backends.base import Say
+from devenv.proc import detached
 from devenv.settings import KNOWN_KEYS, Settings
 
 PORT_KEYS = sorted(key for key in KNOWN_KEYS if key.endswith("_PORT"))
@@ -35,12 +36,10 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
 def infra_running(settings: Settings, names: list[str], say: Say = print) -> Iterator[None]:
     """Make sure `names` run for the duration; stop afterwards those this call started."""
     backend = backends.select(settings, say)
-    before = {row.service for row in backend.status() if row.state == "running"}
+    before = {row.role for row in backend.status() if row.state == "running"}
     backend.up(names)
     started = [
-        row.service
-        for row in backend.status()
-        if row.state == "running" and row.service not in before
+        row.role for row in backend.status() if row.state == "running" and row.role not in before
     ]
     try:
         yield
@@ -52,18 +51,19 @@ def infra_running(settings: Settings, names: list[str], say: Say = print) -> Ite
 @contextlib.contextmanager
 def platform_running(settings: Settings, say: Say = print) -> Iterator[None]:
     """A whole private stack: infrastructure, migrations, the apps under the detached
-    supervisor; everything stopped afterwards, even on failure or Ctrl-C. Logs stay in
-    STATE_DIR for whoever needs to read them next."""
+    supervisor; everything stopped and its data deleted afterwards, even on failure or
+    Ctrl-C. Logs stay in STATE_DIR for whoever needs to read them next."""
     backend = backends.select(settings, say)
     try:
         backend.up([])
         for line in apps.build_all():
             say(line)
         apps.migrate(settings)
-        supervisor_detached.start(apps.specs(settings), apps.supervisor_dir(settings))
+        detached.start(apps.specs(settings), apps.supervisor_dir(settings))
         say("apps ready")
         yield
     finally:
         apps.stop(settings)
         backend.down([])
-        say(f"stack stopped; logs under {settings.state_dir}")
+        backend.remove_data()
+        say(f"stack stopped, its data deleted; logs under {settings.state_dir}")

@@ -1,5 +1,12 @@
 """Reload latency: from writing a source file to the first HTTP answer carrying the new text.
 
+`--monolith`: the real Go monolith instead (services/platform, each tool on its own copy, its
+own ports and consumer groups, on the infrastructure of your `.env`, which it starts if
+needed): from appending a declaration to ingestion/http.go to the first answer of the new binary
+(a new listening socket on the ingestion port answering /healthz), ours beside air with its
+`air init` defaults (only the package and `serve` named), then where our time goes: stamping
+(git), compile, link (timed through -toolexec), and stop + start + ready.
+
 On the test fixtures (tests/fixtures/goapp, tests/fixtures/pyapp.py), each in its own copy:
 our reloader (devenv.reload) on the Go server, on the Python app restarted and on a Python
 app with a slow-to-import dependency under `reload.preforked`, and `air` on the same Go
@@ -8,6 +15,7 @@ are measured in turn, iteration by iteration, so a busy machine slows each of th
 Prints p50/p95 and the ratios; `--idle N` first measures the CPU our idle watcher costs.
 
     .venv/bin/python scripts/bench_reload.py [--iterations 20] [--idle 60] [--air PATH]
+    .venv/bin/python scripts/bench_reload.py --monolith [--iterations 20]
 """
 
 from __future__ import annotations
@@ -33,8 +41,9 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devenv import build, procs, reload  # noqa: E402
-from devenv.supervisor import ProcessSpec, Supervisor  # noqa: E402
+from devenv import build  # noqa: E402
+from devenv.proc import group, reload  # noqa: E402
+from devenv.proc.supervisor import ProcessSpec, Supervisor  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -45,6 +54,7 @@ class Runner:
     port: int
     edit: Callable[[str], object]
     history: list[reload.ReloadEvent] | None = None  # ours record each reload; air does not
+    served: Callable[[str], bool] | None = None  # default: / answers the edited text
 
 
 def main() -> int:
@@ -52,7 +62,12 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--idle", type=float, default=0, metavar="SECONDS")
     parser.add_argument("--air", default=shutil.which("air") or str(Path.home() / "go/bin/air"))
+    parser.add_argument("--monolith", action="store_true", help="the real Go monolith")
     args = parser.parse_args()
+    if args.monolith:
+        from scripts.bench_reload_monolith import bench_monolith  # noqa: PLC0415 - it imports this module
+
+        return bench_monolith(args.iterations, args.air)
     with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         runners = {
@@ -124,7 +139,7 @@ def devenv_python(work: Path) -> Iterator[Runner]:
 
 @contextmanager
 def devenv_preforked(work: Path) -> Iterator[Runner]:
-    """The zapp fixture (its dependency takes 1.5 s to import) under reload_zygote."""
+    """The zapp fixture (its dependency takes 1.5 s to import) under the zygote."""
     app = work / "pyzapp"
     shutil.copytree(FIXTURES / "pyzapp", app)
     port = _free_port()
@@ -148,12 +163,12 @@ def air(work: Path, air: str, extra: list[str]) -> Iterator[Runner]:
     module = _copy_goapp(work)
     port = _free_port()
     env = {**os.environ, "GOAPP_ADDR": f"127.0.0.1:{port}"}
-    proc = procs.spawn([air, *extra], log_file=work / "air.log", cwd=module, env=env)
+    proc = group.spawn([air, *extra], log_file=work / "air.log", cwd=module, env=env)
     try:
         _wait(lambda: _get(port) == "hello v1", 120, "air's first build")
         yield Runner(port, lambda text: _say_go(module, text))
     finally:
-        procs.stop_group(proc.pid, 5)
+        group.stop_group(proc.pid, 5)
         proc.wait()
 
 
@@ -177,9 +192,10 @@ def _supervised(spec: ProcessSpec, target: reload.Target) -> Iterator[reload.Rel
 
 def measure(runner: Runner, expected: str) -> float:
     reloads = len(runner.history) if runner.history is not None else 0
+    served = runner.served or (lambda text: _get(runner.port) == text)
     start = time.perf_counter()
     runner.edit(expected)
-    while _get(runner.port) != expected:
+    while not served(expected):
         if time.perf_counter() - start > 60:
             raise RuntimeError(f"no answer {expected!r} after 60 s")
         time.sleep(0.01)
@@ -217,9 +233,9 @@ def _say_go(module: Path, text: str) -> None:
     (module / "message.go").write_text(f'package main\n\nconst message = "{text}"\n')
 
 
-def _get(port: int) -> str | None:
+def _get(port: int, path: str = "/") -> str | None:
     try:
-        with _NO_PROXY.open(f"http://127.0.0.1:{port}/", timeout=2) as response:
+        with _NO_PROXY.open(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return str(response.read().decode())
     except OSError:
         return None

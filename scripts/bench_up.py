@@ -60,6 +60,7 @@ def main(runs: int) -> None:
             for role in ROLES:
                 record(f"up {role} alone", timed(backend.up, [role]))
                 backend.down([role])
+            backend.remove_data()  # PostgreSQL's may live outside the temporary folder
 
     print(f"Native backend lifecycle, {runs} runs, seconds (median | min | max)")
     print(f"machine: {machine()}\n")

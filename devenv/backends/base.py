@@ -28,13 +28,13 @@ class ComponentStatus:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]
         up = _duration(self.uptime) if self.uptime is not None else "-"
         return (
-            f"{self.role:<8} {self.service:<9} {self.backend:<7} {self.state:<8} "
+            f"{self.role:<8} {self.service:<10} {self.backend:<7} {self.state:<8} "
             f"{health:<9} {self.address:<20} {self.ident:<14} {up}"
         )
 
 
 STATUS_HEADER = (
-    f"{'ROLE':<8} {'SERVICE':<9} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
+    f"{'ROLE':<8} {'SERVICE':<10} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
     f"{'ADDRESS':<20} {'PID/CONTAINER':<14} UPTIME"
 )
 
@@ -47,6 +47,7 @@ class Backend(Protocol):
     def status(self) -> list[ComponentStatus]: ...
     def logs(self, name: str | None, follow: bool, lines: int) -> None: ...
     def clean(self) -> None: ...
+    def remove_data(self) -> None: ...
 
 
 def _duration(seconds: float) -> str:

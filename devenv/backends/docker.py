@@ -80,8 +80,11 @@ class DockerBackend:
             self._run("down", "--remove-orphans")
 
     def clean(self) -> None:
-        self._run("down", "--volumes", "--remove-orphans")
+        self.remove_data()
         self.say("deleted the project's containers and volumes")
+
+    def remove_data(self) -> None:
+        self._run("down", "--volumes", "--remove-orphans")
 
     def status(self) -> list[ComponentStatus]:
         result = self._run("ps", "--all", "--format", "json", check=False)

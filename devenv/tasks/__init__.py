@@ -10,9 +10,9 @@ from invoke.exceptions import Exit
 from devenv.backends.base import InfraError
 from devenv.build import BuildError, ToolchainError
 from devenv.ports import PortBusyError
+from devenv.proc.detached import DetachedError
+from devenv.proc.record import AlreadyRunning, StateWriteError
 from devenv.settings import SettingsError
-from devenv.supervisor import AlreadyRunning
-from devenv.supervisor_detached import DetachedError
 
 USER_ERRORS = (
     SettingsError,
@@ -22,6 +22,7 @@ USER_ERRORS = (
     ToolchainError,
     DetachedError,
     AlreadyRunning,
+    StateWriteError,
 )
 
 

@@ -6,8 +6,9 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import apps, backends, reload, settings, supervisor_detached
-from devenv.supervisor import Supervisor
+from devenv import apps, backends, settings
+from devenv.proc import detached, reload
+from devenv.proc.supervisor import Supervisor
 from devenv.tasks import user_errors
 
 
@@ -39,6 +40,7 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
     with user_errors():
         current = settings.load()
+        apps.refuse_if_running(current)  # before a build replaces the binary they run
         backends.select(current).up([])
         for line in apps.build_all():
             print(line)
@@ -46,7 +48,7 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         specs = apps.specs(current)
         state = apps.supervisor_dir(current)
         if detach:
-            supervisor_detached.start(specs, state)
+            detached.start(specs, state)
             print_urls(current)
             return
         if watch:

@@ -8,8 +8,9 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import apps, backends, logtail, settings
+from devenv import apps, backends, settings
 from devenv import doctor as checks
+from devenv.proc import logs as logfiles
 from devenv.tasks import user_errors
 
 
@@ -62,7 +63,7 @@ def logs(c: Context, component: str = "", follow: bool = False, lines: int = 50)
         app_logs = apps.log_files(current)
         if component in app_logs or component == "apps":
             chosen = {k: v for k, v in app_logs.items() if component in (k, "apps")}
-            logtail.tail(chosen, lines, follow, sys.stdout)
+            logfiles.tail(chosen, lines, follow, sys.stdout)
         else:
             backends.select(current).logs(component or None, follow, lines)
 
@@ -73,7 +74,9 @@ def clean(c: Context, yes: bool = False) -> None:
     if not yes:
         raise Exit("error: `inv clean` deletes all local data; run `inv clean --yes` to confirm", 1)
     with user_errors():
-        backends.select(settings.load()).clean()
+        current = settings.load()
+        apps.stop(current)
+        backends.select(current).clean()
 
 
 @task

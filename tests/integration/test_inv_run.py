@@ -7,8 +7,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -18,13 +16,6 @@ from devenv import ports
 from tests.integration.test_native_stack import INV, Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path / "state")
-    yield s
-    s.inv("down", check=False)
 
 
 def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack) -> None:
@@ -43,7 +34,7 @@ def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack)
         gateway = f"http://127.0.0.1:{stack.port('GATEWAY_PORT')}"
         assert requests.get(f"{gateway}/query/v1/devices", timeout=10).status_code == 200
         recorded = json.loads((stack.state_dir / "apps" / "status.json").read_text())["apps"]
-        pids = [app["pid"] for app in recorded.values()]
+        pids = [app["identity"]["pid"] for app in recorded.values()]
         assert len(pids) == 2 and all(pids)
         assert any(line.startswith("app") and "|" in line for line in seen), "no prefixed app log"
     finally:

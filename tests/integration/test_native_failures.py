@@ -4,6 +4,7 @@ healthy, Ctrl-C in the middle of `inv up`, and `inv clean`. Nothing may be left 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from devenv import state
 from tests.integration.test_native_stack import INV, Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    s = Stack(tmp_path / "state")
-    yield s
-    s.inv("down", check=False)
 
 
 def test_busy_port_is_refused_before_anything_starts(stack: Stack) -> None:
@@ -40,12 +35,12 @@ def test_busy_port_is_refused_before_anything_starts(stack: Stack) -> None:
 
 def test_component_that_fails_to_start_is_named_and_the_rest_stopped(stack: Stack) -> None:
     # Kafka refuses storage formatted for another cluster: a real start-up failure.
-    meta = stack.state_dir / "native" / "redpanda" / "data" / "meta.properties"
+    meta = state.claim(stack.state_dir) / "native" / "redpanda" / "data" / "meta.properties"
     meta.parent.mkdir(parents=True)
     meta.write_text("version=1\ncluster.id=not-a-cluster\nnode.id=7\n")
     result = stack.inv("up", check=False)
     assert result.returncode != 0
-    assert "bus (redpanda) exited with code" in result.stderr
+    assert "bus (kafka) exited with code" in result.stderr
     assert "Last log lines:" in result.stderr
     assert "Stored node id 7" in result.stderr  # Kafka's own explanation, from its log
     assert "full log: " in result.stderr and "redpanda.log" in result.stderr
@@ -53,17 +48,29 @@ def test_component_that_fails_to_start_is_named_and_the_rest_stopped(stack: Stac
     assert stack.inv("status").stdout.count("stopped") == 4
 
 
-def test_ctrl_c_during_up_stops_what_was_started(stack: Stack) -> None:
+def test_ctrl_c_during_up_stops_what_was_started(stack: Stack, tmp_path: Path) -> None:
+    # Hold the MQTT broker in its start until the test says so: however quick the machine,
+    # the interrupt arrives while `inv up` is still waiting for it.
+    release = tmp_path / "release"
+    held = tmp_path / "bin"
+    held.mkdir()
+    real = shutil.which("mosquitto", path=f"{os.environ['PATH']}{os.pathsep}/usr/sbin")
+    (held / "mosquitto").write_text(
+        f'#!/bin/sh\nwhile [ ! -e "{release}" ]; do sleep 0.05; done\nexec {real} "$@"\n'
+    )
+    (held / "mosquitto").chmod(0o755)
+    stack.env["PATH"] = f"{held}{os.pathsep}{stack.env['PATH']}"
     proc = subprocess.Popen(
         [*INV, "up"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
-    # Wait for the first component to report healthy, then interrupt like a terminal would.
+    # Wait for another component to report healthy, then interrupt like a terminal would.
     for line in proc.stdout:
         if "✓" in line:
             break
     proc.send_signal(signal.SIGINT)
     output = proc.communicate(timeout=60)[0]
+    release.touch()
     assert proc.returncode != 0
     assert "interrupted" in output
     deadline = time.monotonic() + 5

@@ -3,6 +3,7 @@ paths a user meets. Each test module runs its own private stack (own ports, own 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -74,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield s
     finally:
-        s.inv("down", check=False)
+        s.inv("clean", "--yes", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,19 @@ def test_up_reports_each_component_healthy(running: Stack) -> None:
     assert all(r[2:5] == ["native", "running", "healthy"] for r in rows), status
 
 
-def test_up_again_is_a_fast_no_op(running: Stack) -> None:
-    t0 = time.monotonic()
+def test_up_again_is_a_no_op(running: Stack) -> None:
+    before = sorted(p.pid for p in running.our_processes())
     result = running.inv("up")
     assert "already up" in result.stdout
-    # The CLI start-up dominates; the backend's own answer is instant.
-    assert time.monotonic() - t0 < 5
+    assert sorted(p.pid for p in running.our_processes()) == before  # nothing restarted
+
+
+def test_doctor_counts_the_running_stack_as_ours(running: Stack) -> None:
+    report = running.inv("doctor", check=False).stdout
+    busy = [line for line in report.splitlines() if "✗" in line and "in use" in line]
+    assert busy == [], report
+    for key in ("GATEWAY_DASHBOARD_PORT", "KAFKA_CONTROLLER_PORT", "POSTGRES_PORT"):
+        assert f"✓ {running.port(key)} in use by this project's running stack ({key})" in report
 
 
 def test_postgres_accepts_writes(running: Stack) -> None:
@@ -166,13 +174,11 @@ def test_gateway_routes_the_three_prefixes_and_nothing_else(running: Stack) -> N
 
 def test_logs_of_one_component(running: Stack) -> None:
     out = running.inv("logs", "-c", "bus", "--lines", "5").stdout.splitlines()
-    assert out and all(line.startswith("redpanda |") for line in out)
+    assert out and all(line.startswith("kafka |") for line in out)
 
 
 def test_down_stops_everything_and_up_reuses_the_data(running: Stack) -> None:
-    t0 = time.monotonic()
     running.inv("down")
-    assert time.monotonic() - t0 < 15
     assert running.our_processes() == []
     for key in ("POSTGRES_PORT", "KAFKA_PORT", "MQTT_PORT", "GATEWAY_PORT"):
         with socket.socket() as sock:
@@ -188,7 +194,7 @@ def test_down_stops_everything_and_up_reuses_the_data(running: Stack) -> None:
 
 def test_stale_pid_file_is_reported_and_never_trusted(running: Stack) -> None:
     pidfile = running.state_dir / "native" / "emqx" / "emqx.pid"
-    real_pid = int(pidfile.read_text())
+    real_pid = json.loads(pidfile.read_text())["pid"]
     os.kill(real_pid, signal.SIGKILL)
     rows = [line for line in running.inv("status").stdout.splitlines() if line.startswith("mqtt")]
     assert rows[0].split()[3] == "stale"

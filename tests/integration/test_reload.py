@@ -3,6 +3,7 @@ restarted, editor noise ignored, a burst of writes coalesced into one rebuild.""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import subprocess
@@ -16,9 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devenv import build, reload
+from devenv import build
+from devenv.proc import reload
+from devenv.proc.probe import http as reload_probe
+from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
-from devenv.supervisor import ProcessSpec, Supervisor
 from tests.fixtures.running import Run, get, gone, running, wait_for
 
 pytestmark = [
@@ -46,8 +49,8 @@ class GoApp:
         return get(self.url)
 
 
-@pytest.fixture
-def goapp(tmp_path: Path) -> Iterator[GoApp]:
+def _goapp(tmp_path: Path) -> tuple[Path, ProcessSpec, int]:
+    """A copy of the fixture Go server, built, and the spec that runs it on a free port."""
     module = tmp_path / "goapp"
     shutil.copytree(FIXTURES / "goapp", module)
     binary = tmp_path / "bin" / "goapp"
@@ -59,6 +62,12 @@ def goapp(tmp_path: Path) -> Iterator[GoApp]:
         log_file=tmp_path / "app.log",
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
+    return module, spec, port
+
+
+@pytest.fixture
+def goapp(tmp_path: Path) -> Iterator[GoApp]:
+    module, spec, port = _goapp(tmp_path)
     out = io.StringIO()
     supervisor = Supervisor([spec], out=out, color=False)
     target = reload.GoReload("app", module, ".", tmp_path / "reload")
@@ -114,7 +123,9 @@ def test_a_new_binary_that_does_not_start_is_rolled_back(goapp: GoApp) -> None:
     assert goapp.served() == "hello v2"
     shown = goapp.out.getvalue()
     assert "the new binary did NOT get ready; the previous one serves again" in shown
-    assert "app | panic: bad" in shown
+    # The crashed binary's output reaches the console through the log follower, which
+    # may print it after the verdict line: wait for it rather than race it.
+    wait_for(lambda: "app | panic: bad" in goapp.out.getvalue(), 10, "the crash's output shown")
     goapp.say("hello v3")
     wait_for(lambda: goapp.served() == "hello v3", 30, "the next good save")
     assert goapp.run.supervisor.failure is None
@@ -142,11 +153,12 @@ def test_editor_temp_files_git_and_go_tests_are_ignored(goapp: GoApp) -> None:
     (goapp.module / ".git").mkdir()
     (goapp.module / ".git" / "index").write_text("noise")
 
-    time.sleep(1.0)  # several quiet windows: any reload would have started by now
-    assert goapp.reloader.history == []
-
+    # A real change after the noise: had any noise counted, it would show up in this reload
+    # or in one before it (the watcher hands over changes in the order they happened).
     goapp.say("still watching")
     wait_for(lambda: goapp.served() == "still watching", 30, "a real change to reload")
+    wait_for(lambda: bool(goapp.reloader.history), 10, "the reload recorded")
+    assert [event.changed for event in goapp.reloader.history] == [("message.go",)]
 
 
 def test_python_app_is_restarted_readiness_gated(tmp_path: Path) -> None:
@@ -178,37 +190,90 @@ def test_python_app_is_restarted_readiness_gated(tmp_path: Path) -> None:
     assert f"reload ai: message.txt changed; ready in {event.ready_seconds:.2f}s" in out.getvalue()
 
 
-def test_run_watch_starts_watching_once_everything_is_ready(tmp_path: Path) -> None:
-    module = tmp_path / "goapp"
-    shutil.copytree(FIXTURES / "goapp", module)
-    binary = tmp_path / "bin" / "goapp"
-    build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
-    (port,) = free_ports(1)
-    spec = ProcessSpec(
-        name="app",
-        argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
-        log_file=tmp_path / "app.log",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
+@dataclass
+class Watched:
+    module: Path
+    url: str
+    supervisor: Supervisor
+    out: io.StringIO
+    gate: threading.Event  # the app counts as ready only once the test opens it
+
+    def say(self, message: str) -> None:
+        (self.module / "message.go").write_text(f'package main\n\nconst message = "{message}"\n')
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[Watched]:
+    """`run_watch` on the fixture Go server, its first start held not-ready until the test
+    opens the gate: the start-up window is as long as the test needs, on any machine."""
+    module, spec, port = _goapp(tmp_path)
+    gate = threading.Event()
+    answers = reload_probe(f"http://127.0.0.1:{port}/readyz")
+    spec = dataclasses.replace(
+        spec, ready_url=None, ready_check=lambda: gate.is_set() and answers()
     )
-    supervisor = Supervisor([spec], out=io.StringIO(), color=False)
-    announced: list[str] = []
+    out = io.StringIO()
+    supervisor = Supervisor([spec], out=out, color=False)
     target = reload.GoReload("app", module, ".", tmp_path / "reload")
     codes: list[int] = []
-    thread = threading.Thread(
-        target=lambda: codes.append(
-            reload.run_watch(supervisor, [target], on_ready=lambda: announced.append("ready"))
-        )
-    )
+    thread = threading.Thread(target=lambda: codes.append(reload.run_watch(supervisor, [target])))
     thread.start()
     try:
-        wait_for(lambda: announced == ["ready"], 20, "on_ready")
-        (module / "message.go").write_text('package main\n\nconst message = "watched"\n')
-        wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "watched", 30, "the reload")
+        yield Watched(module, f"http://127.0.0.1:{port}/", supervisor, out, gate)
     finally:
         supervisor.request_stop()
         thread.join(30)
     assert codes == [0]
     assert get(f"http://127.0.0.1:{port}/readyz") is None
+
+
+def test_an_edit_saved_while_the_app_starts_is_served_once_it_is_up(watched: Watched) -> None:
+    # It answers but does not count as ready: it is still starting.
+    wait_for(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
+    watched.say("saved during start-up")
+    wait_for(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edit queued")
+    watched.gate.set()
+    wait_for(lambda: get(watched.url) == "saved during start-up", 30, "the edit served")
+
+
+def test_saves_during_start_up_and_during_a_build_end_with_the_last_one_served(
+    watched: Watched,
+) -> None:
+    wait_for(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
+    watched.say("first")
+    watched.say("second")
+    wait_for(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edits queued")
+    watched.gate.set()
+    wait_for(lambda: get(watched.url) == "second", 30, "the last save of the start-up")
+    watched.say("third")
+    wait_for(lambda: watched.out.getvalue().count("reload app:") >= 2, 30, "a build started")
+    watched.say("fourth")  # during or after the third's build: either way it must win
+    wait_for(lambda: get(watched.url) == "fourth", 30, "the last save served")
+    assert "FAILED" not in watched.out.getvalue()
+
+
+def test_a_reload_build_is_stamped_like_inv_build(tmp_path: Path) -> None:
+    module, spec, port = _goapp(tmp_path)
+    git = ["git", "-C", str(module), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "goapp"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.strip()  # fmt: skip
+    supervisor = Supervisor([spec], out=io.StringIO(), color=False)
+    reloader = reload.Reloader(supervisor, [reload.GoReload("app", module, ".", tmp_path / "r")])
+    with running(supervisor) as run:
+        reloader.start()
+        try:
+            assert run.ready.wait(20)
+            (module / "message.go").write_text('package main\n\nconst message = "stamped"\n')
+            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "stamped", 30, "the reload")
+        finally:
+            reloader.close()
+        reloaded = supervisor.spec("app").argv[0]
+    shown = subprocess.run([reloaded, "-version"], capture_output=True, text=True, check=True)
+    assert f"commit={sha}-dirty" in shown.stdout  # message.go was edited: the tree is dirty
+    assert "version=dev" not in shown.stdout
 
 
 def test_a_preforked_python_app_reloads_without_importing_its_dependencies_again(
@@ -273,7 +338,7 @@ def test_preforked_preloads_the_declared_dependencies(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from devenv import reload_zygote as z; "
+            "import sys; from devenv.proc import zygote as z; "
             "print(z.declared_modules(__import__('pathlib').Path(sys.argv[1])))",
             str(pyproject),
         ],

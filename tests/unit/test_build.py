@@ -267,6 +267,7 @@ def test_build_all_says_what_it_built(tmp_path: Path, goapp: Path) -> None:
     second = build.build_all([target], [service], repo=tmp_path, echo=None)
 
     assert re.fullmatch(rf"built {target.output} in \d+\.\d\ds \(recompiled: goapp\)", first[0])
+    assert "goapp" in target.output.with_name("goapp.build.log").read_text()
     assert re.fullmatch(rf"venv {service.venv_dir}: rebuilt in \d+\.\ds", first[1])
     assert second[1] == f"venv {service.venv_dir}: up to date"
     assert build.stale([target], [service]) == []
@@ -274,3 +275,28 @@ def test_build_all_says_what_it_built(tmp_path: Path, goapp: Path) -> None:
         [str(target.output), "-version"], capture_output=True, text=True, check=True
     ).stdout
     assert shown.startswith("version=dev commit=unknown buildTime=")  # no git there: said so
+
+
+def test_a_first_build_is_summed_up_in_a_few_words_the_list_kept_in_the_log(
+    tmp_path: Path,
+) -> None:
+    # What `go build -v` prints on a fresh machine: downloads, then every package it compiles.
+    output = "".join(f"go: downloading example.com/mod{i} v1.0.{i}\n" for i in range(12))
+    output += "".join(f"internal/pkg{i}\n" for i in range(700))
+    log = tmp_path / "platform.build.log"
+    line = build.BuildResult(tmp_path / "platform", 36.0, output).summary(log)
+    assert line == f"modules downloaded: 12, packages compiled: 700; the list is in {log}"
+    small = build.BuildResult(tmp_path / "platform", 0.8, "platform/ingestion\nplatform/cmd\n")
+    assert small.summary(log) == "recompiled: platform/ingestion, platform/cmd"
+    assert build.BuildResult(tmp_path / "platform", 0.1, "").summary(log) == "nothing to recompile"
+
+
+@needs_go
+def test_a_long_build_says_how_far_it_got_while_it_runs(
+    goapp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(build, "PROGRESS_EVERY", 0.0)  # every build counts as long here
+    (goapp / "message.go").write_text('package main\n\nconst message = "progress"\n')
+    build.go_build(goapp, ".", goapp / "out", ldflags_vars={}, echo=sys.stdout)
+    shown = capsys.readouterr().out
+    assert "  building out: 0 modules downloaded, 1 packages compiled (" in shown

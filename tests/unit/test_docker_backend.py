@@ -129,11 +129,49 @@ def test_ps_output_of_old_and_new_compose_versions() -> None:
 
 def test_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     none = tmp_path / "none"
+
+    def select(**environ: str) -> object:
+        chosen = backends.select(
+            load(env_file=none, environ={"STATE_DIR": str(tmp_path), **environ})
+        )
+        return chosen.inner  # type: ignore[attr-defined]
+
     monkeypatch.setattr(backends, "docker_engine_answers", lambda: False)
-    assert isinstance(backends.select(load(env_file=none, environ={})), NativeBackend)
-    forced = load(env_file=none, environ={"INFRA_BACKEND": "docker"})
-    assert isinstance(backends.select(forced), DockerBackend)
+    assert isinstance(select(), NativeBackend)
+    with pytest.raises(InfraError, match="no Docker engine answers: start Docker, or set INFRA_"):
+        select(INFRA_BACKEND="docker")
     monkeypatch.setattr(backends, "docker_engine_answers", lambda: True)
-    assert isinstance(backends.select(load(env_file=none, environ={})), DockerBackend)
-    native = load(env_file=none, environ={"INFRA_BACKEND": "native"})
-    assert isinstance(backends.select(native), NativeBackend)
+    monkeypatch.setattr(backends, "docker_compose_answers", lambda: False)
+    with pytest.raises(InfraError, match=r"\(the Compose v2 plugin\) is missing: install it"):
+        select(INFRA_BACKEND="docker")
+    monkeypatch.setattr(backends, "docker_compose_answers", lambda: True)
+    assert isinstance(select(INFRA_BACKEND="docker"), DockerBackend)
+    assert isinstance(select(), DockerBackend)
+    assert isinstance(select(INFRA_BACKEND="native"), NativeBackend)
+
+
+def test_the_backend_that_started_the_stack_is_used_until_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backends, "docker_engine_answers", lambda: False)
+    settings = load(env_file=tmp_path / "none", environ={"STATE_DIR": str(tmp_path / "s")})
+    chosen = backends.select(settings)
+    chosen.inner = _NothingToStart()  # type: ignore[attr-defined]
+    chosen.up([])
+    # Docker starts in between: `down` must still go to the backend that started the stack.
+    monkeypatch.setattr(backends, "docker_engine_answers", lambda: True)
+    again = backends.select(settings)
+    assert isinstance(again.inner, NativeBackend)  # type: ignore[attr-defined]
+    again.inner = _NothingToStart()  # type: ignore[attr-defined]
+    again.down([])
+    assert isinstance(backends.select(settings).inner, DockerBackend)  # type: ignore[attr-defined]
+
+
+class _NothingToStart:
+    name = "native"
+
+    def up(self, names: list[str]) -> None:
+        pass
+
+    def down(self, names: list[str]) -> None:
+        pass

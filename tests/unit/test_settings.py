@@ -82,3 +82,58 @@ def test_every_documented_key_has_a_comment_above_it() -> None:
             block = lines[:index]
             comments_before_key = [ln for ln in block[-6:] if ln.startswith("#")]
             assert comments_before_key, f"{line.split('=')[0]} has no explanation in .env.example"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("", "is empty"),
+        ("  ", "is empty"),
+        (".", "is this checkout or a folder holding it"),
+        ("..", "is this checkout or a folder holding it"),
+        (str(REPO_ROOT), "is this checkout or a folder holding it"),
+        ("~", "is your home folder"),
+        ("/", "is the file system root"),
+    ],
+)
+def test_a_state_dir_that_clean_would_wreck_is_refused(
+    no_env_file: Path, value: str, reason: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"STATE_DIR=.* is invalid: {reason}"):
+        load(env_file=no_env_file, environ={"STATE_DIR": value})
+
+
+def test_a_tilde_in_state_dir_is_expanded(no_env_file: Path) -> None:
+    s = load(env_file=no_env_file, environ={"STATE_DIR": "~/.platform-state"})
+    assert s.state_dir == Path.home() / ".platform-state"
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("GATEWAY_PORT 8100", "line 2 (GATEWAY_PORT ...) is not KEY=value"),
+        ("=8100", "line 2 is not KEY=value"),
+        ("GATEWAY_PORT", "line 2: GATEWAY_PORT has no `=`"),
+        ('POSTGRES_PASSWORD="s3cret', "line 2 (POSTGRES_PASSWORD ...) is not KEY=value"),
+    ],
+)
+def test_a_malformed_env_line_is_an_error_naming_the_line(
+    tmp_path: Path, line: str, shown: str
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"MQTT_PORT=1999\n{line}\n")
+    with pytest.raises(SettingsError) as err:
+        load(env_file=env_file, environ={})
+    assert shown in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("POSTGRES_PASSWORD", ""), ("EMQX_DASHBOARD_PASSWORD", "hunter2")]
+)
+def test_a_bad_secret_is_named_but_never_shown(no_env_file: Path, key: str, value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(env_file=no_env_file, environ={key: value})
+    message = str(err.value)
+    assert f"{key}=(hidden) (from environment) is invalid" in message
+    assert "hunter2" not in message

@@ -2,12 +2,13 @@
 
 Components start in parallel (nothing among them depends on another), each reported as it
 becomes healthy. What one `up` started, a failure or Ctrl-C in that same `up` stops again.
+Each running component has a record (`devenv.proc.record`) naming its process by the kernel's
+identity; `up` and `down` hold the state folder's lock while they change it.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 import time
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import psutil
 
-from devenv import compose, logtail, ports, probes, procs
+from devenv import compose, ports, state
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.backends.native.kafka import Kafka
 from devenv.backends.native.mosquitto import Mosquitto
 from devenv.backends.native.postgres import Postgres
 from devenv.backends.native.recipe import MissingToolError, Recipe
 from devenv.backends.native.traefik import Traefik
+from devenv.proc import group, logs, probe
+from devenv.proc.record import Identity, Record, StateWriteError
 from devenv.settings import Settings
 
 RECIPES: dict[str, type[Recipe]] = {
@@ -31,7 +34,6 @@ RECIPES: dict[str, type[Recipe]] = {
     "emqx": Mosquitto,
     "traefik": Traefik,
 }
-STATE_MARKER = ".devenv-state"
 TOOL_CACHE = Path.home() / ".cache" / "platform-devenv"
 
 
@@ -61,13 +63,17 @@ class NativeBackend:
     # --- lifecycle ------------------------------------------------------------------
     def up(self, names: list[str]) -> None:
         targets = self._select(names)
+        with state.lock(state.claim(self.settings.state_dir)).held():
+            self._up(targets)
+
+    def _up(self, targets: list[Recipe]) -> None:
         self._forget_stale(targets)
-        todo = [r for r in targets if self._pidfile(r).running_pid() is None]
+        todo = [r for r in targets if self._record(r).running() is None]
         if not todo:
             self.say(f"already up: {', '.join(r.component.role for r in targets)} (native)")
             return
         ports.check_free({p: self._setting_for(p) for r in todo for p in r.listen_ports()})
-        self._mark_state_dir()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         started: list[Recipe] = []
         cancel = threading.Event()
         t0 = time.monotonic()
@@ -93,56 +99,62 @@ class NativeBackend:
 
     def down(self, names: list[str]) -> None:
         targets = self._select(names)
-        self._forget_stale(targets)
-        running = [r for r in targets if self._pidfile(r).running_pid() is not None]
-        if not running:
+        if not self.settings.state_dir.is_dir():
             self.say("nothing running (native)")
             return
-        self._stop(running)
+        with state.lock(self.settings.state_dir).held():
+            self._forget_stale(targets)
+            running = [r for r in targets if self._record(r).running() is not None]
+            if not running:
+                self.say("nothing running (native)")
+                return
+            self._stop(running)
 
     def clean(self) -> None:
         self.down([])
-        state = self.settings.state_dir
-        if not state.exists():
+        where = self.settings.state_dir
+        if not where.exists():
             return
-        if not (state / STATE_MARKER).exists():
-            raise InfraError(
-                f"{state} has no {STATE_MARKER} marker: not deleting a folder we did not create"
-            )
-        pg_data = self.root / "postgres" / "data"
-        if pg_data.is_symlink():
-            shutil.rmtree(pg_data.resolve().parent, ignore_errors=True)
-        shutil.rmtree(state)
-        self.say(f"deleted {state} (data, logs, state); the tool cache {TOOL_CACHE} is kept")
+        if not state.is_ours(where):
+            state.remove(where)  # refuses, naming the folder
+        self.remove_data()
+        state.remove(where)
+        self.say(f"deleted {where} (data, logs, state); the tool cache {TOOL_CACHE} is kept")
+
+    def remove_data(self) -> None:
+        """Delete the components' data (and data kept outside the state folder), not logs."""
+        for recipe in self.recipes.values():
+            recipe.remove_data()
 
     # --- inspection -----------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
         result = []
         for recipe in self.recipes.values():
-            pidfile = self._pidfile(recipe)
-            pid = pidfile.running_pid()
-            state = "running" if pid else ("stale" if pidfile.is_stale() else "stopped")
+            record = self._record(recipe)
+            running = record.running()
+            pid = running.pid if running else None
+            shown = "running" if pid else ("stale" if record.is_stale() else "stopped")
             uptime = time.time() - psutil.Process(pid).create_time() if pid else None
             result.append(
                 ComponentStatus(
-                    service=recipe.component.service,
+                    service=recipe.program,
                     role=recipe.component.role,
                     backend=self.name,
-                    state=state,
+                    state=shown,
                     healthy=recipe.probe()() if pid else None,
                     address=recipe.address,
                     ident=f"pid {pid}" if pid else "-",
                     uptime=uptime,
                 )
             )
-            if state == "stale":
-                pidfile.remove()
+            if shown == "stale":
+                record.remove()
         return result
 
     def logs(self, name: str | None, follow: bool, lines: int) -> None:
         targets = self._select([name] if name else [])
-        files = {r.component.service: r.log_file for r in targets}
-        logtail.tail(files, lines, follow, sys.stdout)
+        files = {r.program: r.log_file for r in targets}
+        logs.tail(files, lines, follow, sys.stdout)
 
     def log_file(self, name: str) -> Path:
         return self._select([name])[0].log_file
@@ -150,7 +162,7 @@ class NativeBackend:
     # --- internals ------------------------------------------------------------------
     def _start(self, recipe: Recipe, started: list[Recipe], cancel: threading.Event) -> None:
         t0 = time.monotonic()
-        role, service = recipe.component.role, recipe.component.service
+        role, service = recipe.component.role, recipe.program
         try:
             recipe.prepare(self.say)
             launch = recipe.launch()
@@ -160,12 +172,19 @@ class NativeBackend:
             raise ComponentFailed(f"{role} ({service}) could not be prepared: {exc}") from None
         if cancel.is_set():
             return
-        proc = procs.spawn(
+        proc = group.spawn(
             launch.argv, log_file=recipe.log_file, env=_child_env(launch.env), user=launch.user
         )
-        self._pidfile(recipe).write(proc.pid)
+        identity = Identity.of(proc.pid)  # None: it exited already, the wait below says so
+        if identity is not None:
+            try:
+                self._record(recipe).write(identity, program=service)
+            except StateWriteError:
+                # Untracked, nobody could stop it later: stop it now.
+                group.stop_group(proc.pid, self.settings.STOP_TIMEOUT)
+                raise
         started.append(recipe)
-        healthy = probes.wait_until(
+        healthy = probe.wait_until(
             recipe.probe(),
             self.settings.UP_TIMEOUT,
             cancel=cancel,
@@ -178,31 +197,30 @@ class NativeBackend:
                 if code is not None
                 else (f"not healthy after {self.settings.UP_TIMEOUT:.0f}s")
             )
-            tail = "\n".join(f"    {line}" for line in logtail.last_lines(recipe.log_file, 20))
+            tail = "\n".join(f"    {line}" for line in logs.last_lines(recipe.log_file, 20))
             raise ComponentFailed(
                 f"{role} ({service}) {why}. Last log lines:\n{tail}\n  full log: {recipe.log_file}"
             )
         recipe.after_ready(self.say)
-        self.say(
-            f"  ✓ {role:<8} {service:<9} healthy in {time.monotonic() - t0:5.2f}s  {recipe.address}"
-        )
+        took = time.monotonic() - t0
+        self.say(f"  ✓ {role:<8} {service:<10} healthy in {took:5.2f}s  {recipe.address}")
 
     def _stop(self, recipes: list[Recipe]) -> None:
         def stop_one(recipe: Recipe) -> None:
-            pidfile = self._pidfile(recipe)
-            pid = pidfile.running_pid()
+            record = self._record(recipe)
+            running = record.running()
             t0 = time.monotonic()
-            if pid is not None:
-                killed = procs.stop_group(
-                    pid,
+            if running is not None:
+                killed = group.stop_group(
+                    running.pid,
                     self.settings.STOP_TIMEOUT,
                     first_signal=recipe.stop_signal,
                     leader_only=recipe.signal_leader_only,
                 )
                 how = "killed after timeout" if killed else "stopped"
-                self.say(f"  ✓ {recipe.component.role:<8} {recipe.component.service:<9} "
+                self.say(f"  ✓ {recipe.component.role:<8} {recipe.program:<10} "
                          f"{how} in {time.monotonic() - t0:.2f}s")  # fmt: skip
-            pidfile.remove()
+            record.remove()
 
         with ThreadPoolExecutor(max_workers=max(1, len(recipes))) as pool:
             list(pool.map(stop_one, recipes))
@@ -211,30 +229,30 @@ class NativeBackend:
         if not names:
             return list(self.recipes.values())
         components = [r.component for r in self.recipes.values()]
+        programs = {r.program: r for r in self.recipes.values()}  # what `inv status` shows
         try:
-            return [self.recipes[compose.find(components, n).service] for n in names]
+            return [
+                programs.get(n) or self.recipes[compose.find(components, n).service] for n in names
+            ]
         except KeyError as exc:
             raise InfraError(str(exc.args[0])) from None
 
-    def _pidfile(self, recipe: Recipe) -> procs.PidFile:
-        return procs.PidFile(recipe.home / f"{recipe.component.service}.pid")
+    def _record(self, recipe: Recipe) -> Record:
+        return Record(recipe.home / f"{recipe.component.service}.pid")
 
     def _forget_stale(self, recipes: list[Recipe]) -> None:
         for recipe in recipes:
-            pidfile = self._pidfile(recipe)
-            if pidfile.is_stale():
+            record = self._record(recipe)
+            if record.is_stale():
+                gone = record.identity()
                 self.say(
-                    f"  {recipe.component.service}: stale pid file "
-                    f"(process {pidfile.read()} is gone), removed"
+                    f"  {recipe.program}: stale record "
+                    f"(process {gone.pid if gone else '?'} is gone), removed"
                 )
-                pidfile.remove()
+                record.remove()
 
     def _setting_for(self, port: int) -> str:
         return self.settings.port_owner().get(port, "the matching *_PORT setting")
-
-    def _mark_state_dir(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.settings.state_dir / STATE_MARKER).touch()
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -13,8 +13,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from devenv import probes
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
+from devenv.proc import probe as probes
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -50,6 +50,8 @@ logger.controller.level = warn
 
 
 class Kafka(Recipe):
+    program = "kafka"
+
     def listen_ports(self) -> list[int]:
         return [self.settings.KAFKA_PORT, self.settings.KAFKA_CONTROLLER_PORT]
 

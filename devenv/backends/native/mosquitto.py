@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from devenv import compose, probes
+from devenv import compose
 from devenv.backends.native.recipe import Launch, Recipe, Say, current_user, require
+from devenv.proc import probe as probes
 
 
 def session_limits() -> tuple[int, int]:
@@ -14,6 +15,8 @@ def session_limits() -> tuple[int, int]:
 
 
 class Mosquitto(Recipe):
+    program = "mosquitto"
+
     def listen_ports(self) -> list[int]:
         return [self.settings.MQTT_PORT]
 

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import os
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from devenv import probes
+from devenv.backends.base import InfraError
 from devenv.backends.native.recipe import Launch, Recipe, Say, require, unprivileged_user
+from devenv.proc import probe as probes
+from devenv.proc.record import write_atomic
 
 
 class Postgres(Recipe):
+    program = "postgresql"
     # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
     stop_signal = signal.SIGINT
     signal_leader_only = True
@@ -39,16 +45,21 @@ class Postgres(Recipe):
         return link.resolve() if link.is_symlink() else link
 
     def prepare(self, say: Say) -> None:
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A password file an interrupted initdb left behind goes before anything else.
+        (self.data_dir.parent / "initdb.pw").unlink(missing_ok=True)
         if (self.data_dir / "PG_VERSION").exists():
             return
         say(f"postgres: initdb {self.data_dir} (once)")
-        self.home.mkdir(parents=True, exist_ok=True)
         data = self._reachable_data_dir()
         user = unprivileged_user()
-        pwfile = data.parent / "initdb.pw"
-        pwfile.write_text(self.settings.POSTGRES_PASSWORD + "\n")
+        socket_dir = data.parent
         if user:
-            shutil.chown(data.parent, user)
+            shutil.chown(socket_dir, user)
+        socket_dir.chmod(0o700)  # the socket folder: the server's user alone
+        pwfile = socket_dir / "initdb.pw"
+        write_atomic(pwfile, self.settings.POSTGRES_PASSWORD + "\n", mode=0o600)
+        if user:
             shutil.chown(pwfile, user)
         try:
             subprocess.run(
@@ -57,7 +68,8 @@ class Postgres(Recipe):
                     "-D", str(data),
                     "-U", self.settings.POSTGRES_USER,
                     f"--pwfile={pwfile}",
-                    "--auth-local=trust",
+                    # The socket asks for the password too: no local user is superuser for free.
+                    "--auth-local=scram-sha-256",
                     "--auth-host=scram-sha-256",
                     "--encoding=UTF8",
                     "--locale=C",
@@ -76,6 +88,7 @@ class Postgres(Recipe):
                 "-D", str(self.data_dir),
                 "-p", str(self.settings.POSTGRES_PORT),
                 "-k", str(self.data_dir.parent),
+                "-c", "unix_socket_permissions=0700",
                 "-c", "listen_addresses=127.0.0.1",
                 "-c", "logging_collector=off",
                 "-c", "max_connections=200",
@@ -110,20 +123,67 @@ class Postgres(Recipe):
             "127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, s.POSTGRES_PASSWORD, dbname
         )
 
+    def remove_data(self) -> None:
+        outside = self._outside()
+        super().remove_data()
+        if outside is not None:
+            shutil.rmtree(outside)
+
+    def _outside(self) -> Path | None:
+        """The data folder under FALLBACK_ROOT this state folder records, if there is one."""
+        link = self.home / "data"
+        if not link.is_symlink():
+            return None
+        target = Path(os.readlink(link)).parent
+        root = fallback_root()
+        # Only ever our own folder there, whatever the link was edited to say.
+        if target.parent != root or target.name != self._digest() or not target.is_dir():
+            return None
+        return target
+
     def _reachable_data_dir(self) -> Path:
         """Under the state dir, unless the unprivileged server user cannot reach it (a
-        checkout in root's home): then under /var/tmp, linked from the state dir."""
+        checkout in root's home, a 0700 state folder): then under FALLBACK_ROOT, linked from
+        the state dir so that `down`/`clean` find it."""
         data = self.home / "data"
         user = unprivileged_user()
-        if user is None or _user_can_reach(user, self.home.parent):
+        if user is None or _user_can_reach(user, self.home):
             return data
-        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
-        outside = Path("/var/tmp/platform-devenv") / digest / "data"  # noqa: S108 - a fixed, owned path
-        outside.parent.mkdir(parents=True, exist_ok=True)
-        outside.parent.parent.chmod(0o755)
+        root = fallback_root()
+        own_private_folder(root)
+        outside = root / self._digest()
+        outside.mkdir(mode=0o700, exist_ok=True)
         data.unlink(missing_ok=True)
-        data.symlink_to(outside)
-        return outside
+        data.symlink_to(outside / "data")
+        return outside / "data"
+
+    def _digest(self) -> str:
+        return hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+
+
+def fallback_root() -> Path:
+    """Where PostgreSQL's data goes when its user cannot reach the state folder: one folder
+    per user who runs the stack, created by that user."""
+    return Path("/var/tmp") / f"platform-devenv-{os.geteuid()}"  # noqa: S108 - checked below
+
+
+def own_private_folder(path: Path) -> None:
+    """Create `path` (traversable, not listable, by others), or accept it only if it is a real
+    folder of ours that nobody else can write to: a predictable name in /var/tmp must not be
+    one another user prepared."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o711)
+    info = path.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.geteuid()
+        or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        raise InfraError(
+            f"{path} exists but is not a private folder of yours (another user may have made "
+            "it): remove it, or set STATE_DIR to a folder the postgres user can reach"
+        )
+    path.chmod(0o711)
 
 
 def _user_can_reach(user: str, path: Path) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devenv.compose import Component
-from devenv.probes import Probe
+from devenv.proc.probe import Probe
 from devenv.settings import Settings
 
 Say = Callable[[str], None]
@@ -31,6 +31,7 @@ class Launch:
 class Recipe:
     """One infrastructure role as a host process. Subclasses fill in the blanks."""
 
+    program = ""  # what actually runs, named in every line (compose names the docker image)
     stop_signal: signal.Signals = signal.SIGTERM
     # Servers like PostgreSQL stop their own workers in order when only the leader is told.
     signal_leader_only = False
@@ -63,6 +64,14 @@ class Recipe:
 
     def after_ready(self, say: Say) -> None:
         """First-start work that needs the server up (e.g. creating the database)."""
+
+    def remove_data(self) -> None:
+        """Delete what the component stored (`inv clean`, a test stack's teardown)."""
+        data = self.home / "data"
+        if data.is_symlink():
+            data.unlink()
+        elif data.is_dir():
+            shutil.rmtree(data)
 
 
 def require(program: str, package: str, *extra_dirs: str) -> str:

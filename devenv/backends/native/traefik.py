@@ -6,15 +6,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from devenv import probes
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
 from devenv.compose import load_raw
+from devenv.proc import probe as probes
 from devenv.settings import REPO_ROOT
 
 ROUTES_FILE = REPO_ROOT / "deploy" / "gateway" / "routes.yaml"
 
 
 class Traefik(Recipe):
+    program = "traefik"
+
     def listen_ports(self) -> list[int]:
         return [self.settings.GATEWAY_PORT, self.settings.GATEWAY_DASHBOARD_PORT]
 

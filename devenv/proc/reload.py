@@ -4,20 +4,26 @@ Go: build into a new binary first; only a good build replaces the running proces
 start new, wait ready), so a compile error leaves the old one serving, and a binary that
 builds but does not get ready is rolled back. Python: restart, readiness-gated; under
 `preforked` only the worker forked from a launcher that already imported the dependencies is
-replaced (`reload_zygote`). One line per reload: what changed, build time, time to ready.
+replaced (`zygote`). One line per reload: what changed, build time, time to ready. Go builds
+are version-stamped as `inv build` stamps them.
+
+The watcher is armed before the first start; a worker thread does the reloads. What changes
+while a process starts, or while a build runs, waits in a queue and is taken whole by the
+next reload once the process is up: the last save always wins, nothing is dropped, and a line
+says when the running process is behind the sources.
 
 Debounce: a batch is handed over once the watched trees were quiet for QUIET_MS (50 ms), at
 most MAX_BATCH_MS after its first change. The writes of a `git checkout` of 50 files, or of an
 editor's save (temp file, rename), follow each other within a millisecond or two, so a 50 ms
 gap already makes them one batch (tested with 51 files); every millisecond more is added to
-each reload, and changes made during a build are still caught: they start the next batch.
+each reload.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TextIO
@@ -25,9 +31,9 @@ from typing import Literal, TextIO
 import watchfiles
 
 from devenv import build
-from devenv.supervisor import ProcessSpec, Supervisor
+from devenv.proc.supervisor import ProcessSpec, Supervisor
 
-ZYGOTE = Path(__file__).resolve().with_name("reload_zygote.py")
+ZYGOTE = Path(__file__).resolve().with_name("zygote.py")
 QUIET_MS = 50
 MAX_BATCH_MS = 1600
 _ARM_TIMEOUT_MS = 300
@@ -42,7 +48,8 @@ class GoReload:
     module_dir: Path
     package: str
     build_dir: Path
-    ldflags: Callable[[], Mapping[str, str]] = dict
+    # Version, commit and build time from git, as `inv build` stamps them.
+    stamp: bool = True
     watch: tuple[Path, ...] = ()
     # Reload builds skip DWARF: linking is most of an incremental build (see build.go_build).
     strip: bool = True
@@ -102,28 +109,37 @@ class Reloader:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._armed = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="reloader", daemon=True)
+        self._watcher = threading.Thread(target=self._loop, name="watcher", daemon=True)
+        self._worker = threading.Thread(target=self._work, name="reloader", daemon=True)
+        self._queued: dict[str, set[Path]] = {}
+        self._changed = threading.Condition()
         self._builds = 0
         self._failed: Exception | None = None
 
     def start(self, timeout: float = 5.0) -> None:
-        """Start watching; returns once a change made from now on will be seen."""
+        """Start watching; returns once a change made from now on will be seen. Call it before
+        the supervisor starts: what changes while the processes start is queued, and reloaded
+        once each has started."""
         for target in self.targets:
             if isinstance(target, GoReload):  # builds left by an earlier run that was killed
                 running = Path(self.supervisor.spec(target.name).argv[0])
                 for stale in target.build_dir.glob(f"{target.name}-reload-*"):
                     if stale.resolve() != running.resolve():
                         stale.unlink(missing_ok=True)
-        self._thread.start()
+        self._watcher.start()
         if not self._armed.wait(timeout):
             raise RuntimeError(f"the file watcher did not start within {timeout:g}s")
         if self._failed is not None:
             raise self._failed
+        self._worker.start()
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        with self._changed:
+            self._changed.notify_all()
+        for thread in (self._watcher, self._worker):
+            if thread.is_alive():
+                thread.join(timeout=5)
 
     def _loop(self) -> None:
         try:
@@ -147,11 +163,46 @@ class Reloader:
         )
         for changes in batches:
             self._armed.set()
-            paths = sorted({Path(path) for _, path in changes})
-            for target in self.targets:
-                mine = [p for p in paths if _concerns(target, p)]
-                if mine and not self._stop.is_set():
-                    self._reload(target, mine)
+            paths = {Path(path) for _, path in changes}
+            with self._changed:
+                for target in self.targets:
+                    mine = {p for p in paths if _concerns(target, p)}
+                    if mine:
+                        self._queued.setdefault(target.name, set()).update(mine)
+                        self._changed.notify_all()
+
+    def _work(self) -> None:
+        """Reload each target whose sources changed, one reload at a time. Whatever changes
+        during a build or a start waits in the queue and is taken, all of it, by the next
+        reload: the last save always wins, and nothing is dropped."""
+        while not self._stop.is_set():
+            with self._changed:
+                self._changed.wait_for(lambda: self._queued or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                name = next(iter(self._queued))
+            target = next(t for t in self.targets if t.name == name)
+            if not self.supervisor.settle(name, 0):
+                self._say(
+                    f"reload {name}: sources changed while it starts; reloading once it is up"
+                )
+            if not self._settled(name):
+                continue
+            with self._changed:
+                changed = self._queued.pop(name, set())
+            if changed and not self._stop.is_set():
+                self._reload(target, sorted(changed))
+                with self._changed:
+                    if name in self._queued:
+                        self._say(f"reload {name}: the running {name} is behind the sources "
+                                  "(they changed during the reload); reloading again")  # fmt: skip
+
+    def _settled(self, name: str) -> bool:
+        """Wait until `name` has started and its readiness is known (ready or failed)."""
+        while not self._stop.is_set():
+            if self.supervisor.settle(name, 0.1):
+                return True
+        return False
 
     def _reload(self, target: Target, changed: list[Path]) -> None:
         names = tuple(path.name for path in changed)
@@ -187,7 +238,7 @@ class Reloader:
                 target.module_dir,
                 target.package,
                 binary,
-                ldflags_vars=target.ldflags(),
+                ldflags_vars=build.stamp_vars(target.module_dir) if target.stamp else {},
                 strip=target.strip,
                 echo=None,
             )
@@ -239,7 +290,7 @@ class Reloader:
 def preforked(
     spec: ProcessSpec, *, pyproject: Path | None = None, preload: Sequence[str] = ()
 ) -> ProcessSpec:
-    """`spec` (`python -m module ...`) run through `reload_zygote`, which imports the
+    """`spec` (`python -m module ...`) run through `zygote`, which imports the
     dependencies `pyproject` declares (and `preload`) once, so a reload restarts in a fraction
     of the time."""
     if len(spec.argv) < 3 or spec.argv[1] != "-m":
@@ -257,16 +308,11 @@ def run_watch(
     on_ready: Callable[[], None] | None = None,
     ignore: Iterable[Path] = (),
 ) -> int:
-    """`supervisor.run()` with live reload; watching starts once every process is ready."""
+    """`supervisor.run()` with live reload; the watcher is armed before the first start."""
     reloader = Reloader(supervisor, targets, ignore=list(ignore))
-
-    def ready() -> None:
-        reloader.start()
-        if on_ready:
-            on_ready()
-
+    reloader.start()
     try:
-        return supervisor.run(ready)
+        return supervisor.run(on_ready)
     finally:
         reloader.close()
 

@@ -1,18 +1,22 @@
 """Our own small process supervisor: `inv run` in the foreground, detached, and under reload.
 
-Each child leads its own process group (`procs.spawn`), writes its own log file, and is
+Each child leads its own process group (`group.spawn`), writes its own log file, and is
 echoed to the terminal as `name | line`. Readiness is a real probe polled against a
 deadline. A crash is restarted with doubling backoff; N failed starts in a row of a process
 that has not been ready yet stop everything. SIGINT/SIGTERM/SIGHUP stop every group: TERM,
 then KILL.
 
-The detached mode (`devenv.supervisor_detached`) runs this same class in the background.
+With a state folder, a run holds its exclusive lock for its whole life (a second run is
+refused, whatever the timing) and records itself and each child by kernel identity in
+`status.json`, so another shell can see and stop them, and a run after a supervisor was killed
+with -9 stops the apps it left behind before starting new ones.
+
+The detached mode (`devenv.proc.detached`) runs this same class in the background.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -28,14 +32,20 @@ from typing import TextIO
 
 import psutil
 
-from devenv import procs
-from devenv.supervisor_console import Console, Tail, lines_since
-from devenv.supervisor_spec import ProcessSpec, http_ok
+from devenv.proc import group, probe, status
+from devenv.proc.console import Console
+from devenv.proc.logs import Tail, lines_since
+from devenv.proc.record import (
+    AlreadyRunning,
+    Identity,
+    Lock,
+    StateWriteError,
+)
+from devenv.proc.spec import ProcessSpec
 
-__all__ = ["AlreadyRunning", "ProcessSpec", "Supervisor", "http_ok"]
+__all__ = ["AlreadyRunning", "ProcessSpec", "Supervisor"]
 
-PID_FILE = "supervisor.pid"
-STATUS_FILE = "status.json"
+LOCK_FILE = "supervisor.lock"
 _TICK = 0.05
 _PROBE_INTERVAL = 0.02
 
@@ -44,6 +54,7 @@ _PROBE_INTERVAL = 0.02
 class _Child:
     spec: ProcessSpec
     popen: subprocess.Popen[bytes] | None = None
+    identity: Identity | None = None
     started_wall: float = 0.0
     started: float = 0.0
     log_offset: int = 0
@@ -58,17 +69,13 @@ class _Child:
     restart_at: float | None = None
 
 
-class AlreadyRunning(RuntimeError):
-    pass
-
-
 class Supervisor:
     """Runs `specs` until stopped. `run()` blocks; `swap()`, `reload()` and `request_stop()`
     may be called from other threads while it does.
 
     `echo`: copy each process's lines to `out` as `name | line` (coloured when `out` is a
     terminal, or `color=True`). `state_dir`: where the pid and status files go, so another
-    shell can see and stop this run (`supervisor_detached.status/stop`). `backoff`: first and
+    shell can see and stop this run (`detached.status/stop`). `backoff`: first and
     longest delay before a restart. `max_start_crashes`: failed starts in a row, before the
     process was ever ready, that end the run. `stop_timeout`: SIGTERM to SIGKILL."""
 
@@ -98,17 +105,19 @@ class Supervisor:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._stopping = False
+        self.started = threading.Event()  # every process had its first start
 
     # --- public ------------------------------------------------------------------------
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Start everything, call `on_ready` once when all are ready, supervise until a signal
         or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up."""
-        with self._signals(), self._pid_file():
+        with self._signals(), self._state():
             tails = [self._tail(child) for child in self._children.values()] if self.echo else []
             try:
                 with self._lock:
                     for child in self._children.values():
                         self._start(child)
+                self.started.set()
                 announced = False
                 while not self._stop.is_set():
                     with self._lock:
@@ -142,7 +151,7 @@ class Supervisor:
             if spec is not None:
                 child.spec = spec
         if old is not None:
-            procs.stop_group(old.pid, self.stop_timeout)
+            group.stop_group(old.pid, self.stop_timeout)
             old.wait()
         with self._lock:
             if self._stopping:
@@ -154,7 +163,7 @@ class Supervisor:
 
     def reload(self, name: str, sig: signal.Signals = signal.SIGHUP) -> bool:
         """Ask a running process to replace its worker (`sig`), then wait for readiness again;
-        for launchers such as `reload_zygote`. Falls back to `swap` when it is not running."""
+        for launchers such as `zygote`. Falls back to `swap` when it is not running."""
         with self._lock:
             child = self._children[name]
             popen = child.popen if child.popen and child.popen.poll() is None else None
@@ -176,6 +185,14 @@ class Supervisor:
         settled.wait(child.spec.ready_timeout + 1)
         return child.ready
 
+    def settle(self, name: str, timeout: float) -> bool:
+        """True once the current start of `name` is ready or has failed, within `timeout`."""
+        if not self.started.wait(timeout):
+            return False
+        with self._lock:
+            settled = self._children[name].settled
+        return settled.wait(timeout)
+
     def spec(self, name: str) -> ProcessSpec:
         return self._children[name].spec
 
@@ -189,12 +206,22 @@ class Supervisor:
         child.log_offset = spec.log_file.stat().st_size if spec.log_file.exists() else 0
         child.ready, child.not_ready, child.restart_at = False, None, None
         child.settled = threading.Event()
-        child.popen = procs.spawn(
+        popen = group.spawn(
             spec.argv, log_file=spec.log_file, cwd=spec.cwd, env={**os.environ, **spec.env}
         )
+        child.popen, child.identity = popen, Identity.of(popen.pid)
         child.started, child.started_wall = time.monotonic(), time.time()
-        self._probe_in_background(child, child.popen)
-        self._write_status()
+        try:
+            self._write_status()
+        except StateWriteError as exc:
+            # Untracked, `inv down` could not find it: stop it now, and everything else.
+            group.stop_group(popen.pid, self.stop_timeout)
+            popen.wait()
+            child.popen, child.identity = None, None
+            self.failure = f"{exc}; stopping everything"
+            self._stop.set()
+            return
+        self._probe_in_background(child, popen)
 
     def _probe_in_background(self, child: _Child, popen: subprocess.Popen[bytes]) -> None:
         child.attempt += 1
@@ -203,23 +230,26 @@ class Supervisor:
 
     def _probe(self, child: _Child, popen: subprocess.Popen[bytes], attempt: int) -> None:
         spec = child.spec
-        check = spec.ready_check or (http_ok(spec.ready_url) if spec.ready_url else lambda: True)
-        deadline = time.monotonic() + spec.ready_timeout
-        while not self._stop.is_set() and popen.poll() is None:
-            if check():
-                with self._lock:
-                    if child.attempt == attempt:
-                        child.ready, child.ever_ready, child.failed_starts = True, True, 0
-                        took = time.monotonic() - child.started
-                        self.console.say(f"{spec.name} ready in {took:.2f}s (pid {popen.pid})")
-                        self._write_status()
-                break
-            if time.monotonic() > deadline:
-                with self._lock:
-                    if child.attempt == attempt:
-                        child.not_ready = f"not ready after {spec.ready_timeout:g}s"
-                break
-            self._stop.wait(_PROBE_INTERVAL)
+        check = spec.ready_check or (probe.http(spec.ready_url) if spec.ready_url else lambda: True)
+        try:
+            ready = probe.wait_until(
+                check,
+                spec.ready_timeout,
+                interval=_PROBE_INTERVAL,
+                cancel=self._stop,
+                alive=lambda: popen.poll() is None,
+            )
+        except probe.Cancelled:
+            ready = None
+        with self._lock:
+            if child.attempt == attempt and ready:
+                child.ready, child.ever_ready, child.failed_starts = True, True, 0
+                took = time.monotonic() - child.started
+                self.console.say(f"{spec.name} ready in {took:.2f}s (pid {popen.pid})")
+                with contextlib.suppress(StateWriteError):  # the next write says it
+                    self._write_status()
+            elif child.attempt == attempt and ready is False and popen.poll() is None:
+                child.not_ready = f"not ready after {spec.ready_timeout:g}s"
         child.settled.set()
 
     def _tick(self) -> None:
@@ -228,7 +258,7 @@ class Supervisor:
             popen = child.popen
             if popen is not None and (child.not_ready or popen.poll() is not None):
                 # Also what the crashed leader left behind in its group: it may hold the port.
-                procs.stop_group(popen.pid, self.stop_timeout)
+                group.stop_group(popen.pid, self.stop_timeout)
                 self._crashed(child, popen, child.not_ready or f"exited with code {popen.wait()}")
                 if self.failure:
                     return
@@ -238,7 +268,7 @@ class Supervisor:
 
     def _crashed(self, child: _Child, popen: subprocess.Popen[bytes], why: str) -> None:
         spec, was_ready = child.spec, child.ready
-        child.popen, child.ready = None, False
+        child.popen, child.identity, child.ready = None, None, False
         child.settled.set()
         last = lines_since(spec.log_file, child.log_offset)
         shown = "".join(f"\n    {line}" for line in last)
@@ -264,7 +294,8 @@ class Supervisor:
             f"{spec.name} (pid {popen.pid}) {why} {phase}; restarting in {delay:.1f}s. "
             f"Last lines of {spec.log_file}:{shown}"
         )
-        self._write_status()
+        with contextlib.suppress(StateWriteError):  # the dead child needs no record
+            self._write_status()
 
     def _shutdown(self) -> None:
         with self._lock:
@@ -273,12 +304,12 @@ class Supervisor:
             running = [c.popen for c in self._children.values() if c.popen is not None]
         # Concurrently, so N stubborn processes cost one stop_timeout, not N.
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-            list(pool.map(lambda p: procs.stop_group(p.pid, self.stop_timeout), running))
+            list(pool.map(lambda p: group.stop_group(p.pid, self.stop_timeout), running))
         for popen in running:
             popen.wait()
         with self._lock:
             for child in self._children.values():
-                child.popen, child.ready = None, False
+                child.popen, child.identity, child.ready = None, None, False
 
     # --- state shared with other shells --------------------------------------------------
     def _write_status(self) -> None:
@@ -286,7 +317,7 @@ class Supervisor:
             return
         apps = {
             name: {
-                "pid": c.popen.pid if c.popen else None,
+                "identity": c.identity.as_json() if c.popen and c.identity else None,
                 "started_at": c.started_wall if c.popen else None,
                 "ready": c.ready,
                 "restarts": c.restarts,
@@ -294,26 +325,24 @@ class Supervisor:
             }
             for name, c in self._children.items()
         }
-        tmp = self.state_dir / f".{STATUS_FILE}.tmp"
-        tmp.write_text(json.dumps({"supervisor_pid": os.getpid(), "apps": apps}, indent=2))
-        tmp.replace(self.state_dir / STATUS_FILE)
+        status.write(self.state_dir, apps)
 
     @contextlib.contextmanager
-    def _pid_file(self) -> Iterator[None]:
+    def _state(self) -> Iterator[None]:
         if self.state_dir is None:
             yield
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        pid_file = procs.PidFile(self.state_dir / PID_FILE)
-        other = pid_file.running_pid()
-        if other is not None:
-            raise AlreadyRunning(f"already running (supervisor pid {other}); stop it first")
-        pid_file.write(os.getpid())
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = Lock(self.state_dir / LOCK_FILE, "the supervisor of these apps")
+        lock.acquire(wait=False)
         try:
+            for line in status.stop_orphans(self.state_dir, self.stop_timeout):
+                self.console.say(line)
+            self._write_status()
             yield
         finally:
-            pid_file.remove()
-            (self.state_dir / STATUS_FILE).unlink(missing_ok=True)
+            status.remove(self.state_dir)
+            lock.release()
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:

@@ -1,47 +1,72 @@
-"""Prefixed, coloured, aligned output of supervised processes (`app | ...`, `ai  | ...`).
+"""Log files: their last lines, and `Tail`, the one follower of a file as it grows.
 
-Each child writes straight into its own log file, so the file is complete even if the
-supervisor dies; a `Tail` follows that file and echoes new lines to the terminal.
+`inv logs` shows the last lines of each file prefixed with its name and, with --follow, keeps
+following them; the supervisor follows each child's log to echo it. A missing file is shown as
+empty, not an error.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-_COLOURS = ("36", "35", "33", "32", "34", "31")
-_POLL = 0.05
+_BLOCK = 64 * 1024
+_POLL = 0.05  # how often a follower looks for new lines
 
 
-class Console:
-    """Writes whole lines under one lock so lines of different processes never interleave."""
+def last_lines(path: Path, count: int = 20) -> list[str]:
+    """The last `count` lines of `path`, read from the end so a big log costs little."""
+    try:
+        with path.open("rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            data = b""
+            pos = end
+            while pos > 0 and data.count(b"\n") <= count:
+                step = min(_BLOCK, pos)
+                pos -= step
+                f.seek(pos)
+                data = f.read(step) + data
+    except FileNotFoundError:
+        return []
+    return data.decode(errors="replace").splitlines()[-count:] if count > 0 else []
 
-    def __init__(self, names: Sequence[str], out: TextIO, color: bool | None = None) -> None:
-        self.out = out
-        self.width = max((len(name) for name in names), default=0)
-        if color is None:
-            color = out.isatty() and "NO_COLOR" not in os.environ
-        self.color = color
-        self._colours = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
-        self._lock = threading.Lock()
 
-    def line(self, name: str, text: str) -> None:
-        prefix = f"{name:<{self.width}} |"
-        if self.color:
-            prefix = f"\033[{self._colours.get(name, '0')}m{prefix}\033[0m"
-        self._write(f"{prefix} {text}")
+def tail(files: Mapping[str, Path], lines: int, follow: bool, out: TextIO) -> None:
+    """Print the last `lines` of every file as `name | line`; with `follow`, keep printing what
+    they append until interrupted (Ctrl-C ends it quietly)."""
+    width = max((len(name) for name in files), default=0)
+    lock = threading.Lock()
 
-    def say(self, text: str) -> None:
-        """A message of the supervisor itself, bold on a colour terminal."""
-        self._write(f"\033[1m{text}\033[0m" if self.color else text)
+    def show(name: str, line: str) -> None:
+        with lock:
+            out.write(f"{name:<{width}} | {line}\n")
+            out.flush()
 
-    def _write(self, text: str) -> None:
-        with self._lock:
-            self.out.write(text + "\n")
-            self.out.flush()
+    followers = []
+    for name, path in files.items():
+        for line in last_lines(path, lines):
+            show(name, line)
+        if follow:
+            followers.append(Tail(_fixed(path), functools.partial(show, name)))
+    if not followers:
+        return
+    for follower in followers:
+        follower.start()
+    try:
+        threading.Event().wait()  # until Ctrl-C
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for follower in followers:
+            follower.finish()
+
+
+def _fixed(path: Path) -> Callable[[], Path]:
+    return lambda: path
 
 
 class Tail(threading.Thread):

@@ -1,4 +1,4 @@
-"""Pre-forking launcher of a Python service under live reload: `python reload_zygote.py
+"""Pre-forking launcher of a Python service under live reload: `python zygote.py
 [--preload-from pyproject.toml] [--preload MODULE] -m service.module [args]`.
 
 Importing a FastAPI service's dependencies (fastapi, pydantic, uvicorn, numpy) takes
@@ -25,12 +25,12 @@ import traceback
 from importlib import metadata
 from pathlib import Path
 
-_USAGE = "reload_zygote.py [--preload-from PYPROJECT] [--preload MODULE]... -m MODULE [ARGS]"
+_USAGE = "zygote.py [--preload-from PYPROJECT] [--preload MODULE]... -m MODULE [ARGS]"
 _SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="reload_zygote", usage=_USAGE)
+    parser = argparse.ArgumentParser(prog="zygote", usage=_USAGE)
     parser.add_argument("--preload-from", type=Path, help="import its [project].dependencies")
     parser.add_argument("--preload", action="append", default=[], metavar="MODULE")
     argv = sys.argv[1:]

@@ -1,16 +1,11 @@
-"""What the supervisor runs: a process spec (JSON-able for the detached mode) and the HTTP
-readiness probe."""
+"""What the supervisor runs: a process spec (JSON-able for the detached mode)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -51,16 +46,3 @@ class ProcessSpec:
             ready_url=data.get("ready_url"),
             ready_timeout=float(data.get("ready_timeout", 30.0)),
         )
-
-
-def http_ok(url: str, timeout: float = 1.0) -> Callable[[], bool]:
-    """A probe: GET `url` (no proxy) answers 2xx."""
-
-    def probe() -> bool:
-        try:
-            with _NO_PROXY.open(url, timeout=timeout) as response:
-                return 200 <= int(response.status) < 300
-        except (urllib.error.URLError, OSError, ValueError):
-            return False
-
-    return probe

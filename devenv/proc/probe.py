@@ -10,15 +10,17 @@ import logging
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 
 import psycopg
-import requests
 from confluent_kafka.admin import AdminClient
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 Probe = Callable[[], bool]
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Probe:
@@ -36,7 +38,7 @@ def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Pro
 
 
 def kafka(host: str, port: int) -> Probe:
-    logger = logging.getLogger("devenv.probes.kafka")
+    logger = logging.getLogger("devenv.proc.probe.kafka")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
 
@@ -79,11 +81,14 @@ def mqtt_broker(host: str, port: int) -> Probe:
     return probe
 
 
-def http(url: str) -> Probe:
+def http(url: str, timeout: float = 1.0) -> Probe:
+    """GET `url` answers 2xx; never through a proxy (the target is on this machine)."""
+
     def probe() -> bool:
         try:
-            return requests.get(url, timeout=2).ok
-        except requests.RequestException:
+            with _NO_PROXY.open(url, timeout=timeout) as response:
+                return 200 <= int(response.status) < 300
+        except (urllib.error.URLError, OSError, ValueError):
             return False
 
     return probe

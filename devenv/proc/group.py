@@ -1,7 +1,8 @@
 """Process groups we start and must stop: spawn in a new session, stop TERM then KILL.
 
 Every long-running process the project starts goes through `spawn`, so it leads its own
-process group and `stop_group` can reach its children and grandchildren too.
+process group and `stop_group` can reach its children and grandchildren too. Which of them
+are ours across commands is `devenv.proc.record`'s business.
 """
 
 from __future__ import annotations
@@ -12,49 +13,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-
-
-@dataclass(frozen=True)
-class PidFile:
-    """A pid file that is never trusted blindly: a pid is only 'running' while the process
-    still exists and was started no later than the file was written."""
-
-    path: Path
-
-    def write(self, pid: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(f"{pid}\n")
-
-    def read(self) -> int | None:
-        try:
-            return int(self.path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def running_pid(self) -> int | None:
-        pid = self.read()
-        if pid is None:
-            return None
-        try:
-            proc = psutil.Process(pid)
-            # A recycled pid belongs to a process created after our file was written.
-            if proc.create_time() > self.path.stat().st_mtime + 1:
-                return None
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-        except (psutil.NoSuchProcess, FileNotFoundError):
-            return None
-        return pid
-
-    def is_stale(self) -> bool:
-        return self.path.exists() and self.running_pid() is None
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def spawn(
@@ -64,20 +25,26 @@ def spawn(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     user: str | None = None,
+    feed: bytes | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` as the leader of a new session, stdout and stderr appended to `log_file`."""
+    """Start `argv` as the leader of a new session, stdout and stderr appended to `log_file`.
+    `feed` is written to its stdin (then closed): data that must not touch the disk."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             user=user,
         )
+    if feed is not None and proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError), proc.stdin:
+            proc.stdin.write(feed)
+    return proc
 
 
 def group_members(pid: int) -> list[psutil.Process]:

@@ -1,0 +1,158 @@
+"""The supervisor in the background: `inv run --detach`, then `status` and `stop` from any shell.
+
+`start` spawns `python -m devenv.proc.detached` in the checkout and hands it the specs on its
+stdin (their environment holds passwords: it never touches the disk or the command line); that
+process is the very `Supervisor.run` of the foreground, which records itself and its apps in
+the state folder's status file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devenv.proc import group, probe
+from devenv.proc import status as recorded_status
+from devenv.proc.logs import lines_since
+from devenv.proc.record import AlreadyRunning, Identity
+from devenv.proc.supervisor import ProcessSpec, Supervisor
+
+LOG_FILE = "supervisor.log"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DetachedError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    name: str
+    pid: int | None
+    uptime: float | None
+    ready: bool
+    restarts: int
+    log_file: Path
+
+
+@dataclass(frozen=True)
+class DetachedStatus:
+    pid: int
+    apps: list[AppStatus]
+
+
+def start(
+    specs: Sequence[ProcessSpec],
+    state_dir: Path,
+    *,
+    max_start_crashes: int = 3,
+    backoff: tuple[float, float] = (1.0, 30.0),
+    stop_timeout: float = 5.0,
+    timeout: float = 60.0,
+) -> DetachedStatus:
+    """Start the supervisor in the background and wait until every app is ready. Raises
+    AlreadyRunning, or DetachedError with the supervisor's last lines if it gives up."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    running = status(state_dir)
+    if running is not None:
+        raise AlreadyRunning(f"already running (supervisor pid {running.pid}); stop it first")
+    config = {
+        "max_start_crashes": max_start_crashes,
+        "backoff": list(backoff),
+        "stop_timeout": stop_timeout,
+        "apps": [s.to_json() for s in specs],
+    }
+    log = state_dir / LOG_FILE
+    offset = log.stat().st_size if log.exists() else 0
+    argv = [sys.executable, "-m", "devenv.proc.detached", "--state-dir", str(state_dir)]
+    proc = group.spawn(argv, log_file=log, cwd=_REPO_ROOT, feed=json.dumps(config).encode())
+
+    def all_ready() -> bool:
+        current = status(state_dir)
+        return bool(current and current.pid == proc.pid and len(current.apps) == len(specs)
+                    and all(a.ready for a in current.apps))  # fmt: skip
+
+    if probe.wait_until(all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None):
+        return status(state_dir) or DetachedStatus(proc.pid, [])
+    if proc.poll() is None:
+        stop(state_dir, timeout=stop_timeout + 5)
+    tail = "\n".join(f"    {line}" for line in lines_since(log, offset, 20))
+    if "already running" in tail:
+        raise AlreadyRunning(tail.strip())
+    raise DetachedError(f"the detached supervisor did not get every app ready:\n{tail}")
+
+
+def status(state_dir: Path) -> DetachedStatus | None:
+    """What the supervisor recorded, if it is running (None otherwise)."""
+    recorded = recorded_status.read(state_dir)
+    if recorded is None:
+        return None
+    supervisor = Identity.from_json(recorded.get("supervisor"))
+    if supervisor is None or not supervisor.alive():
+        return None
+    now = time.time()
+    apps = []
+    for name, app in recorded.get("apps", {}).items():
+        identity = Identity.from_json(app.get("identity"))
+        apps.append(
+            AppStatus(
+                name=name,
+                pid=identity.pid if identity else None,
+                uptime=now - app["started_at"] if app.get("started_at") else None,
+                ready=bool(app.get("ready")),
+                restarts=int(app.get("restarts", 0)),
+                log_file=Path(app["log_file"]),
+            )
+        )
+    return DetachedStatus(pid=supervisor.pid, apps=apps)
+
+
+def stop(state_dir: Path, timeout: float = 15.0) -> bool:
+    """SIGTERM the supervisor, which stops its apps. If it is gone or does not exit within
+    `timeout`, stop its group and any recorded app still alive ourselves. True if it ran."""
+    current = status(state_dir)
+    if current is None:
+        recorded_status.stop_orphans(state_dir, 5)
+        return False
+    os.kill(current.pid, signal.SIGTERM)
+    if not group.wait_gone(current.pid, timeout):
+        group.stop_group(current.pid, 5)
+        recorded_status.stop_orphans(state_dir, 5)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devenv.proc.detached",
+        description="Supervise the apps of the JSON spec read from stdin until signalled.",
+    )
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--echo", action="store_true", help="also echo app lines (foreground use)")
+    args = parser.parse_args(argv)
+    config = json.loads(sys.stdin.read())
+    initial, maximum = config.get("backoff", (1.0, 30.0))
+    supervisor = Supervisor(
+        [ProcessSpec.from_json(app) for app in config["apps"]],
+        echo=args.echo,
+        color=False,
+        state_dir=args.state_dir,
+        max_start_crashes=int(config.get("max_start_crashes", 3)),
+        backoff=(float(initial), float(maximum)),
+        stop_timeout=float(config.get("stop_timeout", 5.0)),
+    )
+    try:
+        return supervisor.run()
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Which processes are ours, written down so that a later command, or another shell, finds them.
+
+A record names a process by the kernel's own identity: its pid, its start time in clock ticks
+since boot (`/proc/<pid>/stat`) and the boot it belongs to (`/proc/sys/kernel/random/boot_id`).
+A wall-clock step (NTP after resume, a VM restore) changes none of them, and a recycled pid or
+a copied state folder cannot match. Records are written atomically (temporary file, fsync,
+rename) and readable by their owner only; a failed write raises `StateWriteError`, so the
+caller stops what it just started instead of leaving it untracked.
+
+`Lock` is the exclusive lock a command holds on a state folder while it changes it: the
+kernel drops it when the holder dies, so a killed command never leaves it held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+_PROC = Path("/proc")
+
+
+class StateWriteError(OSError):
+    """A state file could not be written (disk full, read-only): the message says which."""
+
+
+class AlreadyRunning(RuntimeError):
+    """Another command holds the lock: the message names its pid and what to do."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    pid: int
+    start: int  # clock ticks after boot when the process started
+    boot: str
+
+    @classmethod
+    def of(cls, pid: int) -> Identity | None:
+        """The live process `pid` as the kernel knows it; None if it is gone or a zombie."""
+        try:
+            if _PROC.is_dir():
+                stat = (_PROC / str(pid) / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if fields[0] in ("Z", "X"):
+                    return None
+                return cls(pid, int(fields[19]), _boot_id())
+            proc = psutil.Process(pid)  # no /proc (macOS): the same facts through psutil
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return cls(pid, round(proc.create_time() * 100), str(psutil.boot_time()))
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return None
+
+    def alive(self) -> bool:
+        """Still this very process (not a recycled pid, not a zombie)."""
+        return Identity.of(self.pid) == self
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Identity | None:
+        try:
+            return cls(int(data["pid"]), int(data["start"]), str(data["boot"]))
+        except (TypeError, KeyError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One process's record file: its identity plus whatever the owner adds (`extra`)."""
+
+    path: Path
+
+    def write(self, identity: Identity, **extra: Any) -> None:
+        write_atomic(self.path, json.dumps({**extra, **identity.as_json()}))
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def identity(self) -> Identity | None:
+        data = self.read()
+        return Identity.from_json(data) if data is not None else None
+
+    def running(self) -> Identity | None:
+        """The recorded process, if it is still alive; None otherwise."""
+        identity = self.identity()
+        return identity if identity is not None and identity.alive() else None
+
+    def is_stale(self) -> bool:
+        return self.path.exists() and self.running() is None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` with `text` in one step: readers see the old file or the new one, never
+    half of it. Raises StateWriteError (the old file is kept) when it cannot."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise StateWriteError(
+            f"could not write {path}: {exc.strerror} (free some disk space, or "
+            "set STATE_DIR to a writable folder)"
+        ) from None
+
+
+@dataclass
+class Lock:
+    """An exclusive `flock` on `path`, holding the holder's pid for the message of others."""
+
+    path: Path
+    what: str
+    _fd: int | None = None
+
+    def acquire(self, wait: bool) -> None:
+        """Take the lock; with `wait`, queue behind the holder, else raise AlreadyRunning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(
+                f"{self.what} is already running (pid {holder}); stop it first (`inv down`)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    @contextlib.contextmanager
+    def held(self, wait: bool = True) -> Iterator[None]:
+        self.acquire(wait)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def _boot_id() -> str:
+    return (_PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()

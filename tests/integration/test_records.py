@@ -1,0 +1,217 @@
+"""Which processes are ours, proved by breaking it: a supervisor killed with -9, two runs at
+once, a clock step, a copied state folder, a full disk. Nothing may be left untracked, nothing
+unrelated signalled."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from devenv.proc import detached
+from devenv.proc.detached import DetachedStatus
+from devenv.proc.record import AlreadyRunning
+from devenv.proc.supervisor import Supervisor
+from devenv.stack import free_ports
+from tests.fixtures.running import get, gone, wait_for
+from tests.integration.test_native_stack import Stack
+from tests.integration.test_supervisor import pyapp
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def test_a_run_after_a_killed_supervisor_stops_the_apps_it_left(
+    tmp_path: Path, reaper: list[int]
+) -> None:
+    (port,) = free_ports(1)
+    state = tmp_path / "state"
+    first = detached.start([pyapp("app", port, tmp_path, "--message", "old")], state, timeout=30)
+    old_app = first.apps[0].pid
+    assert old_app is not None
+    reaper.extend([first.pid, old_app])
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: gone(first.pid), 5, "the supervisor killed")
+    assert get(f"http://127.0.0.1:{port}/") == "old"  # orphaned, still serving
+
+    second = detached.start([pyapp("app", port, tmp_path, "--message", "new")], state, timeout=30)
+    reaper.extend([second.pid, *(a.pid for a in second.apps if a.pid)])
+
+    assert gone(old_app)
+    assert get(f"http://127.0.0.1:{port}/") == "new"
+    assert second.apps[0].pid not in (None, old_app)
+    log = (state / detached.LOG_FILE).read_text()
+    assert f"stopped app (pid {old_app}), left running by a killed supervisor" in log
+    assert detached.stop(state)
+    wait_for(lambda: get(f"http://127.0.0.1:{port}/healthz") is None, 10, "the app stopped")
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_runs_at_once_one_runs_the_other_is_refused(
+    tmp_path: Path, reaper: list[int], attempt: int
+) -> None:
+    state = tmp_path / "state"
+    ports = free_ports(2)
+    barrier = threading.Barrier(2)
+    results: list[DetachedStatus | AlreadyRunning] = []
+
+    def start(port: int) -> None:
+        spec = pyapp("app", port, tmp_path / str(port))
+        barrier.wait()
+        try:
+            results.append(detached.start([spec], state, timeout=30))
+        except AlreadyRunning as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=start, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for result in results:
+        if isinstance(result, DetachedStatus):
+            reaper.extend([result.pid, *(a.pid for a in result.apps if a.pid)])
+    assert sorted(type(r).__name__ for r in results) == ["AlreadyRunning", "DetachedStatus"]
+
+    assert detached.stop(state)
+    for port in ports:
+        wait_for(lambda p=port: get(f"http://127.0.0.1:{p}/healthz") is None, 10, "apps gone")
+
+
+def test_a_clock_step_does_not_make_a_live_server_look_stale(stack: Stack) -> None:
+    stack.inv("up", "-c", "mqtt")
+    record = stack.state_dir / "native" / "emqx" / "emqx.pid"
+    (broker,) = stack.our_processes()
+    # The wall clock jumped: the record now looks written an hour before the server started.
+    an_hour_ago = time.time() - 3600
+    os.utime(record, (an_hour_ago, an_hour_ago))
+    row = next(line for line in stack.inv("status").stdout.splitlines() if line.startswith("mqtt"))
+    assert row.split()[3] == "running", row
+    stack.inv("down")
+    assert gone(broker.pid)
+
+
+@pytest.mark.parametrize("copied", ["pid only", "another process's start"])
+def test_a_record_naming_an_unrelated_process_never_signals_it(stack: Stack, copied: str) -> None:
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    try:
+        record = stack.state_dir / "native" / "emqx" / "emqx.pid"
+        stack.inv("up", "-c", "mqtt")
+        stack.inv("down")
+        # A state folder copied from elsewhere, or a pid recycled: the record names a live
+        # process that this project never started.
+        if copied == "pid only":
+            record.write_text(f"{stranger.pid}\n")
+        else:
+            record.write_text(f'{{"pid": {stranger.pid}, "start": 1, "boot": "elsewhere"}}')
+        result = stack.inv("down")
+        assert "nothing running" in result.stdout
+        assert stranger.poll() is None, "an unrelated process was signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """A file system with room for `files` files (its root folder counts as one) and not one
+    more: the next new file fails with ENOSPC, exactly as on a full disk. The count is what
+    the code under test writes before the record it must not lose."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(files: int) -> Path:
+        point = tmp_path / f"full{len(mounted)}"
+        point.mkdir()
+        options = f"size=1m,nr_inodes={files},mode=0700"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_full_disk_stops_the_app_it_could_not_record(
+    small_disk: Callable[[int], Path], tmp_path: Path
+) -> None:
+    (port,) = free_ports(1)
+    out = io.StringIO()
+    # Room for the lock and the first status file: the status naming the app fails.
+    state = small_disk(3)
+    supervisor = Supervisor([pyapp("app", port, tmp_path)], out=out, state_dir=state)
+    code = supervisor.run()
+    assert code == 1
+    assert supervisor.failure is not None
+    assert "could not write" in supervisor.failure and "No space left" in supervisor.failure
+    assert "stopping everything" in supervisor.failure
+    # The app was started, could not be recorded, and was stopped again: nothing runs.
+    assert _processes_with(f"--port {port}") == []
+    assert get(f"http://127.0.0.1:{port}/healthz") is None
+
+
+def test_a_full_disk_stops_the_server_it_could_not_record(
+    small_disk: Callable[[int], Path],
+) -> None:
+    # Room for the marker, lock, backend, native/, emqx/, data/, the config and the log:
+    # the broker starts, its record cannot be written.
+    state = small_disk(9)
+    stack = Stack(state)
+    result = stack.inv("up", "-c", "mqtt", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: could not write ")
+    assert "emqx.pid: No space left on device (free some disk space" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stack.our_processes() == []
+
+
+def _processes_with(text: str) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if text in " ".join(proc.info["cmdline"] or []) and proc.info["status"] != "zombie":
+            found.append(proc.pid)
+    return found
+
+
+def test_detached_apps_leave_no_secret_on_disk(tmp_path: Path, reaper: list[int]) -> None:
+    (port,) = free_ports(1)
+    state = tmp_path / "state"
+    secret = "pw-detached-4b1d-never-written"
+    spec = dataclasses.replace(pyapp("app", port, tmp_path), env={"POSTGRES_PASSWORD": secret})
+    started = detached.start([spec], state, timeout=30)
+    reaper.extend([started.pid, *(a.pid for a in started.apps if a.pid)])
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert written, "the supervisor records its state"
+    assert [path for path in written if secret.encode() in path.read_bytes()] == []
+    for record in state.glob("*.json"):
+        assert record.stat().st_mode & 0o077 == 0, f"{record} is readable by others"
+    # The app did get it: through the environment, not a file.
+    app = psutil.Process(started.apps[0].pid)
+    assert app.environ().get("POSTGRES_PASSWORD") == secret
+    assert detached.stop(state)
+
+
+def test_inv_run_while_the_apps_run_is_refused_before_it_builds(
+    stack: Stack, tmp_path: Path, reaper: list[int]
+) -> None:
+    (port,) = free_ports(1)
+    running = detached.start([pyapp("app", port, tmp_path)], stack.state_dir / "apps")
+    reaper.extend([running.pid, *(a.pid for a in running.apps if a.pid)])
+    result = stack.inv("run", check=False)
+    assert result.returncode == 1
+    assert f"the apps already run (supervisor pid {running.pid})" in result.stderr
+    assert stack.inv("status").stdout.count("stopped") == 4  # nothing was started
+    assert detached.stop(stack.state_dir / "apps")
