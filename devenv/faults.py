@@ -18,10 +18,10 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv import apps, backends
-from devenv.proc import detached, group
 from devenv.backends.base import InfraError, Say
-from devenv.settings import Settings
+from devenv.proc import detached, group
 from devenv.proc.spec import ProcessSpec
+from devenv.settings import Settings
 
 FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/failpoint
 
