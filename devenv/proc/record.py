@@ -92,7 +92,21 @@ class Record:
 
     def identity(self) -> Identity | None:
         data = self.read()
-        return Identity.from_json(data) if data is not None else None
+        return Identity.from_json(data) if data is not None else self._legacy()
+
+    def _legacy(self) -> Identity | None:
+        """A bare pid, as versions before these records wrote: trusted by the rule those
+        versions used (the process started no later than the file was written), so that a
+        stack they started can still be stopped after an upgrade."""
+        try:
+            text = self.path.read_text().strip()
+            if not text.isdigit():
+                return None
+            identity = Identity.of(int(text))
+            started = psutil.Process(int(text)).create_time()
+            return identity if started <= self.path.stat().st_mtime + 1 else None
+        except (OSError, ValueError, psutil.Error):
+            return None
 
     def running(self) -> Identity | None:
         """The recorded process, if it is still alive; None otherwise."""

@@ -20,7 +20,7 @@ import pytest
 
 from devenv.proc import detached
 from devenv.proc.detached import DetachedStatus
-from devenv.proc.record import AlreadyRunning
+from devenv.proc.record import AlreadyRunning, Identity, Record
 from devenv.proc.supervisor import Supervisor
 from devenv.stack import free_ports
 from tests.fixtures.running import get, gone, wait_for
@@ -215,3 +215,22 @@ def test_inv_run_while_the_apps_run_is_refused_before_it_builds(
     assert f"the apps already run (supervisor pid {running.pid})" in result.stderr
     assert stack.inv("status").stdout.count("stopped") == 4  # nothing was started
     assert detached.stop(stack.state_dir / "apps")
+
+
+def test_a_bare_pid_file_of_an_earlier_version_is_still_ours(tmp_path: Path) -> None:
+    """After an upgrade, `inv down` still stops the stack the previous version started and
+    recorded as a bare pid; a pid file older than its process is not trusted."""
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        wait_for(lambda: psutil.Process(proc.pid).create_time() < time.time() - 0.01, 5, "sleep up")
+        written_after = Record(tmp_path / "postgres.pid")
+        written_after.path.write_text(f"{proc.pid}\n")
+        assert written_after.running() == Identity.of(proc.pid)
+
+        written_before = Record(tmp_path / "kafka.pid")
+        written_before.path.write_text(f"{proc.pid}\n")
+        os.utime(written_before.path, (time.time() - 3600, time.time() - 3600))
+        assert written_before.running() is None
+    finally:
+        proc.kill()
+        proc.wait()
