@@ -25,7 +25,7 @@ from pathlib import Path
 import nox
 
 from devenv import lint as lint_tools
-from devenv import settings
+from devenv import sessions, settings
 from devenv.sessions import find_interpreters, go_test, kept, private_stack, pytest, route
 from devenv.stack import infra_running
 
@@ -50,12 +50,12 @@ def pythons(versions: list[str]) -> list[object]:
 
 def install(session: nox.Session, *groups: str) -> None:
     """The automation package and the named dependency groups of pyproject.toml."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
+    sessions.install(session, "-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
 def install_ai(session: nox.Session, *groups: str) -> None:
     """The AI inference service from its own pyproject.toml, with its dependency groups."""
-    session.install("-e", AI, *nox.project.dependency_groups(AI_PYPROJECT, *groups))
+    sessions.install(session, "-e", AI, *nox.project.dependency_groups(AI_PYPROJECT, *groups))
 
 
 @nox.session(tags=["quick", "ci"])

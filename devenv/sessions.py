@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -54,6 +55,21 @@ def route(posargs: Sequence[str], default: str = "pytest") -> Args:
             routed[target].append(arg)
     own = frozenset(arg for arg in posargs if arg in OWN_FLAGS)
     return Args(tuple(routed["pytest"]), tuple(routed["go"]), own)
+
+
+def install(session: nox.Session, *args: str) -> None:
+    """`session.install`, skipped while the venv already holds these very requirements from
+    unchanged pyproject files (a new venv, `nox -r`, or an edit installs again)."""
+    key = hashlib.sha256("\0".join(args).encode())
+    for name in results.tree_files(REPO_ROOT):
+        if name.endswith("pyproject.toml"):
+            key.update((REPO_ROOT / name).read_bytes())
+    stamp = Path(str(session.virtualenv.location)) / ".installed" / key.hexdigest()
+    if stamp.exists():
+        return
+    session.install(*args)
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.touch()
 
 
 def cell_slug(session_name: str) -> str:
