@@ -116,7 +116,8 @@ def kept(
         def run(session: nox.Session, **params: Any) -> None:
             if "backend" in params:
                 require_engine(session, params["backend"])
-            values = [session.name, _interpreter(session), *(_output(t) for t in tools)]
+            chosen = [arg for arg in session.posargs if arg != "--force"]  # a selection is an input
+            values = [session.name, *chosen, _interpreter(session), *(_output(t) for t in tools)]
             if reads_settings:
                 values += [f"{k}={v}" for k, v in sorted(settings.load().as_env().items())]
             inputs = results.Inputs(tuple(globs), tuple(values))

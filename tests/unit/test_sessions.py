@@ -112,6 +112,18 @@ def test_a_cell_runs_again_only_after_an_edit_to_its_inputs(repo: Path, tmp_path
     assert runs == ["ran:pass", "ran:pass"]
 
 
+def test_a_run_of_a_selection_is_not_a_pass_of_the_whole_cell(repo: Path, tmp_path: Path) -> None:
+    runs = ["pass", "pass", "pass"]
+    contract = contract_runs(runs)
+
+    contract(Cell("contract", tmp_path / "venv", ["-k", "parity"]))
+    contract(Cell("contract", tmp_path / "venv"))
+    with pytest.raises(Skipped):
+        contract(Cell("contract", tmp_path / "venv"))
+
+    assert runs == ["pass", "ran:pass", "ran:pass"]
+
+
 def test_force_and_ci_run_it_anyway(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
