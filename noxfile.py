@@ -116,7 +116,7 @@ def ai(session: nox.Session) -> None:
                chosen=route(session.posargs).pytest)  # fmt: skip
 
 
-@nox.session(tags=[])
+@nox.session
 @nox.parametrize(
     "race",
     [nox.param(False, id="plain", tags=["quick"]), nox.param(True, id="race", tags=["ci"])],
