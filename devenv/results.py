@@ -37,11 +37,12 @@ class Passed:
     at: datetime
     commit: str
 
-    def reuse_message(self, session: str) -> str:
+    def reuse_message(self) -> str:
+        """Nox prints it as `Session e2e skipped: inputs unchanged since ...`."""
         today = self.at.date() == datetime.now().date()
         when = self.at.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
         return (
-            f"{session}: inputs unchanged since it passed at {when} ({self.commit}) "
+            f"inputs unchanged since it passed at {when} ({self.commit}) "
             "— not run again; --force runs it"
         )
 

@@ -127,7 +127,7 @@ def kept(
             if results.enabled(dict(os.environ), session.posargs):
                 passed = kept_results.passed_with(slug, state)
                 if passed:
-                    session.skip(passed.reuse_message(session.name))
+                    session.skip(passed.reuse_message())
             shutil.rmtree(reports_dir(session), ignore_errors=True)
             reports_dir(session).mkdir(parents=True)
             try:

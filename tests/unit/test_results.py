@@ -74,8 +74,8 @@ def test_a_pass_is_reused_with_the_same_inputs_only(tmp_path: Path) -> None:
 
     passed = kept.passed_with("contract", "a" * 64)
     assert passed is not None
-    assert passed.reuse_message("contract") == (
-        f"contract: inputs unchanged since it passed at {passed.at:%H:%M} (a1b2c3d) "
+    assert passed.reuse_message() == (
+        f"inputs unchanged since it passed at {passed.at:%H:%M} (a1b2c3d) "
         "— not run again; --force runs it"
     )
     assert kept.passed_with("contract", "b" * 64) is None

@@ -101,7 +101,7 @@ def test_a_cell_runs_again_only_after_an_edit_to_its_inputs(repo: Path, tmp_path
     cell = Cell("contract", tmp_path / "venv")
 
     contract(cell)
-    with pytest.raises(Skipped, match=r"^contract: inputs unchanged since it passed at \d\d:\d\d"):
+    with pytest.raises(Skipped, match=r"^inputs unchanged since it passed at \d\d:\d\d"):
         contract(cell)
     (repo / "README.md").write_text("an undeclared file\n")
     with pytest.raises(Skipped):
