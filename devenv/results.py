@@ -23,7 +23,9 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml
 
-KEPT_FAILURES = 5  # input states whose failed tests are remembered, to spot a flaky one
+# Input states remembered per session: passes (switching branches back and forth reuses them)
+# and failures (whose tests become flaky if the same inputs then pass).
+KEPT_STATES = 5
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ class Results:
         self.folder = folder
 
     def passed_with(self, session: str, inputs_digest: str) -> Passed | None:
-        passed = self._read(session).get("passed")
-        if not passed or passed["inputs"] != inputs_digest:
+        passed = self._read(session).get("passed", {}).get(inputs_digest)
+        if passed is None:
             return None
         return Passed(datetime.fromisoformat(passed["at"]), passed["commit"])
 
@@ -107,7 +109,7 @@ class Results:
         earlier = record.setdefault("failures", {}).pop(inputs_digest, None)
         flaky = [Flaky(test, earlier["at"]) for test in earlier["tests"]] if earlier else []
         now = datetime.now().isoformat(timespec="seconds")
-        record["passed"] = {"inputs": inputs_digest, "at": now, "commit": commit}
+        _keep_last(record.setdefault("passed", {}), inputs_digest, {"at": now, "commit": commit})
         record.setdefault("flaky", []).extend(
             {"test": f.test, "failed_at": f.failed_at, "passed_at": now} for f in flaky
         )
@@ -115,15 +117,13 @@ class Results:
         return flaky
 
     def record_failure(self, session: str, inputs_digest: str, tests: Iterable[str]) -> None:
-        """Forget any pass (a failed run is never reused) and remember what failed."""
+        """Forget a pass on these inputs (a failed run is never reused); remember what failed."""
         record = self._read(session)
-        record.pop("passed", None)
-        failures = record.setdefault("failures", {})
-        failures.pop(inputs_digest, None)
+        record.setdefault("passed", {}).pop(inputs_digest, None)
         at = datetime.now().strftime("%H:%M:%S")
-        failures[inputs_digest] = {"at": at, "tests": sorted(tests)}
-        for old in list(failures)[:-KEPT_FAILURES]:
-            del failures[old]
+        _keep_last(
+            record.setdefault("failures", {}), inputs_digest, {"at": at, "tests": sorted(tests)}
+        )
         self._write(session, record)
 
     def _path(self, session: str) -> Path:
@@ -138,6 +138,14 @@ class Results:
     def _write(self, session: str, record: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._path(session).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _keep_last(entries: dict[str, Any], key: str, value: dict[str, Any]) -> None:
+    """Add or move `key` to the end, then drop the oldest beyond KEPT_STATES."""
+    entries.pop(key, None)
+    entries[key] = value
+    for old in list(entries)[:-KEPT_STATES]:
+        del entries[old]
 
 
 def commit(root: Path) -> str:

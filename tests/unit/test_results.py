@@ -82,6 +82,17 @@ def test_a_pass_is_reused_with_the_same_inputs_only(tmp_path: Path) -> None:
     assert kept.passed_with("e2e", "a" * 64) is None
 
 
+def test_going_back_to_earlier_inputs_reuses_their_pass(tmp_path: Path) -> None:
+    kept = Results(tmp_path / "results")
+    kept.record_pass("contract", "before-edit", "a1b2c3d")
+    kept.record_pass("contract", "after-edit", "a1b2c3d")
+
+    assert kept.passed_with("contract", "before-edit") is not None
+    for n in range(results.KEPT_STATES):
+        kept.record_pass("contract", f"later-{n}", "a1b2c3d")
+    assert kept.passed_with("contract", "before-edit") is None  # only the last few are kept
+
+
 def test_a_failed_run_is_never_reused(tmp_path: Path) -> None:
     kept = Results(tmp_path / "results")
     kept.record_pass("unit", "same", "a1b2c3d")
