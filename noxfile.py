@@ -64,11 +64,14 @@ def lint(session: nox.Session) -> None:
     """Ruff, mypy, gofmt, go vet, actionlint, compose.yaml through the real Compose loader."""
     install(session, "lint")
     install_ai(session, "lint", "test")
+    reports = sessions.reports_dir(session)
+    session.run("ruff", "check", "--output-format=junit", f"-o={reports / 'ruff.xml'}", ".",
+                success_codes=[0, 1], silent=True)  # fmt: skip
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy")
+    session.run("mypy", f"--junit-xml={reports / 'mypy.xml'}")
     with session.chdir(AI):
-        session.run("mypy")
+        session.run("mypy", f"--junit-xml={reports / 'mypy-ai.xml'}")
     with session.chdir("services/platform"):
         unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
         if unformatted:
