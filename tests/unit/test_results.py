@@ -115,7 +115,7 @@ def test_failed_then_passed_on_the_same_inputs_is_flaky(tmp_path: Path) -> None:
     assert kept.record_pass("e2e", "inputs-3", "a1b2c3d") == []
 
 
-@pytest.mark.tools  # runs nox / pytest as subprocesses
+@pytest.mark.tools  # runs pytest as a subprocess
 def test_failed_tests_are_read_from_a_real_junit_report(tmp_path: Path) -> None:
     (tmp_path / "test_sample.py").write_text(
         "import pytest\n"

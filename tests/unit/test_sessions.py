@@ -45,6 +45,10 @@ class Skipped(Exception):
     pass
 
 
+class Failed(Exception):
+    pass
+
+
 class Cell:
     """What `kept` uses of a nox.Session: its name, arguments, venv, skip and warn."""
 
@@ -59,6 +63,9 @@ class Cell:
 
     def warn(self, line: str) -> None:
         self.warnings.append(line)
+
+    def error(self, reason: str) -> None:
+        raise Failed(reason)
 
 
 @pytest.fixture
@@ -157,7 +164,30 @@ def test_a_failed_run_is_not_kept_and_a_pass_after_it_names_the_flaky_test(
     assert cell.warnings[0].endswith("and passed now, on the same inputs")
 
 
-@pytest.mark.tools  # runs nox / pytest as subprocesses
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions.backends, "docker_engine_answers", lambda: False)
+    monkeypatch.delenv("REQUIRE_DOCKER", raising=False)
+
+
+def test_a_docker_cell_without_an_engine_skips_with_one_line(
+    no_engine: None, tmp_path: Path
+) -> None:
+    cell = Cell("e2e(docker)", tmp_path)
+    with pytest.raises(Skipped, match=r"^no Docker engine answers here; CI runs this cell"):
+        sessions.require_engine(cell, "docker")
+    sessions.require_engine(cell, "native")
+
+
+def test_a_docker_cell_without_an_engine_fails_where_docker_is_required(
+    no_engine: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUIRE_DOCKER", "1")
+    with pytest.raises(Failed, match="REQUIRE_DOCKER=1 but no Docker engine answers"):
+        sessions.require_engine(Cell("e2e(docker)", tmp_path), "docker")
+
+
+@pytest.mark.tools  # runs nox as a subprocess
 def test_the_ci_matrix_is_every_ci_cell_nox_lists() -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "nox", "-l", "--json"],
