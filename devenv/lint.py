@@ -4,16 +4,12 @@ loader on compose.yaml, and actionlint built once from the Go module proxy."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from devenv import gotools
 from devenv.settings import REPO_ROOT
-
-ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.7"
-TOOL_BIN = Path.home() / ".cache" / "platform-devenv" / "bin"
 
 
 def compose_binary() -> str:
@@ -29,17 +25,7 @@ def compose_binary() -> str:
 
 
 def actionlint() -> str:
-    """actionlint, `go install`ed once into the tool cache (its PyPI wrapper needs a
-    download outside the package registries)."""
-    installed = TOOL_BIN / "actionlint"
-    if not installed.exists():
-        go = shutil.which("go")
-        if go is None:
-            raise RuntimeError("go is needed to install actionlint: install Go 1.24+")
-        subprocess.run(
-            [go, "install", ACTIONLINT], env={**os.environ, "GOBIN": str(TOOL_BIN)}, check=True
-        )
-    return str(installed)
+    return gotools.installed(gotools.ACTIONLINT)
 
 
 def workflows() -> list[str]:

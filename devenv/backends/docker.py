@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.settings import REPO_ROOT, Settings
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
+PS_ARGS = ("ps", "--all", "--format", "json")
 
 
 class DockerBackend:
@@ -54,11 +56,8 @@ class DockerBackend:
             }
         )
         t0 = time.monotonic()
-        timeout = str(int(self.settings.UP_TIMEOUT))
         try:
-            result = self._run(
-                "up", "--detach", "--wait", "--wait-timeout", timeout, *todo, check=False
-            )
+            result = self._run(*self._up_args(todo), check=False)
         except KeyboardInterrupt:
             self.say("interrupted: stopping what this `inv up` started")
             self._run("stop", *todo, check=False)
@@ -71,6 +70,17 @@ class DockerBackend:
                 f"{result.stderr.strip()}\nLast log lines:\n{details}"
             )
         self.say(f"all healthy in {time.monotonic() - t0:.1f}s (docker)")
+
+    def dry_run_up(self, names: list[str]) -> list[str]:
+        """The commands `up` runs on a project where nothing runs yet, as shell lines."""
+        return [
+            shlex.join(self.command(*PS_ARGS)),
+            shlex.join(self.command(*self._up_args(self._services(names)))),
+        ]
+
+    def _up_args(self, services: list[str]) -> list[str]:
+        timeout = str(int(self.settings.UP_TIMEOUT))
+        return ["up", "--detach", "--wait", "--wait-timeout", timeout, *services]
 
     def down(self, names: list[str]) -> None:
         if names:
@@ -87,7 +97,7 @@ class DockerBackend:
         self._run("down", "--volumes", "--remove-orphans")
 
     def status(self) -> list[ComponentStatus]:
-        result = self._run("ps", "--all", "--format", "json", check=False)
+        result = self._run(*PS_ARGS, check=False)
         rows = {row["Service"]: row for row in parse_ps(result.stdout)}
         statuses = []
         for component in self.components:

@@ -10,19 +10,29 @@ from invoke.tasks import task
 
 from devenv import apps, backends, settings
 from devenv import doctor as checks
+from devenv.backends.docker import DockerBackend
 from devenv.proc import logs as logfiles
 from devenv.tasks import user_errors
 
 
 @task(
     iterable=["component"],
-    help={"component": "Start only this component (role or service name); repeatable."},
+    help={
+        "component": "Start only this component (role or service name); repeatable.",
+        "dry-run": "Print the exact `docker compose` commands (docker backend); start nothing.",
+    },
 )
-def up(c: Context, component: list[str] | None = None) -> None:
+def up(c: Context, component: list[str] | None = None, dry_run: bool = False) -> None:
     """Start PostgreSQL, the Kafka-API bus, the MQTT broker and the gateway; wait until healthy."""
     with user_errors():
-        backend = backends.select(settings.load())
-        backend.up(component or [])
+        current = settings.load()
+        if dry_run:
+            lines = DockerBackend(current).dry_run_up(component or [])
+            here = current.INFRA_BACKEND
+            print(f"# `inv up` with INFRA_BACKEND=docker, nothing running yet (here: {here}):")
+            print("\n".join(lines))
+            return
+        backends.select(current).up(component or [])
 
 
 @task(iterable=["component"], help={"component": "Stop only this component (or app); repeatable."})
