@@ -3,6 +3,7 @@ for processes a test started outside of one."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pytest
 
 from devenv.proc import group
 from tests.integration.test_native_stack import Stack
+
+# Tests interrupt `inv up` / `inv run` with SIGINT as a terminal would. A suite started in the
+# background by a non-interactive shell inherits SIGINT as ignored, and an ignored signal stays
+# ignored in every child: Python there would install no KeyboardInterrupt handler. A handler of
+# our own is reset to the default across exec, so the children get theirs back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
