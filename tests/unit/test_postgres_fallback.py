@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devenv.backends.base import InfraError
-from devenv.backends.native.postgres import own_private_folder
+from devenv.backends.native.postgres import own_private_folder, refuse_earlier_data
 
 
 def test_a_new_folder_is_made_traversable_not_listable(tmp_path: Path) -> None:
@@ -40,3 +40,18 @@ def test_a_folder_others_can_write_to_or_a_symlink_is_refused(tmp_path: Path) ->
     (tmp_path / "elsewhere").mkdir()
     with pytest.raises(InfraError, match="not a private folder of yours"):
         own_private_folder(link)
+
+
+def test_data_of_an_earlier_version_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "PG_VERSION").write_text("15\n")
+    (data / "pg_hba.conf").write_text(
+        "# TYPE DATABASE USER ADDRESS METHOD\n"
+        "local all all trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    with pytest.raises(InfraError, match=r"earlier version .* `inv clean --yes` removes it"):
+        refuse_earlier_data(data)
+    (data / "pg_hba.conf").write_text("# trust (a comment)\nlocal all all scram-sha-256\n")
+    refuse_earlier_data(data)  # today's data: served

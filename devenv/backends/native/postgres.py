@@ -49,6 +49,7 @@ class Postgres(Recipe):
         # A password file an interrupted initdb left behind goes before anything else.
         (self.data_dir.parent / "initdb.pw").unlink(missing_ok=True)
         if (self.data_dir / "PG_VERSION").exists():
+            refuse_earlier_data(self.data_dir)
             return
         say(f"postgres: initdb {self.data_dir} (once)")
         data = self._reachable_data_dir()
@@ -159,6 +160,24 @@ class Postgres(Recipe):
 
     def _digest(self) -> str:
         return hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+
+
+def refuse_earlier_data(data: Path) -> None:
+    """Data that an earlier version of this project initialised lets every local user in
+    without a password (`trust` in pg_hba.conf), and usually sits where the server's user can
+    no longer reach it (the state folder is private now): say so, and how to start afresh,
+    instead of serving it or failing on "Permission denied"."""
+    hba = data / "pg_hba.conf"
+    try:
+        rules = [line.split() for line in hba.read_text().splitlines()]
+    except OSError:
+        rules = []
+    if any(rule and not rule[0].startswith("#") and "trust" in rule for rule in rules):
+        raise InfraError(
+            f"PostgreSQL data at {data} was made by an earlier version of this project and "
+            "trusts every local user without a password: `inv clean --yes` removes it (the "
+            "next `inv up` starts an empty database; `pg_dump` first to keep it)"
+        )
 
 
 def fallback_root() -> Path:
