@@ -25,7 +25,7 @@ from typing import Any
 
 import nox
 
-from devenv import backends, gotools, results, settings
+from devenv import backends, gotools, results, settings, state
 from devenv.settings import REPO_ROOT
 from devenv.stack import isolated_env, platform_running
 
@@ -123,19 +123,21 @@ def kept(
             inputs = results.Inputs(tuple(globs), tuple(values))
             kept_results = results.Results(RESULTS)
             slug = cell_slug(session.name)
-            state = results.digest(REPO_ROOT, inputs)
+            digest = results.digest(REPO_ROOT, inputs)
             if results.enabled(dict(os.environ), session.posargs):
-                passed = kept_results.passed_with(slug, state)
+                passed = kept_results.passed_with(slug, digest)
                 if passed:
                     session.skip(passed.reuse_message())
             shutil.rmtree(reports_dir(session), ignore_errors=True)
+            state.claim(REPORTS.parent)  # created and marked as ours, as `inv up` would
             reports_dir(session).mkdir(parents=True)
             try:
                 body(session, **params)
             except Exception:
-                kept_results.record_failure(slug, state, results.failed_tests(reports_dir(session)))
+                failed = results.failed_tests(reports_dir(session))
+                kept_results.record_failure(slug, digest, failed)
                 raise
-            for flaky in kept_results.record_pass(slug, state, results.commit(REPO_ROOT)):
+            for flaky in kept_results.record_pass(slug, digest, results.commit(REPO_ROOT)):
                 session.warn(flaky.line())
 
         return run
@@ -166,11 +168,11 @@ def require_engine(session: nox.Session, backend: str) -> None:
 def private_stack(session: nox.Session, backend: str) -> Iterator[dict[str, str]]:
     """A fresh whole stack of its own (free ports, state and logs under .state/<cell>/, its
     own Compose project) for the duration; yields the environment that points at it."""
-    state = REPO_ROOT / ".state" / cell_slug(session.name)
-    shutil.rmtree(state, ignore_errors=True)  # cold: a fresh stack every run
-    env = {**isolated_env(state), "INFRA_BACKEND": backend}
+    folder = REPO_ROOT / ".state" / cell_slug(session.name)
+    shutil.rmtree(folder, ignore_errors=True)  # cold: a fresh stack every run
+    env = {**isolated_env(folder), "INFRA_BACKEND": backend}
     project = {"COMPOSE_PROJECT_NAME": f"platform-{cell_slug(session.name)}".lower()}
-    session.log(f"starting a private {backend} stack on free ports; state and logs in {state}")
+    session.log(f"starting a private {backend} stack on free ports; state and logs in {folder}")
     with (
         _environ(project),
         platform_running(settings.load(environ={**os.environ, **env}), say=session.log),
