@@ -95,16 +95,22 @@ class Record:
         return Identity.from_json(data) if data is not None else self._legacy()
 
     def _legacy(self) -> Identity | None:
-        """A bare pid, as versions before these records wrote: trusted by the rule those
-        versions used (the process started no later than the file was written), so that a
-        stack they started can still be stopped after an upgrade."""
+        """A bare pid, as versions before these records wrote, still names our process when
+        that process started no later than the file was written (the rule of those versions)
+        and its command line names the record's folder (a server's data or config there): a
+        stack started before an upgrade can be stopped after it, and a copied state folder
+        never makes an unrelated process ours."""
         try:
             text = self.path.read_text().strip()
             if not text.isdigit():
                 return None
-            identity = Identity.of(int(text))
-            started = psutil.Process(int(text)).create_time()
-            return identity if started <= self.path.stat().st_mtime + 1 else None
+            proc = psutil.Process(int(text))
+            home = str(self.path.parent)
+            if proc.create_time() > self.path.stat().st_mtime + 1 or not any(
+                home in arg for arg in proc.cmdline()
+            ):
+                return None
+            return Identity.of(proc.pid)
         except (OSError, ValueError, psutil.Error):
             return None
 

@@ -219,18 +219,25 @@ def test_inv_run_while_the_apps_run_is_refused_before_it_builds(
 
 def test_a_bare_pid_file_of_an_earlier_version_is_still_ours(tmp_path: Path) -> None:
     """After an upgrade, `inv down` still stops the stack the previous version started and
-    recorded as a bare pid; a pid file older than its process is not trusted."""
-    proc = subprocess.Popen(["sleep", "60"])
+    recorded as a bare pid (its command line names the component's folder); a pid file older
+    than its process, or naming a process that has nothing to do with the folder, is not."""
+    home = tmp_path / "postgres"
+    home.mkdir()
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(home)])
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        wait_for(lambda: psutil.Process(proc.pid).create_time() < time.time() - 0.01, 5, "sleep up")
-        written_after = Record(tmp_path / "postgres.pid")
-        written_after.path.write_text(f"{proc.pid}\n")
-        assert written_after.running() == Identity.of(proc.pid)
+        ours = Record(home / "postgres.pid")
+        ours.path.write_text(f"{server.pid}\n")
+        assert ours.running() == Identity.of(server.pid)
 
-        written_before = Record(tmp_path / "kafka.pid")
-        written_before.path.write_text(f"{proc.pid}\n")
-        os.utime(written_before.path, (time.time() - 3600, time.time() - 3600))
-        assert written_before.running() is None
+        not_ours = Record(home / "kafka.pid")
+        not_ours.path.write_text(f"{stranger.pid}\n")
+        assert not_ours.running() is None
+
+        ours.path.write_text(f"{server.pid}\n")
+        os.utime(ours.path, (time.time() - 3600, time.time() - 3600))
+        assert ours.running() is None, "a pid file older than its process"
     finally:
-        proc.kill()
-        proc.wait()
+        for proc in (server, stranger):
+            proc.kill()
+            proc.wait()

@@ -18,17 +18,15 @@ import (
 // the handler knows whether a next page exists.
 type store struct{ pool *pgxpool.Pool }
 
-// reread runs a read again when it failed on a broken connection, as after
-// the database restarted under the pool's recently used connections: pgx
-// drops such a connection, so a later try gets a live one. Reads are safe
-// to repeat; any other error is returned at once.
-func reread[T any](ctx context.Context, read func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if v, err = read(); err == nil || !connectionLost(err) || ctx.Err() != nil {
-			break
-		}
+// reread runs a read again when it failed on a lost connection, as after
+// the database restarted: the pool's other recent connections are as dead
+// as this one, so they are dropped too (Reset) and the next try connects
+// afresh. Reads are safe to repeat; any other error is returned at once.
+func reread[T any](ctx context.Context, pool *pgxpool.Pool, read func() (T, error)) (T, error) {
+	v, err := read()
+	for attempt := 0; attempt < 2 && err != nil && connectionLost(err) && ctx.Err() == nil; attempt++ {
+		pool.Reset()
+		v, err = read()
 	}
 	return v, err
 }
@@ -45,7 +43,7 @@ func connectionLost(err error) bool {
 
 // projected: the device has a latest-reading projection.
 func (s store) projected(ctx context.Context, id string) (bool, error) {
-	return reread(ctx, func() (bool, error) {
+	return reread(ctx, s.pool, func() (bool, error) {
 		var ok bool
 		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM device_latest WHERE device_id = $1)`, id).Scan(&ok)
 		return ok, err
@@ -54,7 +52,7 @@ func (s store) projected(ctx context.Context, id string) (bool, error) {
 
 // stored: the device has an event stream.
 func (s store) stored(ctx context.Context, id string) (bool, error) {
-	return reread(ctx, func() (bool, error) {
+	return reread(ctx, s.pool, func() (bool, error) {
 		var ok bool
 		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, id).Scan(&ok)
 		return ok, err
@@ -62,7 +60,7 @@ func (s store) stored(ctx context.Context, id string) (bool, error) {
 }
 
 func (s store) devices(ctx context.Context, after string, limit int) ([]client.Device, error) {
-	return reread(ctx, func() ([]client.Device, error) {
+	return reread(ctx, s.pool, func() ([]client.Device, error) {
 		rows, err := s.pool.Query(ctx, `
 			SELECT device_id, last_ts, version FROM device_latest
 			WHERE device_id > $1 ORDER BY device_id LIMIT $2`, after, limit+1)
@@ -80,7 +78,7 @@ func (s store) devices(ctx context.Context, after string, limit int) ([]client.D
 
 // latest returns the device's latest projection, nil when it has none.
 func (s store) latest(ctx context.Context, id string) (*client.Latest, error) {
-	return reread(ctx, func() (*client.Latest, error) {
+	return reread(ctx, s.pool, func() (*client.Latest, error) {
 		var l client.Latest
 		err := s.pool.QueryRow(ctx, `SELECT device_id, last_ts, version, metrics FROM device_latest WHERE device_id = $1`, id).
 			Scan(&l.DeviceID, &l.LastTS, &l.Version, &l.Metrics)
@@ -107,7 +105,7 @@ type readingsQuery struct {
 }
 
 func (s store) readings(ctx context.Context, q readingsQuery) ([]client.Reading, error) {
-	return reread(ctx, func() ([]client.Reading, error) {
+	return reread(ctx, s.pool, func() ([]client.Reading, error) {
 		var ct *time.Time
 		var ce *uuid.UUID
 		var cm *string
@@ -136,7 +134,7 @@ func (s store) readings(ctx context.Context, q readingsQuery) ([]client.Reading,
 }
 
 func (s store) events(ctx context.Context, id string, afterVersion int64, limit int) ([]client.Event, error) {
-	return reread(ctx, func() ([]client.Event, error) {
+	return reread(ctx, s.pool, func() ([]client.Event, error) {
 		rows, err := s.pool.Query(ctx, `
 			SELECT event_id, version, type, payload, recorded_at FROM events
 			WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3`, id, afterVersion, limit+1)
@@ -160,7 +158,7 @@ type anomaliesCursor struct {
 }
 
 func (s store) anomalies(ctx context.Context, id string, metric *string, after *anomaliesCursor, limit int) ([]client.Anomaly, error) {
-	return reread(ctx, func() ([]client.Anomaly, error) {
+	return reread(ctx, s.pool, func() ([]client.Anomaly, error) {
 		var ct *time.Time
 		var ce *uuid.UUID
 		if after != nil {
@@ -192,7 +190,7 @@ const maxSkipped = 100
 // skipped lists the device's latest readings the detector judged not
 // scored (metric nil: every metric), newest first.
 func (s store) skipped(ctx context.Context, device string, metric *string) ([]client.Skipped, error) {
-	return reread(ctx, func() ([]client.Skipped, error) {
+	return reread(ctx, s.pool, func() ([]client.Skipped, error) {
 		rows, err := s.pool.Query(ctx, `
 			SELECT reading_event_id, metric, ts, value, reason, recorded_at
 			FROM unscored_readings
