@@ -1,5 +1,7 @@
 // Package outbox writes messages to the transactional outbox and relays
 // them to a broker: a row leaves the table only after the broker acked it.
+// It carries the MQTT commands; Kafka events are published from the events
+// table itself (package eventstore).
 package outbox
 
 import (
@@ -10,11 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Sinks: which relay publishes a row.
-const (
-	SinkKafka = "kafka"
-	SinkMQTT  = "mqtt"
-)
+// SinkMQTT marks the rows of the MQTT command relay (the sink column
+// keeps the table open to another broker).
+const SinkMQTT = "mqtt"
 
 // Message is one outbox row.
 type Message struct {

@@ -64,7 +64,7 @@ func (c *Config) setDefaults() {
 
 // Validate reports a config that cannot work.
 func (c Config) Validate() error {
-	if c.Sink != SinkKafka && c.Sink != SinkMQTT {
+	if c.Sink != SinkMQTT {
 		return fmt.Errorf("outbox relay: unknown sink %q", c.Sink)
 	}
 	if c.MinBackoff > c.MaxBackoff {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
-	c := Config{Sink: SinkKafka}
+	c := Config{Sink: SinkMQTT}
 	c.setDefaults()
 	require.NoError(t, c.Validate())
 	assert.Equal(t, 1000, c.BatchSize)
