@@ -50,15 +50,14 @@ def infra_running(settings: Settings, names: list[str], say: Say = print) -> Ite
 
 @contextlib.contextmanager
 def platform_running(settings: Settings, say: Say = print) -> Iterator[None]:
-    """A whole private stack: infrastructure, migrations, the apps under the detached
-    supervisor; everything stopped and its data deleted afterwards, even on failure or
-    Ctrl-C. Logs stay in STATE_DIR for whoever needs to read them next."""
+    """A whole private stack: infrastructure, the apps under the detached supervisor (the
+    monolith migrates the database as it starts); everything stopped and its data deleted
+    afterwards, even on failure or Ctrl-C. Logs stay in STATE_DIR for whoever reads them next."""
     backend = backends.select(settings, say)
     try:
         backend.up([])
         for line in apps.build_all():
             say(line)
-        apps.migrate(settings)
         detached.start(apps.specs(settings), apps.supervisor_dir(settings))
         say("apps ready")
         yield

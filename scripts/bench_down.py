@@ -2,7 +2,7 @@
 """`inv down` with the whole stack and the apps running: how long, and what is left.
 
 Each run starts a private stack (own ports, own state folder): the four infrastructure
-components, migrations, the Go monolith and the AI service under the detached supervisor.
+components, the Go monolith and the AI service under the detached supervisor.
 Then it times `inv down` as a user runs it (a new `inv` process) and checks that nothing is
 left: no process of the stack, no port held, no PostgreSQL socket. Goal: <= 2 s.
 Run: ./scripts/bootstrap python scripts/bench_down.py [runs]
@@ -37,7 +37,6 @@ def one_run(tmp: Path) -> tuple[float, list[str]]:
     backend = backends.select(settings, say=lambda _: None)
     backend.up([])
     apps.build_all()
-    apps.migrate(settings)
     detached.start(apps.specs(settings), apps.supervisor_dir(settings))
     sockets = list(settings.state_dir.rglob(".s.PGSQL.*")) + list(
         (settings.state_dir / "native" / "postgres" / "data").resolve().parent.glob(".s.PGSQL.*")

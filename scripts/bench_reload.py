@@ -8,7 +8,7 @@ needed): from appending a declaration to ingestion/http.go to the first answer o
 (git), compile, link (timed through -toolexec), and stop + start + ready.
 
 On the test fixtures (tests/fixtures/goapp, tests/fixtures/pyapp.py), each in its own copy:
-our reloader (devenv.reload) on the Go server, on the Python app restarted and on a Python
+our reloader (devenv.proc.reload) on the Go server, on the Python app restarted and on a Python
 app with a slow-to-import dependency under `reload.preforked`, and `air` on the same Go
 edit with its default settings and with its delay set to our debounce. All run at once and
 are measured in turn, iteration by iteration, so a busy machine slows each of them alike.

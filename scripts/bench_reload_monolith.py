@@ -27,7 +27,6 @@ def bench_monolith(iterations: int, air_path: str) -> int:
     with ExitStack() as stack:
         stack.enter_context(infra_running(settings, ["db", "bus", "mqtt"], say=lambda _: None))
         build.go_build(apps.GO_MODULE, PACKAGE, apps.BINARY, ldflags_vars={}, echo=None)
-        apps.migrate(settings)
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-mono-")))
         runners = {"devenv monolith": stack.enter_context(devenv_monolith(work / "ours", settings))}
         if Path(air_path).exists():

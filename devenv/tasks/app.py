@@ -35,7 +35,8 @@ def build(c: Context, check: bool = False) -> None:
     }
 )
 def run(c: Context, detach: bool = False, watch: bool = False) -> None:
-    """Infra up, migrations, build, then the apps with prefixed logs (Ctrl-C stops them)."""
+    """Infra up, build, then the apps with prefixed logs (Ctrl-C stops them); the monolith
+    applies the database migrations as it starts."""
     if detach and watch:
         raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
     with user_errors():
@@ -44,8 +45,7 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         backends.select(current).up([])
         for line in apps.build_all():
             print(line)
-        apps.migrate(current)
-        specs = apps.specs(current)
+        specs = apps.specs(current)  # the monolith applies the migrations as it starts
         state = apps.supervisor_dir(current)
         if detach:
             detached.start(specs, state)
@@ -69,7 +69,7 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
 
 @task
 def migrate(c: Context) -> None:
-    """Apply the database migrations (idempotent; `inv run` does it too)."""
+    """Apply the database migrations now (idempotent; the monolith does it as it starts)."""
     with user_errors():
         current = settings.load()
         backends.select(current).up(["db"])

@@ -1,5 +1,5 @@
 """Faults of the monolith itself: paused under MQTT load, killed between a broker ack and
-the outbox delete (failpoint), and two instances on one stack."""
+the relay moving on (failpoints), and two instances on one stack."""
 
 from __future__ import annotations
 
@@ -57,10 +57,11 @@ def test_app_paused_under_mqtt_load_loses_nothing(stack: Stack, publisher: Publi
                    time.monotonic() - resumed_at))  # fmt: skip
 
 
-def test_kill9_between_broker_ack_and_outbox_delete(stack: Stack) -> None:
-    """The failpoint kills the monolith right after the broker acked a batch, before the rows
-    leave the outbox; restarted without it, the relay publishes them again. Duplicates on the
-    wire are allowed; every reading is stored once and the spike yields exactly one command."""
+def test_kill9_between_broker_ack_and_relay_progress(stack: Stack) -> None:
+    """Failpoints kill the monolith right after a broker acked a batch: before the event
+    relay moves its cursor (Kafka) and before the command relay deletes its rows (MQTT);
+    restarted without them, the relays publish those batches again. Duplicates on the wire
+    are allowed; every reading is stored once and the spike yields exactly one command."""
     device = device_id("failpoint")
     rows = readings(device, 41, temperature=0.0)
     for i, row in enumerate(rows[:40]):
@@ -69,14 +70,16 @@ def test_kill9_between_broker_ack_and_outbox_delete(stack: Stack) -> None:
     device_mqtt = MqttClient("127.0.0.1", stack.settings.MQTT_PORT)
     device_mqtt.subscribe(f"devices/{device}/commands")
     try:
-        with faults.apps_with_failpoints(stack.settings, "outbox-after-publish") as spec:
+        points = ("event-relay-after-publish", "command-relay-after-publish")
+        with faults.apps_with_failpoints(stack.settings, *points) as spec:
             offset = spec.log_file.stat().st_size
             post_until_accepted(stack, rows[:40])
             post_until_accepted(stack, rows[40:])
-            hit = "failpoint outbox-after-publish hit"
+            hit = f"failpoint {points[0]} hit"
             wait_for(lambda: hit in spec.log_file.read_text()[offset:], 60, "the failpoint's kill")
             killed_at = time.monotonic()
-        kills = spec.log_file.read_text()[offset:].count(hit)  # each one republished a batch
+        shown = spec.log_file.read_text()[offset:]
+        kills = sum(shown.count(f"failpoint {p} hit") for p in points)  # each: a batch again
         duplicates = wait_all_stored(stack, {device: rows}, "after the restart")
         commands = wait_for(lambda: device_mqtt.received.get(f"devices/{device}/commands"),
                             60, "the cooldown command on MQTT")  # fmt: skip
@@ -90,7 +93,7 @@ def test_kill9_between_broker_ack_and_outbox_delete(stack: Stack) -> None:
     assert len(command_ids) == 1, f"one command for one anomaly, got {command_ids}"
     listed = stack.get(f"/actions/v1/commands/{command_ids.pop()}")
     assert listed.status_code == 200 and listed.json()["name"] == "cooldown"
-    fault = f"kill -9 app after broker ack, before delete (x{kills})"
+    fault = f"kill -9 app after broker ack, before relay moves on (x{kills})"
     record(Outcome(fault, len(rows), len(rows), duplicates, recovered))
 
 

@@ -102,9 +102,6 @@ class Postgres(Recipe):
     def probe(self) -> probes.Probe:
         return self._probe("postgres")
 
-    def database_probe(self) -> probes.Probe:
-        return self._probe(self.settings.POSTGRES_DB)
-
     def after_ready(self, say: Say) -> None:
         s = self.settings
         with psycopg.connect(

@@ -3,8 +3,8 @@
 // telemetry.v1 that keeps a bounded window of readings per device+metric,
 // asks a Scorer (the AI inference service) to score each window with its
 // new readings, and for every new anomalous reading appends an
-// AnomalyDetected event, an anomalies row and an outbox row for
-// anomalies.v1 in one transaction. Offsets are committed only after that
+// AnomalyDetected event for anomalies.v1 (the event relay publishes it) and
+// an anomalies row in one transaction. Offsets are committed only after that
 // transaction (kafkax.Consume); a scorer that is down or slow makes Apply
 // fail, so the same records are retried and nothing past them is committed.
 //

@@ -167,7 +167,7 @@ func benchIngest(t *testing.T, workers int, shared, viaHTTP bool) {
 
 // Event store -> Kafka publish latency (ingest transaction start -> broker
 // ack) while ingesting 1000 readings/s in batches of 100.
-func TestBenchOutboxToKafkaLatency(t *testing.T) {
+func TestBenchEventRelayToKafkaLatency(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, db.Truncate(ctx, "events", "relay_cursors"))
 	prod := producer(t)
@@ -200,7 +200,7 @@ func TestBenchOutboxToKafkaLatency(t *testing.T) {
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) == seconds*perSecond }, 30*time.Second, 10*time.Millisecond)
 	stop()
 	<-done
-	t.Logf("BENCH outbox_to_kafka_ack n=%d p50=%s p95=%s p99=%s max=%s", len(lat), pct(lat, .5), pct(lat, .95), pct(lat, .99), pct(lat, 1))
+	t.Logf("BENCH event_relay_kafka_ack n=%d p50=%s p95=%s p99=%s max=%s", len(lat), pct(lat, .5), pct(lat, .95), pct(lat, .99), pct(lat, 1))
 }
 
 // Ingest (HTTP) -> visible through the query API (HTTP), whole app in

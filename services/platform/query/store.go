@@ -3,6 +3,8 @@ package query
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -31,14 +33,18 @@ func reread[T any](ctx context.Context, pool *pgxpool.Pool, read func() (T, erro
 	return v, err
 }
 
-// connectionLost: the session ended under the query (no server answer, a
-// connection exception, or the server terminating the backend).
+// connectionLost: the session ended under the query — a network error, a
+// connection that could not be made, or the server terminating the backend
+// (class 08, 57P01–57P03). A bad row or a timeout is not one.
 func connectionLost(err error) bool {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return true
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
-	return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &connectErr) || (errors.As(err, &netErr) && !netErr.Timeout())
 }
 
 // projected: the device has a latest-reading projection.

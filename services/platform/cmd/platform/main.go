@@ -1,5 +1,6 @@
 // Command platform is the Go monolith: the ingestion, query and actions
-// servers with their outbox relays and consumers in one binary.
+// servers with their relays (events to Kafka, commands to MQTT) and
+// consumers in one binary.
 //
 //	platform [serve]   run everything (default)
 //	platform migrate   apply the database migrations and exit

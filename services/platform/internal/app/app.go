@@ -1,8 +1,8 @@
 // Package app wires the monolith: one PostgreSQL pool, one Kafka producer,
-// one MQTT session, the three HTTP servers, the two outbox relays, the
-// query consumer, the anomaly detector (query server; its /readyz checks the
-// AI inference service) and the actions' anomalies.v1 consumer; and it shuts
-// them down in order.
+// one MQTT session, the three HTTP servers, the event relay (Kafka) and the
+// command relay (MQTT), the query consumer, the anomaly detector (query
+// server; its /readyz checks the AI inference service) and the actions'
+// anomalies.v1 consumer; and it shuts them down in order.
 package app
 
 import (
@@ -145,14 +145,17 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer consumer.Close()
 	detConsumer, err := kafkax.NewGroupConsumer(brokers, cfg.AnomalyConsumerGroup, cfg.TopicTelemetry, "platform-anomaly-detector")
 	if err != nil {
 		return err
 	}
+	defer detConsumer.Close()
 	actConsumer, err := kafkax.NewGroupConsumer(brokers, cfg.ActionsConsumerGroup, cfg.TopicAnomalies, "platform-actions")
 	if err != nil {
 		return err
 	}
+	defer actConsumer.Close()
 
 	pgCheck := func(ctx context.Context) error { return pool.Ping(ctx) }
 	kafkaCheck := func(ctx context.Context) error { return kafkax.Ping(ctx, producer) }
@@ -211,9 +214,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}()
 	}
 	wg.Wait()
-	// 2. Stop MQTT intake (in-flight batches finish; unacked ones are redelivered later).
-	mq.Close(2 * time.Second)
-	// 3. Relays flush, the consumer finishes its batch (committed after its transaction).
+	// 2. Relays flush (the command relay still has its MQTT session), the
+	// consumers finish their batch (committed after its transaction).
 	stopWork()
 	done := make(chan struct{})
 	go func() { work.Wait(); close(done) }()
@@ -222,9 +224,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case <-sctx.Done():
 		log.Warn("workers did not stop within the shutdown timeout")
 	}
-	consumer.Close()
-	detConsumer.Close()
-	actConsumer.Close()
+	// 3. Stop MQTT intake (in-flight batches finish; unacked ones are redelivered later).
+	mq.Close(2 * time.Second)
 	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = producer.Flush(fctx)
 	fcancel()

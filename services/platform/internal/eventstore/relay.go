@@ -116,7 +116,7 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 				r.cfg.Observe(m, now)
 			}
 		}
-		failpoint.Hit("outbox-after-publish") // acked, cursor not yet moved: the fault tests' kill
+		failpoint.Hit("event-relay-after-publish") // acked, cursor not yet moved: the fault tests' kill
 		if err := r.advance(ctx, last[acked-1]); err != nil {
 			return 0, err
 		}

@@ -1,5 +1,6 @@
-// Package kafkax wires franz-go: the producer behind the outbox relay and
-// the dead-letter queue, and topic creation at start.
+// Package kafkax wires franz-go: the producer behind the event relay and
+// the dead-letter queues, the shared consume loop, and topic creation at
+// start.
 package kafkax
 
 import (
@@ -18,7 +19,7 @@ import (
 
 // NewProducer returns an idempotent producer (acks=all) for brokers. A
 // record that cannot be delivered within deliveryTimeout fails, so that the
-// relay backs off and retries from the outbox.
+// event relay backs off and retries from its cursor.
 func NewProducer(brokers []string, deliveryTimeout time.Duration, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),

@@ -1,5 +1,5 @@
 // Package mqttx wraps the Eclipse Paho MQTT 3.1.1 client: a persistent
-// session (fixed client id, clean session off), QoS 1 subscriptions whose
+// session (a stable client id per instance, clean session off), QoS 1 subscriptions whose
 // messages are acknowledged (manual PUBACK) only after their handler
 // returned, i.e. after the transaction that stored them, and QoS 1
 // publishes that wait for PUBACK. Paho's router only hands each message to

@@ -15,15 +15,11 @@ import (
 
 // Publisher sends messages to a broker in order. It returns how many
 // leading messages the broker acknowledged; on error the rest stay in the
-// outbox and are retried, unless the error wraps ErrRefused: then the
-// message after the acked ones is moved to outbox_dead_letters.
+// outbox and are retried (MQTT 3.1.1 gives no way to tell a message the
+// broker will never take).
 type Publisher interface {
 	Publish(ctx context.Context, msgs []Message) (acked int, err error)
 }
-
-// ErrRefused marks a publish error as permanent for that message: the
-// broker will never take it (too large, not authorised).
-var ErrRefused = errors.New("refused by the broker")
 
 // Config of a Relay. Zero values take the defaults.
 type Config struct {
@@ -37,8 +33,6 @@ type Config struct {
 	PublishTimeout time.Duration
 	// AfterPublish runs in the transaction that deletes the acked rows.
 	AfterPublish func(ctx context.Context, tx pgx.Tx, acked []Message) error
-	// Observe, if set, sees every acked message with the time of the ack.
-	Observe func(m Message, ackedAt time.Time)
 }
 
 func (c *Config) setDefaults() {
@@ -118,39 +112,22 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if acked < 0 || acked > len(msgs) {
 		return 0, fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
 	}
-	var refused *Message
-	if errors.Is(pubErr, ErrRefused) && acked < len(msgs) {
-		refused = &msgs[acked]
-	}
-	if acked == 0 && refused == nil {
+	if acked == 0 {
 		return 0, publishError(pubErr)
 	}
-	failpoint.Hit("outbox-after-publish")
+	failpoint.Hit("command-relay-after-publish") // acked, rows not yet deleted: the fault tests' kill
 	done := msgs[:acked]
-	now := time.Now()
-	if r.cfg.Observe != nil {
-		for _, m := range done {
-			r.cfg.Observe(m, now)
-		}
-	}
 	// Not ctx: rows the broker acked leave the outbox even during shutdown.
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FlushTimeout)
 	defer dcancel()
-	if err := pgx.BeginFunc(dctx, r.pool, func(tx pgx.Tx) error { return r.remove(dctx, tx, done, refused, pubErr) }); err != nil {
+	if err := pgx.BeginFunc(dctx, r.pool, func(tx pgx.Tx) error { return r.remove(dctx, tx, done) }); err != nil {
 		return 0, err
 	}
-	left := acked
-	if refused != nil {
-		left++
-		r.log.Warn("outbox row refused by the broker; moved to outbox_dead_letters", "id", refused.ID, "topic", refused.Topic, "key", refused.Key, "err", pubErr)
-		return left, nil
-	}
-	return left, publishError(pubErr)
+	return acked, publishError(pubErr)
 }
 
-// remove deletes the acked rows (and runs AfterPublish on them) and moves
-// the refused one, if any, to outbox_dead_letters.
-func (r *Relay) remove(ctx context.Context, tx pgx.Tx, done []Message, refused *Message, pubErr error) error {
+// remove deletes the acked rows and runs AfterPublish on them.
+func (r *Relay) remove(ctx context.Context, tx pgx.Tx, done []Message) error {
 	ids := make([]int64, len(done))
 	for i, m := range done {
 		ids[i] = m.ID
@@ -158,15 +135,7 @@ func (r *Relay) remove(ctx context.Context, tx pgx.Tx, done []Message, refused *
 	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
 		return err
 	}
-	if refused != nil {
-		if _, err := tx.Exec(ctx, `
-			WITH moved AS (DELETE FROM outbox WHERE id = $1 RETURNING id, sink, topic, key, payload, created_at)
-			INSERT INTO outbox_dead_letters (id, sink, topic, key, payload, created_at, error)
-			SELECT id, sink, topic, key, payload, created_at, $2 FROM moved`, refused.ID, pubErr.Error()); err != nil {
-			return err
-		}
-	}
-	if r.cfg.AfterPublish != nil && len(done) > 0 {
+	if r.cfg.AfterPublish != nil {
 		return r.cfg.AfterPublish(ctx, tx, done)
 	}
 	return nil

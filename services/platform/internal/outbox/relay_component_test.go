@@ -29,12 +29,11 @@ func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "outbox"))
 }
 
-// recorder is a broker: it records what it acks, refuses keys in refuse,
-// and notes whether any transaction was open while it was called.
+// recorder is a broker: it records what it acks and notes whether any
+// transaction was open while it was called.
 type recorder struct {
 	mu         sync.Mutex
 	got        []string
-	refuse     map[string]bool
 	openTxSeen bool
 }
 
@@ -46,10 +45,7 @@ func (p *recorder) Publish(ctx context.Context, msgs []outbox.Message) (int, err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.openTxSeen = p.openTxSeen || open > 0
-	for i, m := range msgs {
-		if p.refuse[m.Key] {
-			return i, fmt.Errorf("%w: MESSAGE_TOO_LARGE", outbox.ErrRefused)
-		}
+	for _, m := range msgs {
 		p.got = append(p.got, m.Key)
 	}
 	return len(msgs), nil
@@ -79,30 +75,25 @@ func count(t *testing.T, table string) int {
 	return n
 }
 
-// The broker round trip happens outside any transaction; a row the broker
-// refuses for good moves to outbox_dead_letters and the rows behind it go.
-func TestRefusedRowIsDeadLetteredAndNoTransactionSpansThePublish(t *testing.T) {
-	require.NoError(t, db.Truncate(context.Background(), "outbox", "outbox_dead_letters"))
-	enqueue(t, "a", "huge", "b")
-	pub := &recorder{refuse: map[string]bool{"huge": true}}
+// The broker round trip happens outside any transaction.
+func TestNoTransactionSpansThePublish(t *testing.T) {
+	require.NoError(t, db.Truncate(context.Background(), "outbox"))
+	enqueue(t, "a", "b", "c")
+	pub := &recorder{}
 	r, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkMQTT}, log)
 	require.NoError(t, err)
 	n, err := r.Drain(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
-	assert.Equal(t, []string{"a", "b"}, pub.published())
+	assert.Equal(t, []string{"a", "b", "c"}, pub.published())
 	assert.False(t, pub.openTxSeen, "no transaction open during the publish")
 	assert.Zero(t, count(t, "outbox"))
-	var key, msg string
-	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT key, error FROM outbox_dead_letters`).Scan(&key, &msg))
-	assert.Equal(t, "huge", key)
-	assert.Contains(t, msg, "MESSAGE_TOO_LARGE")
 }
 
 // Two relays of one sink (two app instances): one leads, every row is
 // published once, in order.
 func TestTwoRelaysOfOneSinkPublishEachRowOnce(t *testing.T) {
-	require.NoError(t, db.Truncate(context.Background(), "outbox", "outbox_dead_letters"))
+	require.NoError(t, db.Truncate(context.Background(), "outbox"))
 	ctx, cancel := context.WithCancel(context.Background())
 	pub := &recorder{}
 	var wg sync.WaitGroup

@@ -14,20 +14,6 @@ CREATE TABLE IF NOT EXISTS unscored_readings (
 );
 CREATE INDEX IF NOT EXISTS unscored_readings_device ON unscored_readings (device_id, ts);
 
--- Outbox rows a broker refused for good (too large, not authorised): moved
--- here by the relay, with the broker's error, so they never block the rows
--- behind them.
-CREATE TABLE IF NOT EXISTS outbox_dead_letters (
-    id         bigint      PRIMARY KEY,
-    sink       text        NOT NULL,
-    topic      text        NOT NULL,
-    key        text        NOT NULL,
-    payload    bytea       NOT NULL,
-    created_at timestamptz NOT NULL,
-    error      text        NOT NULL,
-    failed_at  timestamptz NOT NULL DEFAULT now()
-);
-
 -- processed_messages keeps one row per message only as long as the message
 -- can come again (the topic's retention); the app deletes older rows.
 CREATE INDEX IF NOT EXISTS processed_messages_age ON processed_messages (processed_at);
