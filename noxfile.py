@@ -24,10 +24,13 @@ from pathlib import Path
 
 import nox
 
-from devenv import lint as lint_tools
-from devenv import sessions, settings
-from devenv.sessions import find_interpreters, go_test, kept, private_stack, pytest, route
-from devenv.stack import infra_running
+from devenv import requirements_installed
+
+with requirements_installed():
+    from devenv import lint as lint_tools
+    from devenv import sessions, settings
+    from devenv.sessions import find_interpreters, go_test, kept, private_stack, pytest, route
+    from devenv.stack import infra_running
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"

@@ -5,7 +5,10 @@ This file is the table of contents; the work lives in the `devenv` package.
 
 from invoke.collection import Collection
 
-from devenv.tasks import app, aws, infra
+from devenv import requirements_installed
+
+with requirements_installed():
+    from devenv.tasks import app, aws, infra
 
 ns = Collection(infra.up, infra.down, infra.status, infra.logs, infra.clean, infra.doctor)
 ns.add_task(app.build)
