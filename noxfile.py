@@ -19,7 +19,6 @@ select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nox
@@ -28,9 +27,16 @@ from devenv import requirements_installed
 
 with requirements_installed():
     from devenv import lint as lint_tools
-    from devenv import sessions, settings
-    from devenv.sessions import find_interpreters, go_test, kept, private_stack, pytest, route
-    from devenv.stack import infra_running
+    from devenv import sessions
+    from devenv.sessions import (
+        find_interpreters,
+        go_test,
+        kept,
+        private_infra,
+        private_stack,
+        pytest,
+        route,
+    )
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
@@ -142,11 +148,9 @@ def component(session: nox.Session) -> None:
     install_ai(session, "test")
     with session.chdir(AI):
         pytest(session, "ai", "tests/test_api.py", "tests/test_client.py", chosen=args.pytest)
-    current = settings.load()
-    session.log(f"component tests use PostgreSQL at 127.0.0.1:{current.POSTGRES_PORT}")
-    with infra_running(current, ["db"], say=session.log):
+    with private_infra(session, "native", ["db"]) as db:
         go_test(session, "go", "-race", "-count=1", "-tags=component", chosen=args.go,
-                env=current.as_env())  # fmt: skip
+                env=db.as_env())  # fmt: skip
 
 
 @nox.session(tags=["ci"])
@@ -173,10 +177,9 @@ def integration(session: nox.Session, backend: str) -> None:
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
     if backend == "native":  # these tests drive the native backend's own processes
         pytest(session, "pytest", "-m", "integration", "tests/integration", chosen=args.pytest)
-    current = settings.load(environ={**os.environ, "INFRA_BACKEND": backend})
     python = str(Path(str(session.virtualenv.location)) / "bin" / "python")
-    env = {**current.as_env(), "AI_INFERENCE_PYTHON": python}
-    with infra_running(current, ["db", "bus", "mqtt"], say=session.log):
+    with private_infra(session, backend, ["db", "bus", "mqtt"]) as infra:
+        env = {**infra.as_env(), "AI_INFERENCE_PYTHON": python}
         go_test(session, "go", "-count=1", "-tags=integration", chosen=args.go, env=env)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import nox
 
 from devenv import backends, gotools, results, settings, state
-from devenv.settings import REPO_ROOT
+from devenv.settings import REPO_ROOT, Settings
 from devenv.stack import isolated_env, platform_running
 
 REPORTS = REPO_ROOT / ".state" / "reports"
@@ -168,16 +168,41 @@ def require_engine(session: nox.Session, backend: str) -> None:
 def private_stack(session: nox.Session, backend: str) -> Iterator[dict[str, str]]:
     """A fresh whole stack of its own (free ports, state and logs under .state/<cell>/, its
     own Compose project) for the duration; yields the environment that points at it."""
-    folder = REPO_ROOT / ".state" / cell_slug(session.name)
-    shutil.rmtree(folder, ignore_errors=True)  # cold: a fresh stack every run
-    env = {**isolated_env(folder), "INFRA_BACKEND": backend}
-    project = {"COMPOSE_PROJECT_NAME": f"platform-{cell_slug(session.name)}".lower()}
-    session.log(f"starting a private {backend} stack on free ports; state and logs in {folder}")
+    env, project = _private(session, backend, "stack")
     with (
         _environ(project),
         platform_running(settings.load(environ={**os.environ, **env}), say=session.log),
     ):
         yield env
+
+
+@contextlib.contextmanager
+def private_infra(session: nox.Session, backend: str, names: list[str]) -> Iterator[Settings]:
+    """Infrastructure components of the cell's own (free ports, state under .state/<cell>/),
+    never a developer's stack or data; stopped and its data deleted afterwards, even on
+    failure. Yields the settings that point at it."""
+    env, project = _private(session, backend, "+".join(names))
+    current = settings.load(environ={**os.environ, **env})
+    with _environ(project):
+        backend_ = backends.select(current, session.log)
+        try:
+            backend_.up(names)
+            yield current
+        finally:
+            backend_.down([])
+            backend_.remove_data()
+
+
+def _private(
+    session: nox.Session, backend: str, what: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of a cell's private infrastructure, and its Compose project name."""
+    folder = REPO_ROOT / ".state" / cell_slug(session.name)
+    shutil.rmtree(folder, ignore_errors=True)  # cold: fresh every run
+    env = {**isolated_env(folder), "INFRA_BACKEND": backend}
+    project = {"COMPOSE_PROJECT_NAME": f"platform-{cell_slug(session.name)}".lower()}
+    session.log(f"starting a private {backend} {what} on free ports; state and logs in {folder}")
+    return env, project
 
 
 @contextlib.contextmanager
