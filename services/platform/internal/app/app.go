@@ -31,6 +31,7 @@ import (
 	"platform/internal/mqttx"
 	"platform/internal/outbox"
 	"platform/internal/postgres"
+	"platform/internal/relaytiming"
 	"platform/query"
 )
 
@@ -111,12 +112,14 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		kafkax.DLQTopic(cfg.TopicTelemetry), kafkax.DLQTopic(cfg.TopicAnomalies))
 
 	// Each server is built by its own constructor from its dependencies.
+	// Both relays (events to Kafka, commands to MQTT) share their timing.
+	timing := relaytiming.Timing{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
 	events := eventstore.New(pool)
 	ingestionSrv := ingestion.New(ingestion.Deps{Events: events, Topic: cfg.TopicTelemetry,
 		DeadLetters: dlq{producer, cfg.TopicTelemetryDLQ}, Validator: val, Log: log})
 	querySrv := query.New(query.Deps{Pool: pool, Validator: val, Log: log})
 	actionsSrv := actions.New(actions.Deps{Pool: pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
-		Relay: outbox.Config{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}})
+		Relay: outbox.Config{Timing: timing}})
 
 	mq := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup, Log: log.With("component", "mqtt")},
 		[]mqttx.Subscription{ingestionSrv.Subscription(), actionsSrv.AckSubscription()})
@@ -126,8 +129,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	kafkaRelay, err := eventstore.NewRelay(pool, kafkax.Publisher{Client: producer}, eventstore.RelayConfig{
-		BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2,
-		Wake: events.Published(),
+		Timing: timing, Wake: events.Published(),
 	}, log)
 	if err != nil {
 		return err

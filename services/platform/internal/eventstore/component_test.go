@@ -20,6 +20,7 @@ import (
 
 	"platform/internal/eventstore"
 	"platform/internal/migrations"
+	"platform/internal/relaytiming"
 	"platform/internal/testdb"
 )
 
@@ -123,7 +124,7 @@ func TestRelayPublishesEventsWithATopicOnceInOrder(t *testing.T) {
 		appendEvents(t, s, event("dev-0", "")) // no topic: stored, never published
 	}
 	pub := &recorder{failAt: 4}
-	relay := newRelay(t, pub, eventstore.RelayConfig{BatchSize: 100})
+	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relaytiming.Timing{BatchSize: 100}})
 
 	n, err := drain(t, relay)
 	require.Error(t, err, "the broker failed mid-batch")
@@ -266,7 +267,7 @@ func TestOneRelayLeadsAndTheNextContinuesFromItsCursor(t *testing.T) {
 func TestRunWakesOnCommitAndFlushesOnStop(t *testing.T) {
 	s := reset(t)
 	pub := &recorder{failAt: -1}
-	relay := newRelay(t, pub, eventstore.RelayConfig{PollInterval: time.Minute, Wake: s.Published()})
+	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relaytiming.Timing{PollInterval: time.Minute}, Wake: s.Published()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()

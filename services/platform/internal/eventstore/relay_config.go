@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"platform/internal/relaytiming"
 )
 
 // Publisher sends messages to a broker in order. It returns how many
@@ -17,13 +19,8 @@ type Publisher interface {
 
 // RelayConfig of a Relay. Zero values take the defaults.
 type RelayConfig struct {
-	Sink           string        // names the relay's cursor and leader lock, default "kafka"
-	BatchSize      int           // events per publish, default 1000
-	PollInterval   time.Duration // how often a relay looks without a wake-up, default 500ms
-	PublishTimeout time.Duration // deadline of one publish, default 30s
-	MinBackoff     time.Duration // after a failure, default 100ms
-	MaxBackoff     time.Duration // default 10s
-	FlushTimeout   time.Duration // final drain on shutdown, default 5s
+	Sink string // names the relay's cursor and leader lock, default "kafka"
+	relaytiming.Timing
 	// Wake, when it fires, makes the relay look at once (Store.Published).
 	Wake <-chan struct{}
 	// Observe, if set, sees every acked message with the time of the ack.
@@ -34,32 +31,7 @@ func (c *RelayConfig) setDefaults() {
 	if c.Sink == "" {
 		c.Sink = "kafka"
 	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 500 * time.Millisecond
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 30 * time.Second
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 10 * time.Second
-	}
-	if c.FlushTimeout <= 0 {
-		c.FlushTimeout = 5 * time.Second
-	}
-}
-
-// Validate reports a config that cannot work.
-func (c RelayConfig) Validate() error {
-	if c.MinBackoff > c.MaxBackoff {
-		return errors.New("event relay: MinBackoff > MaxBackoff")
-	}
-	return nil
+	c.Timing.SetDefaults()
 }
 
 // ErrRefused marks a publish error as permanent for that message.

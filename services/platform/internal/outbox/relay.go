@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/internal/failpoint"
+	"platform/internal/relaytiming"
 )
 
 // Publisher sends messages to a broker in order. It returns how many
@@ -23,37 +24,10 @@ type Publisher interface {
 
 // Config of a Relay. Zero values take the defaults.
 type Config struct {
-	Sink         string        // required: which rows
-	BatchSize    int           // rows per publish, default 1000
-	PollInterval time.Duration // fallback when no NOTIFY arrives, default 500ms
-	MinBackoff   time.Duration // after a failed publish, default 100ms
-	MaxBackoff   time.Duration // default 10s
-	FlushTimeout time.Duration // final drain on shutdown, default 5s
-	// PublishTimeout bounds one publish (the broker round trip), default 30s.
-	PublishTimeout time.Duration
+	Sink string // required: which rows
+	relaytiming.Timing
 	// AfterPublish runs in the transaction that deletes the acked rows.
 	AfterPublish func(ctx context.Context, tx pgx.Tx, acked []Message) error
-}
-
-func (c *Config) setDefaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 500 * time.Millisecond
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 10 * time.Second
-	}
-	if c.FlushTimeout <= 0 {
-		c.FlushTimeout = 5 * time.Second
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 30 * time.Second
-	}
 }
 
 // Validate reports a config that cannot work.
@@ -61,10 +35,7 @@ func (c Config) Validate() error {
 	if c.Sink != SinkMQTT {
 		return fmt.Errorf("outbox relay: unknown sink %q", c.Sink)
 	}
-	if c.MinBackoff > c.MaxBackoff {
-		return errors.New("outbox relay: MinBackoff > MaxBackoff")
-	}
-	return nil
+	return c.Timing.Validate()
 }
 
 // Relay moves rows of one sink from the outbox to a Publisher.
@@ -77,7 +48,7 @@ type Relay struct {
 
 // NewRelay checks cfg and returns a relay.
 func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg Config, log *slog.Logger) (*Relay, error) {
-	cfg.setDefaults()
+	cfg.Timing.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

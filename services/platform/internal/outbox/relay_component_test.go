@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"platform/internal/outbox"
+	"platform/internal/relaytiming"
 	"platform/internal/testdb"
 )
 
@@ -98,7 +99,7 @@ func TestTwoRelaysOfOneSinkPublishEachRowOnce(t *testing.T) {
 	pub := &recorder{}
 	var wg sync.WaitGroup
 	for range 2 {
-		r, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkMQTT, PollInterval: 20 * time.Millisecond, BatchSize: 7}, log)
+		r, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkMQTT, Timing: relaytiming.Timing{PollInterval: 20 * time.Millisecond, BatchSize: 7}}, log)
 		require.NoError(t, err)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(ctx) }()

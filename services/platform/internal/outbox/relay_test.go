@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"platform/internal/relaytiming"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{Sink: SinkMQTT}
-	c.setDefaults()
+	c.Timing.SetDefaults()
 	require.NoError(t, c.Validate())
 	assert.Equal(t, 1000, c.BatchSize)
 	assert.Equal(t, 500*time.Millisecond, c.PollInterval)
@@ -18,7 +19,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	assert.Equal(t, 10*time.Second, c.MaxBackoff)
 
 	assert.Error(t, Config{Sink: "smtp"}.Validate())
-	bad := Config{Sink: SinkMQTT, MinBackoff: time.Minute, MaxBackoff: time.Second}
+	bad := Config{Sink: SinkMQTT, Timing: relaytiming.Timing{MinBackoff: time.Minute, MaxBackoff: time.Second}}
 	assert.Error(t, bad.Validate())
 	assert.Equal(t, "outbox_mqtt", Channel(SinkMQTT))
 }
