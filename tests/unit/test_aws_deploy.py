@@ -3,138 +3,28 @@ dry runs that change nothing, and the one-line refusals (dirty tree, no credenti
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from invoke.context import Context
 from invoke.exceptions import Exit
-from moto import mock_aws
-from moto.moto_api import state_manager
 
-from devenv.aws import clients, config, deploy, network, purge, render, revision, runtime
+from devenv.aws import clients, config, deploy, purge, render, revision, runtime
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision, require_clean
 from devenv.tasks import aws as aws_tasks
-
-REGION = "eu-central-1"
-SECRET_VALUES = ("s3cret-db-password", "s3cret-emqx-password")
-CALLER = "CIDR 203.0.113.7/32"
-NOBODY = network.Ingress(public="", dashboard="")
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # moto advances a task one state per DescribeTasks by default; real tasks stay RUNNING.
-    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
-    try:
-        with mock_aws():
-            yield
-    finally:
-        state_manager.unset_transition("ecs::task")
-
-
-@pytest.fixture
-def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A machine where boto3 finds no credentials anywhere in its chain."""
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def prepare_account(env: str = "dev") -> None:
-    """What exists before the first deploy: roles, the env's EFS and its SSM parameters."""
-    cfg = config.load(env)
-    iam = boto3.client("iam")
-    for role in (cfg.roles.execution, cfg.roles.task):
-        if role not in {r["RoleName"] for r in iam.list_roles()["Roles"]}:
-            iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
-    efs = boto3.client("efs", region_name=REGION)
-    ssm = boto3.client("ssm", region_name=REGION)
-    fs = efs.create_file_system(CreationToken=f"platform-{env}", Encrypted=True)["FileSystemId"]
-    ssm.put_parameter(Name=f"/platform/{env}/efs/file-system-id", Value=fs, Type="String")
-    for volume, uid in (("postgres-data", 70), ("redpanda-data", 101), ("emqx-data", 1000)):
-        point = efs.create_access_point(
-            ClientToken=volume, FileSystemId=fs, PosixUser={"Uid": uid, "Gid": uid}
-        )
-        ssm.put_parameter(
-            Name=f"/platform/{env}/efs/access-point/{volume}",
-            Value=point["AccessPointId"],
-            Type="String",
-        )
-    for name, value in zip(
-        ("postgres-password", "emqx-dashboard-password"), SECRET_VALUES, strict=True
-    ):
-        ssm.put_parameter(Name=f"/platform/{env}/{name}", Value=value, Type="SecureString")
-
-
-def fake_push(tag: str) -> None:
-    """What `inv aws.push` leaves in ECR (moto stores manifests, not layers)."""
-    ecr = boto3.client("ecr", region_name=REGION)
-    manifest = (
-        '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}'
-    )
-    existing = {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}
-    for name in config.load("dev").images:
-        if f"platform/{name}" not in existing:
-            ecr.create_repository(repositoryName=f"platform/{name}")
-        with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
-            ecr.put_image(repositoryName=f"platform/{name}", imageManifest=manifest, imageTag=tag)
-
-
-def snapshot() -> dict[str, Any]:
-    """Everything a deploy could create or change, for 'nothing changed' assertions."""
-    ecs = boto3.client("ecs", region_name=REGION)
-    clusters = ecs.list_clusters()["clusterArns"]
-    return {
-        "clusters": clusters,
-        "families": ecs.list_task_definitions()["taskDefinitionArns"],
-        "tasks": sorted(
-            (arn, t["lastStatus"])
-            for c in clusters
-            for arn in ecs.list_tasks(cluster=c)["taskArns"]
-            for t in ecs.describe_tasks(cluster=c, tasks=[arn])["tasks"]
-        ),
-        "log_groups": boto3.client("logs", region_name=REGION).describe_log_groups()["logGroups"],
-        "groups": sorted(
-            (g["GroupName"], str(g.get("IpPermissions")))
-            for g in boto3.client("ec2", region_name=REGION).describe_security_groups()[
-                "SecurityGroups"
-            ]
-        ),
-        "repositories": boto3.client("ecr", region_name=REGION).describe_repositories()[
-            "repositories"
-        ],
-    }
-
-
-def run_deploy(
-    env: str = "dev", tag: str = "abc123def456", cidr: str = "203.0.113.7/32", **kwargs: Any
-) -> tuple[Aws, list[str]]:
-    lines: list[str] = []
-    cfg = config.load(env)
-    aws = clients.connect(cfg.region)
-    options: dict[str, Any] = {"dry_run": False, "poll": 0.0} | kwargs
-    if not options["dry_run"]:
-        fake_push(tag)
-    ingress = network.ingress(cfg, cidr, allow_wide=False)
-    deploy.deploy(aws, cfg, tag, ingress=ingress, say=lines.append, **options)
-    return aws, lines
+from tests.unit.aws_account import (
+    NOBODY,
+    REGION,
+    SECRET_VALUES,
+    fake_push,
+    prepare_account,
+    run_deploy,
+    snapshot,
+)
 
 
 def test_round_trip_register_run_status_logs_down(aws_env: None) -> None:

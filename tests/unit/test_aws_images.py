@@ -17,9 +17,7 @@ from devenv.aws.revision import Revision
 from devenv.backends.native.traefik import ROUTES_FILE
 from devenv.settings import REPO_ROOT
 from devenv.tasks import aws as aws_tasks
-from tests.unit.test_aws_deploy import REGION, aws_env, no_aws_credentials
-
-__all__ = ["aws_env", "no_aws_credentials"]  # the moto fixture, shared with the deploy tests
+from tests.unit.aws_account import REGION
 
 IMAGES = REPO_ROOT / "deploy" / "images"
 DOCKERFILES = sorted(IMAGES.glob("*.Dockerfile"))

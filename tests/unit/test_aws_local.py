@@ -16,15 +16,11 @@ from devenv.aws import config, local, render, revision
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
 from devenv.tasks import aws as aws_tasks
-from tests.unit.test_aws_deploy import (
+from tests.unit.aws_account import (
     REGION,
     SECRET_VALUES,
-    aws_env,
-    no_aws_credentials,
     prepare_account,
 )
-
-__all__ = ["aws_env", "no_aws_credentials"]  # shared with the deploy tests
 
 SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "EMQX_DASHBOARD_PASSWORD": "emqx-s3cret"}
 

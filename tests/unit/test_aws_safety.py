@@ -22,16 +22,14 @@ from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
 from devenv.settings import REPO_ROOT
 from devenv.tasks import aws as aws_tasks
-from tests.unit.test_aws_deploy import (
+from tests.unit.aws_account import (
     REGION,
-    aws_env,
     fake_push,
     prepare_account,
     run_deploy,
     snapshot,
 )
 
-__all__ = ["aws_env"]  # the moto fixture, shared with the deploy tests
 ACCOUNT = "123456789012"
 
 
