@@ -80,7 +80,9 @@ def test_a_python_model_declares_what_its_reader_reads_as_declared(
     want, have = declared_view(reader), model_view(model)
     assert sorted(have) == sorted(want), f"{model.__module__}: keys differ from {reader}'s"
     for key in want:
-        assert have[key] == want[key], f"{model.__module__}: {key} differs from the schema"
+        assert have[key] == want[key], (
+            f"{model.__module__}: {key} is {have[key]}, the schema says {want[key]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +104,8 @@ def test_each_app_container_gets_what_its_reader_reads(
     env = {e["name"]: e["value"] for e in containers[container]["environment"]}
     secrets = {s["name"] for s in containers[container]["secrets"]}
     assert sorted(env.keys() | secrets) == sorted(reads), f"{container}: keys differ"
-    assert secrets == {key for key, s in reads.items() if s.secret}, f"{container}: secrets"
-    assert not env.keys() & secrets
+    assert secrets == {key for key, s in reads.items() if s.secret}, f"{container}: secrets differ"
+    assert not env.keys() & secrets, f"{container}: secrets as plain values {env.keys() & secrets}"
 
 
 @pytest.mark.parametrize("container", sorted(render.APP_READERS))
