@@ -100,7 +100,9 @@ class Settings(BaseModel):
         for key in PORT_KEYS:
             value = getattr(self, key)
             if value in seen:
-                raise ValueError(f"{key} and {seen[value]} are both {value}: give each its own port")
+                raise ValueError(
+                    f"{key} and {seen[value]} are both {value}: give each its own port"
+                )
             seen[value] = key
         return self
 

@@ -117,9 +117,8 @@ class Postgres(Recipe):
 
     def _probe(self, dbname: str) -> probes.Probe:
         s = self.settings
-        return probes.postgres(
-            "127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, s.POSTGRES_PASSWORD.get_secret_value(), dbname
-        )
+        password = s.POSTGRES_PASSWORD.get_secret_value()
+        return probes.postgres("127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, password, dbname)
 
     def remove_data(self) -> None:
         outside = self._outside()
