@@ -155,7 +155,7 @@ def component(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 @kept("schemas/*", "tests/contract/*", "tests/conftest.py", "services/*", "devenv/*", "*.toml",
-      tools=[GO])  # fmt: skip
+      ".env.example", "compose.yaml", "deploy/*", tools=[GO])  # fmt: skip
 def contract(session: nox.Session) -> None:
     """schemas/ valid, OpenAPI <-> schemas, Go and Python on the same files. `-- ARGS --go ARGS`."""
     args = route(session.posargs)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dotenv import dotenv_values
 
-from devenv import compose
+from devenv import compose, declared
 from devenv import settings as settings_mod
 from devenv.aws import render
 from devenv.aws.config import AwsConfig
@@ -25,8 +24,6 @@ from devenv.backends.native.traefik import ROUTES_FILE
 from devenv.settings import REPO_ROOT
 
 UPSTREAM_HOST = {"docker": "host.docker.internal", "native": "127.0.0.1", "ecs": "localhost"}
-GO_CONFIG = REPO_ROOT / "services" / "platform" / "internal" / "config" / "config.go"
-AI_SETTINGS = REPO_ROOT / "services" / "ai-inference" / "ai_inference" / "settings.py"
 _TEMPLATE = re.compile(r'\{\{\s*env\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*\}\}')
 _PREFIX = re.compile(r"PathPrefix\(`([^`]+)`\)")
 
@@ -56,22 +53,20 @@ def routes(env: Mapping[str, str], routes_file: Path = ROUTES_FILE) -> tuple[str
     return (hosts.pop() if len(hosts) == 1 else ",".join(sorted(hosts))), table
 
 
-def local_settings(env_example: Path = render.ENV_EXAMPLE) -> dict[str, frozenset[str]]:
-    """What each app reads (its own source) that .env.example documents."""
-    documented = _env_keys(env_example)
-    go = set(re.findall(r'l\.\w+\("([A-Z][A-Z0-9_]*)"', GO_CONFIG.read_text()))
-    ai = set(re.findall(r'validation_alias="([A-Z][A-Z0-9_]*)"', AI_SETTINGS.read_text()))
-    return {"app": frozenset(go & documented), "ai-inference": frozenset(ai & documented)}
+def local_settings() -> dict[str, frozenset[str]]:
+    """What each app reads, as declared (contract tests hold the apps' own readers to it)."""
+    return {
+        name: frozenset(declared.read_by(reader)) for name, reader in render.APP_READERS.items()
+    }
 
 
 def docker_view(
     cfg: AwsConfig,
     compose_file: Path = compose.COMPOSE_FILE,
     routes_file: Path = ROUTES_FILE,
-    env_example: Path = render.ENV_EXAMPLE,
 ) -> View:
     """compose.yaml's services as their containers see themselves; apps native on the host."""
-    s = _laptop_settings(env_example)
+    s = _laptop_settings()
     services = compose.load_raw(compose_file)["services"]
     components = compose.components(s.as_env(), compose_file)
     traefik_env = {
@@ -90,12 +85,12 @@ def docker_view(
         if c.compose
     }
     apps = _app_ports(s)
-    return View("docker", host, table, inside | apps, published | apps, local_settings(env_example))
+    return View("docker", host, table, inside | apps, published | apps, local_settings())
 
 
-def native_view(cfg: AwsConfig, env_example: Path = render.ENV_EXAMPLE) -> View:
+def native_view(cfg: AwsConfig) -> View:
     """The native recipes' own listen ports and the gateway's own environment."""
-    s = _laptop_settings(env_example)
+    s = _laptop_settings()
     home = s.state_dir / "native"
     recipes = {
         c.service: RECIPES[c.service](s, c, home / c.service, home)
@@ -108,7 +103,7 @@ def native_view(cfg: AwsConfig, env_example: Path = render.ENV_EXAMPLE) -> View:
         if c.compose
     }
     ports |= _app_ports(s)
-    return View("native", host, table, ports, ports, local_settings(env_example))
+    return View("native", host, table, ports, ports, local_settings())
 
 
 def ecs_view(definition: Mapping[str, Any]) -> View:
@@ -164,21 +159,11 @@ def routed_ports_listen(view: View) -> list[str]:
     ]
 
 
-def _laptop_settings(env_example: Path) -> settings_mod.Settings:
-    """devenv's settings with .env.example's values (the keys devenv itself knows)."""
-    values = dotenv_values(env_example)
-    known = {k: v or "" for k, v in values.items() if k in settings_mod.KNOWN_KEYS}
-    return settings_mod.load(env_file=env_example.with_name(".absent"), environ={}, overrides=known)
+def _laptop_settings() -> settings_mod.Settings:
+    """devenv's settings at their declared defaults (no .env, no environment)."""
+    return settings_mod.load(env_file=REPO_ROOT / ".absent", environ={})
 
 
 def _app_ports(s: settings_mod.Settings) -> dict[str, tuple[int, ...]]:
     values = s.model_dump()
     return {name: tuple(values[key] for key in keys) for name, keys in render.APP_PORTS.items()}
-
-
-def _env_keys(path: Path) -> set[str]:
-    return {
-        line.split("=", 1)[0].strip()
-        for line in path.read_text().splitlines()
-        if "=" in line and not line.lstrip().startswith("#")
-    }

@@ -1,8 +1,9 @@
 """The ECS task definition, rendered from the sources the laptop uses plus deploy/aws.yaml.
 
 compose.yaml gives the infrastructure containers' images, ports, environment, commands,
-health probes and volumes; .env.example gives the apps' setting names and values; the
-routing file travels inside the gateway image. Nothing here is hand-copied from them.
+health probes and volumes; schemas/settings.schema.json gives each app the settings its
+reader reads, with their defaults (a secret only ever as a reference to deploy/aws.yaml's
+`secrets`); the routing file travels inside the gateway image. Nothing here is hand-copied.
 """
 
 from __future__ import annotations
@@ -14,82 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
-from devenv import compose
+from devenv import compose, declared
 from devenv.aws.config import AwsConfig, Container, ssm_name
+from devenv.aws.errors import AwsError
 from devenv.settings import REPO_ROOT
 
-ENV_EXAMPLE = REPO_ROOT / ".env.example"
 RENDERED = REPO_ROOT / "deploy" / "rendered" / "task-definition.json"
 LOG_STREAM_PREFIX = "platform"
 
-# The settings each app reads (the Go config and the AI service's settings model).
-APP_SETTINGS = (
-    "APP_BIND_HOST",
-    "INGESTION_PORT",
-    "QUERY_PORT",
-    "ACTIONS_PORT",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-    "POSTGRES_DB",
-    "KAFKA_HOST",
-    "KAFKA_PORT",
-    "TOPIC_TELEMETRY",
-    "TOPIC_TELEMETRY_DLQ",
-    "TOPIC_ANOMALIES",
-    "KAFKA_TOPIC_PARTITIONS",
-    "QUERY_CONSUMER_GROUP",
-    "MQTT_HOST",
-    "MQTT_PORT",
-    "MQTT_CLIENT_ID",
-    "MQTT_SHARE_GROUP",
-    "OUTBOX_POLL_INTERVAL",
-    "OUTBOX_BATCH_SIZE",
-    "LOG_LEVEL",
-    "SHUTDOWN_TIMEOUT",
-    "AI_INFERENCE_HOST",
-    "AI_INFERENCE_PORT",
-    "AI_INFERENCE_TIMEOUT",
-    "ANOMALY_CONSUMER_GROUP",
-    "ANOMALY_WINDOW",
-    "ACTIONS_CONSUMER_GROUP",
-    "ANOMALY_COMMAND_RULES",
-)
-AI_SETTINGS = (
-    "AI_INFERENCE_HOST",
-    "AI_INFERENCE_PORT",
-    "AI_INFERENCE_WORKERS",
-    "AI_WINDOW",
-    "AI_MIN_HISTORY",
-    "AI_ANOMALY_THRESHOLD",
-    "AI_MIN_SCALE",
-    "LOG_LEVEL",
-)
-APP_CONTAINERS: dict[str, tuple[str, ...]] = {"app": APP_SETTINGS, "ai-inference": AI_SETTINGS}
+# Each app container and the reader (`x-readers` in schemas/settings.schema.json) it runs.
+APP_READERS = {"app": "platform", "ai-inference": "ai-inference"}
+# The settings each app container is given: every key its reader reads.
+APP_CONTAINERS: dict[str, tuple[str, ...]] = {
+    name: tuple(declared.read_by(reader)) for name, reader in APP_READERS.items()
+}
 # The ports each app container listens on, by setting.
 APP_PORTS: dict[str, tuple[str, ...]] = {
     "app": ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT"),
     "ai-inference": ("AI_INFERENCE_PORT",),
 }
-# Settings of the laptop only: the backend machinery, and ports the apps never dial.
-LOCAL_ONLY = frozenset(
-    {
-        "INFRA_BACKEND",
-        "STATE_DIR",
-        "UP_TIMEOUT",
-        "STOP_TIMEOUT",
-        "GATEWAY_PORT",
-        "GATEWAY_DASHBOARD_PORT",
-        "KAFKA_CONTROLLER_PORT",
-        "REDPANDA_ADMIN_PORT",
-        "EMQX_DASHBOARD_PORT",
-        # A secret in AWS (deploy/aws.yaml `secrets`), never a value in the task definition.
-        "EMQX_DASHBOARD_PASSWORD",
-    }
-)
 # ECS accepts narrower health-check timings than Compose.
 _LIMITS = {"interval": (5, 300), "timeout": (2, 60), "retries": (1, 10)}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -122,13 +66,10 @@ class Target:
         return f"arn:aws:ssm:{self.region}:{self.account}:parameter{name}"
 
 
-def task_settings(
-    cfg: AwsConfig, env_example: Path = ENV_EXAMPLE, compose_file: Path = compose.COMPOSE_FILE
-) -> dict[str, str]:
-    """.env.example's settings (the apps read more than devenv's own model knows) as seen
-    inside the task: hosts are localhost (one network namespace) and every port compose.yaml
-    publishes is the container's own port."""
-    values = {key: value or "" for key, value in dotenv_values(env_example).items()}
+def task_settings(compose_file: Path = compose.COMPOSE_FILE) -> dict[str, str]:
+    """The declared defaults as seen inside the task: hosts are localhost (one network
+    namespace) and every port compose.yaml publishes is the container's own port."""
+    values = {key: s.default_text for key, s in declared.settings().items()}
     for key in values:
         if key.endswith("_HOST"):
             values[key] = "localhost"
@@ -152,11 +93,10 @@ def render(
     cfg: AwsConfig,
     target: Target,
     compose_file: Path = compose.COMPOSE_FILE,
-    env_example: Path = ENV_EXAMPLE,
 ) -> dict[str, Any]:
     """The RegisterTaskDefinition input (without tags, which carry the deploy's identity)."""
     services = compose.load_raw(compose_file)["services"]
-    values = task_settings(cfg, env_example, compose_file)
+    values = task_settings(compose_file)
     containers = []
     for name, spec in cfg.containers.items():
         if spec.compose:
@@ -297,17 +237,20 @@ def _from_settings(
     name: str, spec: Container, values: Mapping[str, str], cfg: AwsConfig, target: Target
 ) -> dict[str, Any]:
     names = APP_CONTAINERS[name]
+    secret = [key for key in names if declared.settings()[key].secret]
+    missing = [key for key in secret if key not in cfg.secrets]
+    if missing:
+        raise AwsError(
+            f"{name} reads the secret {missing[0]}: name its SSM parameter under `secrets` "
+            "in deploy/aws.yaml"
+        )
     own = {key: values[key] for key in names} | {k: str(v) for k, v in spec.settings.items()}
     ports = [int(own[key]) for key in APP_PORTS[name]]
     return {
         "image": image(cfg, target, name),
         "portMappings": _port_mappings(name, ports),
-        "environment": _pairs({k: v for k, v in own.items() if k not in cfg.secrets}),
-        "secrets": [
-            {"name": key, "valueFrom": target.arn(cfg.secrets[key])}
-            for key in names
-            if key in cfg.secrets
-        ],
+        "environment": _pairs({k: v for k, v in own.items() if k not in secret}),
+        "secrets": [{"name": key, "valueFrom": target.arn(cfg.secrets[key])} for key in secret],
         "healthCheck": _health(_http_probe(name, ports), {}, spec),
     }
 

@@ -70,7 +70,7 @@ def test_mqtt_telemetry_is_stored_and_a_malformed_message_goes_to_the_dlq(
             "auto.offset.reset": "latest",
         }
     )
-    dlq.subscribe([stack.settings.TOPIC_TELEMETRY_DLQ])
+    dlq.subscribe([stack.settings.value("TOPIC_TELEMETRY_DLQ")])
     try:
         eventually(lambda: dlq.poll(0.5) is None and dlq.assignment(), what="DLQ consumer assigned")
         garbage = f'{{"event_id": "not-a-uuid", "marker": "{uuid.uuid4()}"'.encode()

@@ -97,25 +97,25 @@ def test_value_outside_the_scorers_domain_does_not_stop_detection(
 
 
 def test_records_failing_their_schema_go_to_the_dlq(stack: Stack, publisher: Publisher) -> None:
-    settings = stack.settings
+    topics = stack.settings.value("TOPIC_TELEMETRY"), stack.settings.value("TOPIC_ANOMALIES")
     marker = uuid.uuid4().hex
     before = dead_letters(stack)
     started = time.monotonic()
-    produce(stack, settings.TOPIC_TELEMETRY, "poison", json.dumps({"event_id": marker}).encode())
-    produce(stack, settings.TOPIC_ANOMALIES, "poison", json.dumps({"type": marker}).encode())
+    produce(stack, topics[0], "poison", json.dumps({"event_id": marker}).encode())
+    produce(stack, topics[1], "poison", json.dumps({"type": marker}).encode())
     # Readings behind the poison are applied.
     plan = {d: readings(d, 10) for d in (device_id("behind") for _ in range(3))}
     publisher.publish_all(mqtt_messages(plan))
     duplicates = wait_all_stored(stack, plan, "readings behind the poison records")
-    telemetry = dlq_records(stack, settings.TOPIC_TELEMETRY + ".dlq", marker,
+    telemetry = dlq_records(stack, topics[0] + ".dlq", marker,
                             {"query-projector", "anomaly-detector"})  # fmt: skip
-    anomalies = dlq_records(stack, settings.TOPIC_ANOMALIES + ".dlq", marker, {"actions-anomalies"})
+    anomalies = dlq_records(stack, topics[1] + ".dlq", marker, {"actions-anomalies"})
     took = time.monotonic() - started
     for letter in [*telemetry.values(), *anomalies.values()]:
         assert letter["source"] == "kafka" and letter["attempts"] >= 1 and letter["error"]
     after = dead_letters(stack)
     for consumer in ("query-projector", "anomaly-detector", "actions-anomalies"):
         assert after.get(consumer, 0) > before.get(consumer, 0), f"/readyz counts {consumer}'s"
-    log = (settings.state_dir / "apps" / "app.log").read_text()
+    log = (stack.settings.state_dir / "apps" / "app.log").read_text()
     assert "record dead-lettered" in log
     record(Outcome("poison: 2 schema-invalid records, 30 readings after", 32, 30, duplicates, took))

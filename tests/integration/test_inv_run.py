@@ -3,6 +3,7 @@ Ctrl-C leaves no app process behind (the infrastructure keeps running until `inv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -49,3 +50,46 @@ def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack)
         assert ports.is_free(stack.port(key)), f"{key} still held after Ctrl-C"
     # The infrastructure is still up: it is `inv down` that stops it.
     assert stack.inv("status").stdout.count("healthy") == 4
+
+
+def test_run_with_a_bad_app_setting_fails_with_the_apps_own_line_and_leaves_no_app(
+    stack: Stack,
+) -> None:
+    """devenv passes a setting only the monolith reads through untouched; the monolith refuses
+    it as it starts, and `inv run` ends with that line instead of serving half a platform."""
+    stack.env["KAFKA_TOPIC_PARTITIONS"] = "0"
+    proc = subprocess.Popen(
+        [*INV, "run"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            assert "answers through the gateway" not in line, "served with a bad setting"
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    assert code != 0
+    last = seen[-1] if seen else ""
+    assert "KAFKA_TOPIC_PARTITIONS" in last and "0" in last, "".join(seen[-10:])
+    assert apps_of(stack) == []
+    for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
+        assert ports.is_free(stack.port(key)), f"{key} still held after the failed run"
+
+
+def apps_of(stack: Stack) -> list[psutil.Process]:
+    """Live app processes of this stack (their environment names its state folder)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "bin/platform" not in cmdline and "ai_inference" not in cmdline:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("STATE_DIR") == str(stack.state_dir) and (
+                proc.info["status"] != psutil.STATUS_ZOMBIE
+            ):
+                found.append(proc)
+    return found

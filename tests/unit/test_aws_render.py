@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dotenv import dotenv_values
+import yaml
 from invoke.context import Context
 
 from devenv import compose
@@ -165,7 +165,7 @@ def test_non_root_everywhere_and_read_only_where_the_image_allows(
     assert readonly == {"traefik", "app", "ai-inference"}
 
 
-def test_secrets_only_as_references(definition: dict[str, Any], tmp_path: Path) -> None:
+def test_secrets_only_as_references(definition: dict[str, Any]) -> None:
     by_name = containers(definition)
     for name, c in by_name.items():
         for entry in c.get("environment", []):
@@ -178,18 +178,23 @@ def test_secrets_only_as_references(definition: dict[str, Any], tmp_path: Path) 
     assert {s["name"] for s in by_name["mqtt-broker"]["secrets"]} == {
         "EMQX_DASHBOARD__DEFAULT_PASSWORD"
     }
-    # Distinctive local values must not leak into the rendering.
-    example = tmp_path / ".env.example"
-    example.write_text(
-        render.ENV_EXAMPLE.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=pg-LEAK")
-        + "EMQX_DASHBOARD_PASSWORD=emqx-LEAK\n"
-    )
-    assert dotenv_values(example)["POSTGRES_PASSWORD"] == "pg-LEAK" + str(
-        dotenv_values(render.ENV_EXAMPLE)["POSTGRES_PASSWORD"]
-    )
+
+
+def test_local_secret_values_never_reach_the_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTGRES_PASSWORD", "pg-LEAK")
+    monkeypatch.setenv("EMQX_DASHBOARD_PASSWORD", "emqx-LEAK")
     target = render.Target(region="eu-central-1", tag="0123456789ab")
-    text = render.dumps(render.render(config.load("dev"), target, env_example=example))
-    assert "LEAK" not in text
+    assert "LEAK" not in render.dumps(render.render(config.load("dev"), target))
+
+
+def test_a_secret_an_app_reads_without_a_parameter_is_one_clear_error(tmp_path: Path) -> None:
+    raw = yaml.safe_load(config.AWS_FILE.read_text())
+    del raw["secrets"]["POSTGRES_PASSWORD"]
+    changed = tmp_path / "aws.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    target = render.Target(region="eu-central-1", tag="x")
+    with pytest.raises(AwsError, match="app reads the secret POSTGRES_PASSWORD: name its SSM"):
+        render.render(config.load("dev", changed), target)
 
 
 def test_emqx_refuses_anonymous_clients(definition: dict[str, Any]) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from dotenv import dotenv_values
 
-from devenv import compose
+from devenv import compose, declared
 from devenv.aws import config, parity, render
 from devenv.aws.config import AwsConfig
 from devenv.backends.native.traefik import ROUTES_FILE
@@ -50,18 +49,10 @@ def test_every_route_reaches_a_port_the_app_listens_on(cfg: AwsConfig, ecs: dict
         assert parity.routed_ports_listen(view) == []
 
 
-def test_every_documented_setting_goes_to_an_app_or_is_laptop_only() -> None:
-    documented = set(dotenv_values(render.ENV_EXAMPLE))
-    given = set(render.APP_SETTINGS) | set(render.AI_SETTINGS)
-    assert given <= documented, f"not in .env.example: {sorted(given - documented)}"
-    unplaced = documented - given - render.LOCAL_ONLY
-    assert not unplaced, f"add to render.APP_SETTINGS/AI_SETTINGS or LOCAL_ONLY: {sorted(unplaced)}"
-
-
-def test_compose_interpolates_only_documented_settings() -> None:
-    documented = set(dotenv_values(render.ENV_EXAMPLE))
+def test_compose_interpolates_only_declared_settings() -> None:
     used = set(render._VAR.findall(compose.COMPOSE_FILE.read_text()))
-    assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+    declared_keys = set(declared.settings())
+    assert used <= declared_keys, f"not in settings.schema.json: {sorted(used - declared_keys)}"
 
 
 # --- one side changed alone -----------------------------------------------------------
@@ -156,17 +147,16 @@ def test_a_local_routing_change_alone_fails(
     assert len(found) == 1 and found[0].startswith("routes:")
 
 
-def test_a_setting_documented_and_read_locally_alone_fails(
-    tmp_path: Path, cfg: AwsConfig, ecs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+def test_a_setting_declared_for_an_app_but_not_rendered_fails(
+    cfg: AwsConfig, ecs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    example = tmp_path / ".env.example"
-    example.write_text(render.ENV_EXAMPLE.read_text() + "\nAI_NEW_KNOB=1\n")
-    fake_ai = tmp_path / "settings.py"
-    fake_ai.write_text(
-        parity.AI_SETTINGS.read_text() + '\nx = Field(validation_alias="AI_NEW_KNOB")\n'
-    )
-    monkeypatch.setattr(parity, "AI_SETTINGS", fake_ai)
-    local = parity.docker_view(cfg, env_example=example)
-    assert parity.differences(local, parity.ecs_view(ecs)) == [
+    read_by = declared.read_by
+    knob = declared.Setting("AI_NEW_KNOB", {"default": 1, "x-readers": ["ai-inference"]})
+
+    def with_knob(reader: str) -> dict[str, declared.Setting]:
+        return read_by(reader) | ({knob.key: knob} if reader == "ai-inference" else {})
+
+    monkeypatch.setattr(declared, "read_by", with_knob)
+    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(ecs)) == [
         "settings of ai-inference: only docker ['AI_NEW_KNOB'], only ecs []"
     ]

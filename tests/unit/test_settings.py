@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv import settings
+from devenv import declared, settings
 from devenv.settings import REPO_ROOT, SettingsError, load
 
 
@@ -64,10 +64,32 @@ def test_unknown_key_in_env_file_suggests_the_right_one(tmp_path: Path) -> None:
         load(env_file=env_file, environ={})
 
 
-def test_env_example_documents_exactly_the_settings() -> None:
-    text = (REPO_ROOT / ".env.example").read_text()
-    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.M))
-    assert documented == set(settings.KNOWN_KEYS)
+def test_a_setting_devenv_does_not_read_passes_through_untouched(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("KAFKA_TOPIC_PARTITIONS=0\nTOPIC_TELEMETRY=mine.v1\n")
+    s = load(env_file=env_file, environ={"LOG_LEVEL": "loud"})
+    # The monolith and the AI service validate their own settings, with their own errors.
+    env = s.as_env()
+    assert (env["KAFKA_TOPIC_PARTITIONS"], env["LOG_LEVEL"]) == ("0", "loud")
+    assert s.value("TOPIC_TELEMETRY") == "mine.v1"
+    assert s.value("TOPIC_ANOMALIES") == "anomalies.v1"  # the declared default
+    assert set(env) == set(declared.settings())
+
+
+def test_devenv_validates_only_what_it_reads() -> None:
+    assert set(settings.KNOWN_KEYS) == set(declared.read_by("devenv"))
+
+
+def test_an_undeclared_key_has_no_value(no_env_file: Path) -> None:
+    with pytest.raises(KeyError, match="TOPIC_TELEMETRI is not declared"):
+        load(env_file=no_env_file, environ={}).value("TOPIC_TELEMETRI")
+
+
+def test_unknown_key_suggests_a_key_only_the_apps_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("OUTBOX_BATCH=5\n")
+    with pytest.raises(SettingsError, match="OUTBOX_BATCH: did you mean OUTBOX_BATCH_SIZE"):
+        load(env_file=env_file, environ={})
 
 
 def test_env_example_values_are_the_defaults(no_env_file: Path) -> None:

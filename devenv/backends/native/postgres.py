@@ -59,7 +59,7 @@ class Postgres(Recipe):
             shutil.chown(socket_dir, user)
         socket_dir.chmod(0o700)  # the socket folder: the server's user alone
         pwfile = socket_dir / "initdb.pw"
-        write_atomic(pwfile, self.settings.POSTGRES_PASSWORD + "\n", mode=0o600)
+        write_atomic(pwfile, self.settings.POSTGRES_PASSWORD.get_secret_value() + "\n", mode=0o600)
         if user:
             shutil.chown(pwfile, user)
         try:
@@ -106,7 +106,7 @@ class Postgres(Recipe):
         s = self.settings
         with psycopg.connect(
             host="127.0.0.1", port=s.POSTGRES_PORT, user=s.POSTGRES_USER,
-            password=s.POSTGRES_PASSWORD, dbname="postgres", autocommit=True,
+            password=s.POSTGRES_PASSWORD.get_secret_value(), dbname="postgres", autocommit=True,
         ) as conn:  # fmt: skip
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (s.POSTGRES_DB,)
@@ -117,9 +117,8 @@ class Postgres(Recipe):
 
     def _probe(self, dbname: str) -> probes.Probe:
         s = self.settings
-        return probes.postgres(
-            "127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, s.POSTGRES_PASSWORD, dbname
-        )
+        password = s.POSTGRES_PASSWORD.get_secret_value()
+        return probes.postgres("127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, password, dbname)
 
     def remove_data(self) -> None:
         outside = self._outside()

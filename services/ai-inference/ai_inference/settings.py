@@ -1,6 +1,7 @@
 """Settings: built-in defaults < `.env` in the working directory < process environment.
 
-Every key is documented in the repository's `.env.example` ("AI inference service").
+Every key is declared in the repository's schemas/settings.schema.json (x-readers
+"ai-inference"), which generates `.env.example`; a contract test holds this model to it.
 `load_or_exit` turns a bad value into one line naming the key, the value and the fix.
 """
 
@@ -15,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ai_inference.scoring import MAX_WINDOW, ModelParams
 
+# A host name or an IP address (the declaration's pattern for every *_HOST setting).
+HOST_PATTERN = r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+)$"
 FIX = "fix it in .env or the environment (see .env.example, section 'AI inference service')"
 
 
@@ -29,7 +32,9 @@ class Settings(BaseSettings):
         case_sensitive=True,
     )
 
-    host: str = Field(default="127.0.0.1", validation_alias="AI_INFERENCE_HOST", min_length=1)
+    host: str = Field(
+        default="127.0.0.1", validation_alias="AI_INFERENCE_HOST", pattern=HOST_PATTERN
+    )
     port: int = Field(default=8090, validation_alias="AI_INFERENCE_PORT", ge=1, le=65535)
     workers: int = Field(default=1, validation_alias="AI_INFERENCE_WORKERS", ge=1, le=64)
     log_level: Literal["debug", "info", "warn", "error"] = Field(
