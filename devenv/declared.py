@@ -53,7 +53,7 @@ class Setting:
         s = self.schema
         if "enum" in s:
             text = "one of " + " | ".join(s["enum"])
-        elif s.get("format") == "duration":
+        elif s.get("x-format") == "duration":
             text = "duration such as 500ms, 10s or 2m"
         elif s["type"] in ("integer", "number"):
             kind = "whole number" if s["type"] == "integer" else "number"

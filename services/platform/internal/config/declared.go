@@ -19,7 +19,7 @@ const SettingsSchema = "settings.schema.json"
 // declaration is one property of SettingsSchema.
 type declaration struct {
 	Type             string   `json:"type"`
-	Format           string   `json:"format"`
+	Format           string   `json:"x-format"`
 	Default          any      `json:"default"`
 	Pattern          string   `json:"pattern"`
 	Enum             []string `json:"enum"`
