@@ -59,7 +59,7 @@ def routes(env: Mapping[str, str], routes_file: Path = ROUTES_FILE) -> tuple[str
 def local_settings(env_example: Path = render.ENV_EXAMPLE) -> dict[str, frozenset[str]]:
     """What each app reads (its own source) that .env.example documents."""
     documented = _env_keys(env_example)
-    go = set(re.findall(r'l\.\w+\("([A-Z][A-Z0-9_]*)"', GO_CONFIG.read_text()))
+    go = set(re.findall(r'env:"([A-Z][A-Z0-9_]*)"', GO_CONFIG.read_text()))
     ai = set(re.findall(r'validation_alias="([A-Z][A-Z0-9_]*)"', AI_SETTINGS.read_text()))
     return {"app": frozenset(go & documented), "ai-inference": frozenset(ai & documented)}
 
