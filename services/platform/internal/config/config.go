@@ -127,6 +127,9 @@ func key(f reflect.StructField) string {
 	return k
 }
 
+// secret tells whether a field is masked in logs.
+func secret(f reflect.StructField) bool { return f.Tag.Get("secret") == "true" }
+
 func invalid(key, value, fix string) error {
 	return fmt.Errorf("invalid setting %s=%q: %s", key, value, fix)
 }
@@ -202,18 +205,14 @@ func (c Config) LogValue() slog.Value {
 	v := reflect.ValueOf(c)
 	var attrs []slog.Attr
 	for _, f := range fields() {
-		value := v.FieldByIndex(f.Index).Interface()
-		switch s := value.(type) {
-		case string:
-			if f.Tag.Get("secret") == "true" && s != "" {
-				s = "********"
-			}
-			attrs = append(attrs, slog.String(key(f), s))
-		case fmt.Stringer:
-			attrs = append(attrs, slog.String(key(f), s.String()))
-		default:
-			attrs = append(attrs, slog.Any(key(f), value))
+		var value any = "********"
+		if !secret(f) {
+			value = v.FieldByIndex(f.Index).Interface()
 		}
+		if s, ok := value.(fmt.Stringer); ok {
+			value = s.String()
+		}
+		attrs = append(attrs, slog.Any(key(f), value))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -65,8 +65,8 @@ func drift(f reflect.StructField, d *declaration) []string {
 			out = append(out, fmt.Sprintf("has validate %s=%s; the schema's bound is %v", tag, param, *bound))
 		}
 	}
-	if secret := f.Tag.Get("secret") == "true"; secret != d.Secret {
-		out = append(out, fmt.Sprintf("has secret tag %v; the schema's x-secret is %v", secret, d.Secret))
+	if secret(f) != d.Secret {
+		out = append(out, fmt.Sprintf("has secret tag %v; the schema's x-secret is %v", secret(f), d.Secret))
 	}
 	return out
 }
