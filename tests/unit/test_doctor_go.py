@@ -52,4 +52,4 @@ def test_a_too_old_go_is_named_with_the_fix(
     healthy, line = doctor._check_tool(doctor.APP_TOOLS[0])
 
     assert not healthy
-    assert line == "go 1.21.0 is older than 1.24: install Go 1.24+"
+    assert line == "go 1.21.0 is older than 1.26: install Go 1.26+"

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ai_inference.scoring import MAX_WINDOW, ModelParams
 
 # A host name or an IP address (the declaration's pattern for every *_HOST setting).
-HOST_PATTERN = r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+)$"
+HOST_PATTERN = r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$"
 FIX = "fix it in .env or the environment (see .env.example, section 'AI inference service')"
 
 

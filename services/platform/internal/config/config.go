@@ -1,120 +1,220 @@
-// Package config loads the monolith's settings from the environment, with
-// defaults equal to the repository's .env.example.
+// Package config loads the monolith's settings from the environment. Each
+// setting is one tagged field of Config; its key, default, range and secret
+// flag are declared in schemas/settings.schema.json, which the tags follow
+// (declared_test.go fails when they differ) and whose pattern, enum and
+// length limits each value is checked against at start.
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
-	"sort"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/go-playground/validator/v10"
 )
 
-// Config is every setting of the monolith.
+// Config is every setting of the monolith. Tags: env (key), envDefault,
+// validate (range of a number) and secret (masked in logs).
 type Config struct {
-	BindHost      string
-	IngestionPort int
-	QueryPort     int
-	ActionsPort   int
+	BindHost      string `env:"APP_BIND_HOST" envDefault:"127.0.0.1"`
+	IngestionPort int    `env:"INGESTION_PORT" envDefault:"8080" validate:"min=1,max=65535"`
+	QueryPort     int    `env:"QUERY_PORT" envDefault:"8081" validate:"min=1,max=65535"`
+	ActionsPort   int    `env:"ACTIONS_PORT" envDefault:"8082" validate:"min=1,max=65535"`
 
-	PostgresHost     string
-	PostgresPort     int
-	PostgresUser     string
-	PostgresPassword string
-	PostgresDB       string
+	PostgresHost     string `env:"POSTGRES_HOST" envDefault:"127.0.0.1"`
+	PostgresPort     int    `env:"POSTGRES_PORT" envDefault:"5432" validate:"min=1,max=65535"`
+	PostgresUser     string `env:"POSTGRES_USER" envDefault:"platform"`
+	PostgresPassword string `env:"POSTGRES_PASSWORD" envDefault:"platform" secret:"true"`
+	PostgresDB       string `env:"POSTGRES_DB" envDefault:"platform"`
 
-	KafkaHost          string
-	KafkaPort          int
-	TopicTelemetry     string
-	TopicTelemetryDLQ  string
-	TopicAnomalies     string
-	KafkaPartitions    int
-	QueryConsumerGroup string
+	KafkaHost          string `env:"KAFKA_HOST" envDefault:"127.0.0.1"`
+	KafkaPort          int    `env:"KAFKA_PORT" envDefault:"9092" validate:"min=1,max=65535"`
+	TopicTelemetry     string `env:"TOPIC_TELEMETRY" envDefault:"telemetry.v1"`
+	TopicTelemetryDLQ  string `env:"TOPIC_TELEMETRY_DLQ" envDefault:"telemetry.dlq"`
+	TopicAnomalies     string `env:"TOPIC_ANOMALIES" envDefault:"anomalies.v1"`
+	KafkaPartitions    int    `env:"KAFKA_TOPIC_PARTITIONS" envDefault:"3" validate:"min=1,max=64"`
+	QueryConsumerGroup string `env:"QUERY_CONSUMER_GROUP" envDefault:"platform-query"`
 
-	MQTTHost       string
-	MQTTPort       int
-	MQTTClientID   string
-	MQTTShareGroup string
+	MQTTHost string `env:"MQTT_HOST" envDefault:"127.0.0.1"`
+	MQTTPort int    `env:"MQTT_PORT" envDefault:"1883" validate:"min=1,max=65535"`
+	// MQTTClientID "auto" becomes InstanceClientID of this instance.
+	MQTTClientID string `env:"MQTT_CLIENT_ID" envDefault:"auto"`
+	// MQTTShareGroup is empty (no shared subscription) when set to "none" or "-".
+	MQTTShareGroup string `env:"MQTT_SHARE_GROUP" envDefault:"platform"`
 
-	LogLevel        slog.Level
-	ShutdownTimeout time.Duration
+	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
-	OutboxPollInterval time.Duration
-	OutboxBatchSize    int
+	OutboxPollInterval time.Duration `env:"OUTBOX_POLL_INTERVAL" envDefault:"500ms"`
+	OutboxBatchSize    int           `env:"OUTBOX_BATCH_SIZE" envDefault:"1000" validate:"min=1,max=10000"`
 
-	AIInferenceHost    string
-	AIInferencePort    int
-	AIInferenceTimeout time.Duration
+	AIInferenceHost    string        `env:"AI_INFERENCE_HOST" envDefault:"127.0.0.1"`
+	AIInferencePort    int           `env:"AI_INFERENCE_PORT" envDefault:"8090" validate:"min=1,max=65535"`
+	AIInferenceTimeout time.Duration `env:"AI_INFERENCE_TIMEOUT" envDefault:"5s"`
 
-	AnomalyConsumerGroup string
-	AnomalyWindow        int
-	ActionsConsumerGroup string
+	AnomalyConsumerGroup string `env:"ANOMALY_CONSUMER_GROUP" envDefault:"anomaly-detector"`
+	AnomalyWindow        int    `env:"ANOMALY_WINDOW" envDefault:"64" validate:"min=1,max=4000"`
+	ActionsConsumerGroup string `env:"ACTIONS_CONSUMER_GROUP" envDefault:"platform-actions"`
 	// AnomalyCommandRules maps a metric to the command issued when one of
-	// its readings is an anomaly (ANOMALY_COMMAND_RULES).
-	AnomalyCommandRules map[string]string
+	// its readings is an anomaly.
+	AnomalyCommandRules Rules `env:"ANOMALY_COMMAND_RULES" envDefault:"temperature:cooldown"`
 }
 
-// Load reads the settings through getenv (os.Getenv in production). An
-// unset or empty variable takes its default. The error names the key, the
-// value and the fix.
-func Load(getenv func(string) string) (Config, error) {
-	l := loader{getenv: getenv}
-	c := Config{
-		BindHost:           l.host("APP_BIND_HOST", "127.0.0.1"),
-		IngestionPort:      l.port("INGESTION_PORT", 8080),
-		QueryPort:          l.port("QUERY_PORT", 8081),
-		ActionsPort:        l.port("ACTIONS_PORT", 8082),
-		PostgresHost:       l.host("POSTGRES_HOST", "127.0.0.1"),
-		PostgresPort:       l.port("POSTGRES_PORT", 5432),
-		PostgresUser:       l.name("POSTGRES_USER", "platform"),
-		PostgresPassword:   l.str("POSTGRES_PASSWORD", "platform"),
-		PostgresDB:         l.name("POSTGRES_DB", "platform"),
-		KafkaHost:          l.host("KAFKA_HOST", "127.0.0.1"),
-		KafkaPort:          l.port("KAFKA_PORT", 9092),
-		TopicTelemetry:     l.topic("TOPIC_TELEMETRY", "telemetry.v1"),
-		TopicTelemetryDLQ:  l.topic("TOPIC_TELEMETRY_DLQ", "telemetry.dlq"),
-		TopicAnomalies:     l.topic("TOPIC_ANOMALIES", "anomalies.v1"),
-		KafkaPartitions:    l.intRange("KAFKA_TOPIC_PARTITIONS", 3, 1, 1000),
-		QueryConsumerGroup: l.name("QUERY_CONSUMER_GROUP", "platform-query"),
-		MQTTHost:           l.host("MQTT_HOST", "127.0.0.1"),
-		MQTTPort:           l.port("MQTT_PORT", 1883),
-		MQTTClientID:       l.name("MQTT_CLIENT_ID", AutoClientID),
-		MQTTShareGroup:     l.optName("MQTT_SHARE_GROUP", "platform"),
-		LogLevel:           l.level("LOG_LEVEL", slog.LevelInfo),
-		ShutdownTimeout:    l.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		OutboxPollInterval: l.duration("OUTBOX_POLL_INTERVAL", 500*time.Millisecond),
-		OutboxBatchSize:    l.intRange("OUTBOX_BATCH_SIZE", 1000, 1, 10000),
-		AIInferenceHost:    l.host("AI_INFERENCE_HOST", "127.0.0.1"),
-		AIInferencePort:    l.port("AI_INFERENCE_PORT", 8090),
-		AIInferenceTimeout: l.duration("AI_INFERENCE_TIMEOUT", 5*time.Second),
+var validate = func() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string { return key(f) })
+	return v
+}()
 
-		AnomalyConsumerGroup: l.name("ANOMALY_CONSUMER_GROUP", "anomaly-detector"),
-		AnomalyWindow:        l.intRange("ANOMALY_WINDOW", 64, 1, 4000),
-		ActionsConsumerGroup: l.name("ACTIONS_CONSUMER_GROUP", "platform-actions"),
-		AnomalyCommandRules:  l.rules("ANOMALY_COMMAND_RULES", "temperature:cooldown"),
-	}
-	if l.err != nil {
-		return Config{}, l.err
-	}
-	ports := map[int]string{}
-	for _, p := range []struct {
-		key  string
-		port int
-	}{{"INGESTION_PORT", c.IngestionPort}, {"QUERY_PORT", c.QueryPort}, {"ACTIONS_PORT", c.ActionsPort}} {
-		if other, dup := ports[p.port]; dup {
-			return Config{}, fmt.Errorf("invalid setting %s=%d: same port as %s; give each server its own port", p.key, p.port, other)
+// Load reads the settings through getenv (os.Getenv in production). An
+// unset or empty variable takes its default. The error is one line naming
+// the key, the value and the fix.
+func Load(getenv func(string) string) (Config, error) {
+	raw := map[string]string{}
+	for _, f := range fields() {
+		k := key(f)
+		v := strings.TrimSpace(getenv(k))
+		if v == "" {
+			continue
 		}
-		ports[p.port] = p.key
+		if fix := declared[k].check(v); fix != "" {
+			return Config{}, invalid(k, v, fix)
+		}
+		raw[k] = v
+	}
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: raw}); err != nil {
+		return Config{}, parseError(err, raw)
+	}
+	if err := validate.Struct(c); err != nil {
+		return Config{}, rangeError(err, raw)
+	}
+	if err := distinctPorts(c); err != nil {
+		return Config{}, err
 	}
 	if c.MQTTClientID == AutoClientID {
 		host, _ := os.Hostname()
 		c.MQTTClientID = InstanceClientID(host, c.IngestionPort)
 	}
+	if c.MQTTShareGroup == "none" || c.MQTTShareGroup == "-" {
+		c.MQTTShareGroup = ""
+	}
 	return c, nil
+}
+
+// fields are Config's settings, in declaration order.
+func fields() []reflect.StructField {
+	var out []reflect.StructField
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		if key(f) != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// key is the environment variable of a field ("" when it has none).
+func key(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return k
+}
+
+// secret tells whether a field is masked in logs.
+func secret(f reflect.StructField) bool { return f.Tag.Get("secret") == "true" }
+
+func invalid(key, value, fix string) error {
+	return fmt.Errorf("invalid setting %s=%q: %s", key, value, fix)
+}
+
+// parseError turns the first error of env.Parse into the one-line form.
+func parseError(err error, raw map[string]string) error {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+	k := key(f)
+	if fix := rangeFix(f); fix != "" {
+		return invalid(k, raw[k], fix)
+	}
+	// The field's own UnmarshalText (Rules) words its error as the fix.
+	return invalid(k, raw[k], pe.Err.Error())
+}
+
+// rangeError turns the first range violation into the one-line form.
+func rangeError(err error, raw map[string]string) error {
+	var ve validator.ValidationErrors
+	if !errors.As(err, &ve) || len(ve) == 0 {
+		return err
+	}
+	f, _ := reflect.TypeFor[Config]().FieldByName(ve[0].StructField())
+	return invalid(key(f), raw[key(f)], rangeFix(f))
+}
+
+// rangeFix states the validate range of a number field ("" without one).
+func rangeFix(f reflect.StructField) string {
+	r := ranges(f)
+	lo, hasLo := r["min"]
+	hi, hasHi := r["max"]
+	switch {
+	case hasLo && hasHi:
+		return fmt.Sprintf("use a whole number between %s and %s", lo, hi)
+	case hasLo:
+		return "use a whole number of at least " + lo
+	case hasHi:
+		return "use a whole number of at most " + hi
+	}
+	return ""
+}
+
+// ranges reads a validate tag such as "min=1,max=64" as {min: 1, max: 64}.
+func ranges(f reflect.StructField) map[string]string {
+	out := map[string]string{}
+	for _, rule := range strings.Split(f.Tag.Get("validate"), ",") {
+		if name, param, ok := strings.Cut(rule, "="); ok {
+			out[name] = param
+		}
+	}
+	return out
+}
+
+func distinctPorts(c Config) error {
+	seen := map[int]string{}
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"INGESTION_PORT", c.IngestionPort}, {"QUERY_PORT", c.QueryPort}, {"ACTIONS_PORT", c.ActionsPort}} {
+		if other, dup := seen[p.port]; dup {
+			return fmt.Errorf("invalid setting %s=%d: same port as %s; give each server its own port", p.key, p.port, other)
+		}
+		seen[p.port] = p.key
+	}
+	return nil
+}
+
+// LogValue logs every setting under its key, secrets masked.
+func (c Config) LogValue() slog.Value {
+	v := reflect.ValueOf(c)
+	var attrs []slog.Attr
+	for _, f := range fields() {
+		var value any = "********"
+		if !secret(f) {
+			value = v.FieldByIndex(f.Index).Interface()
+		}
+		if s, ok := value.(fmt.Stringer); ok {
+			value = s.String()
+		}
+		attrs = append(attrs, slog.Any(key(f), value))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // PostgresDSN is the pgx connection string (keyword/value form is avoided
@@ -149,189 +249,3 @@ func (c Config) MQTTBroker() string {
 
 // Addr is the listen address of a server port.
 func (c Config) Addr(port int) string { return net.JoinHostPort(c.BindHost, strconv.Itoa(port)) }
-
-// LogValue logs the settings with the password masked.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("APP_BIND_HOST", c.BindHost),
-		slog.Int("INGESTION_PORT", c.IngestionPort),
-		slog.Int("QUERY_PORT", c.QueryPort),
-		slog.Int("ACTIONS_PORT", c.ActionsPort),
-		slog.String("POSTGRES_HOST", c.PostgresHost),
-		slog.Int("POSTGRES_PORT", c.PostgresPort),
-		slog.String("POSTGRES_USER", c.PostgresUser),
-		slog.String("POSTGRES_PASSWORD", mask(c.PostgresPassword)),
-		slog.String("POSTGRES_DB", c.PostgresDB),
-		slog.String("KAFKA_HOST", c.KafkaHost),
-		slog.Int("KAFKA_PORT", c.KafkaPort),
-		slog.String("TOPIC_TELEMETRY", c.TopicTelemetry),
-		slog.String("TOPIC_TELEMETRY_DLQ", c.TopicTelemetryDLQ),
-		slog.String("TOPIC_ANOMALIES", c.TopicAnomalies),
-		slog.Int("KAFKA_TOPIC_PARTITIONS", c.KafkaPartitions),
-		slog.String("QUERY_CONSUMER_GROUP", c.QueryConsumerGroup),
-		slog.String("MQTT_HOST", c.MQTTHost),
-		slog.Int("MQTT_PORT", c.MQTTPort),
-		slog.String("MQTT_CLIENT_ID", c.MQTTClientID),
-		slog.String("MQTT_SHARE_GROUP", c.MQTTShareGroup),
-		slog.String("LOG_LEVEL", c.LogLevel.String()),
-		slog.String("SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
-		slog.String("OUTBOX_POLL_INTERVAL", c.OutboxPollInterval.String()),
-		slog.Int("OUTBOX_BATCH_SIZE", c.OutboxBatchSize),
-		slog.String("AI_INFERENCE_HOST", c.AIInferenceHost),
-		slog.Int("AI_INFERENCE_PORT", c.AIInferencePort),
-		slog.String("AI_INFERENCE_TIMEOUT", c.AIInferenceTimeout.String()),
-		slog.String("ANOMALY_CONSUMER_GROUP", c.AnomalyConsumerGroup),
-		slog.Int("ANOMALY_WINDOW", c.AnomalyWindow),
-		slog.String("ACTIONS_CONSUMER_GROUP", c.ActionsConsumerGroup),
-		slog.String("ANOMALY_COMMAND_RULES", FormatRules(c.AnomalyCommandRules)),
-	)
-}
-
-func mask(s string) string {
-	if s == "" {
-		return ""
-	}
-	return "********"
-}
-
-type loader struct {
-	getenv func(string) string
-	err    error
-}
-
-func (l *loader) raw(key string) (string, bool) {
-	v := strings.TrimSpace(l.getenv(key))
-	return v, v != ""
-}
-
-func (l *loader) fail(key, value, fix string) {
-	if l.err == nil {
-		l.err = fmt.Errorf("invalid setting %s=%q: %s", key, value, fix)
-	}
-}
-
-func (l *loader) str(key, def string) string {
-	if v, ok := l.raw(key); ok {
-		return v
-	}
-	return def
-}
-
-func (l *loader) host(key, def string) string {
-	v, ok := l.raw(key)
-	if !ok {
-		return def
-	}
-	if strings.ContainsAny(v, " /:@") && net.ParseIP(v) == nil {
-		l.fail(key, v, "use a host name or an IP address without scheme or port, e.g. 127.0.0.1")
-	}
-	return v
-}
-
-func (l *loader) port(key string, def int) int {
-	v, ok := l.raw(key)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 65535 {
-		l.fail(key, v, "use a TCP port number between 1 and 65535")
-		return def
-	}
-	return n
-}
-
-func (l *loader) intRange(key string, def, lo, hi int) int {
-	v, ok := l.raw(key)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		l.fail(key, v, fmt.Sprintf("use a whole number between %d and %d", lo, hi))
-		return def
-	}
-	return n
-}
-
-func validName(v string) bool {
-	for _, r := range v {
-		if !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return v != ""
-}
-
-func (l *loader) name(key, def string) string {
-	v, ok := l.raw(key)
-	if !ok {
-		return def
-	}
-	if !validName(v) {
-		l.fail(key, v, "use letters, digits, '.', '_' or '-' only")
-	}
-	return v
-}
-
-func (l *loader) optName(key, def string) string {
-	v := l.getenv(key)
-	if v == "" {
-		return def
-	}
-	if v == "-" || v == "none" {
-		return ""
-	}
-	return l.name(key, def)
-}
-
-func (l *loader) topic(key, def string) string {
-	v := l.name(key, def)
-	if len(v) > 249 || v == "." || v == ".." {
-		l.fail(key, v, "a Kafka topic name has 1-249 characters and is not '.' or '..'")
-	}
-	return v
-}
-
-func (l *loader) level(key string, def slog.Level) slog.Level {
-	v, ok := l.raw(key)
-	if !ok {
-		return def
-	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(v)); err != nil {
-		l.fail(key, v, "use one of debug, info, warn, error")
-		return def
-	}
-	return lv
-}
-
-func (l *loader) duration(key string, def time.Duration) time.Duration {
-	v, ok := l.raw(key)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		// Bare numbers are seconds, as in the .env.example comments.
-		if n, nerr := strconv.Atoi(v); nerr == nil && n > 0 {
-			return time.Duration(n) * time.Second
-		}
-		l.fail(key, v, "use a positive Go duration such as 10s or 500ms")
-		return def
-	}
-	return d
-}
-
-// FormatRules renders rules as ANOMALY_COMMAND_RULES reads them, sorted.
-func FormatRules(rules map[string]string) string {
-	if len(rules) == 0 {
-		return "none"
-	}
-	parts := make([]string, 0, len(rules))
-	for m, c := range rules {
-		parts = append(parts, m+":"+c)
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ",")
-}

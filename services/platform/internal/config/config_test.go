@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
@@ -11,12 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func env(m map[string]string) func(string) string {
+func vars(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func TestDefaultsMatchEnvExample(t *testing.T) {
-	c, err := Load(env(nil))
+func TestDefaults(t *testing.T) {
+	c, err := Load(vars(nil))
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1", c.BindHost)
 	assert.Equal(t, 8080, c.IngestionPort)
@@ -25,125 +26,149 @@ func TestDefaultsMatchEnvExample(t *testing.T) {
 	assert.Equal(t, "postgres://platform:platform@127.0.0.1:5432/platform", c.PostgresDSN())
 	assert.Equal(t, "127.0.0.1:9092", c.KafkaBroker())
 	assert.Equal(t, "tcp://127.0.0.1:1883", c.MQTTBroker())
+	assert.Equal(t, "http://127.0.0.1:8090", c.AIInferenceURL())
+	assert.Equal(t, "127.0.0.1:8081", c.Addr(c.QueryPort))
 	assert.Equal(t, "telemetry.v1", c.TopicTelemetry)
 	assert.Equal(t, "telemetry.dlq", c.TopicTelemetryDLQ)
 	assert.Equal(t, "anomalies.v1", c.TopicAnomalies)
+	assert.Equal(t, 3, c.KafkaPartitions)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 	assert.Equal(t, 10*time.Second, c.ShutdownTimeout)
-	assert.Equal(t, 8090, c.AIInferencePort)
+	assert.Equal(t, 500*time.Millisecond, c.OutboxPollInterval)
+	assert.Equal(t, 5*time.Second, c.AIInferenceTimeout)
+	assert.Equal(t, "platform", c.MQTTShareGroup)
 }
 
 func TestOverrides(t *testing.T) {
-	c, err := Load(env(map[string]string{"QUERY_PORT": "9081", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "3", "POSTGRES_PASSWORD": "p w@x", "MQTT_SHARE_GROUP": "none"}))
+	c, err := Load(vars(map[string]string{
+		"QUERY_PORT": " 9081 ", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "3s", "OUTBOX_POLL_INTERVAL": "2m",
+		"POSTGRES_PASSWORD": "p w@x", "KAFKA_TOPIC_PARTITIONS": "64", "AI_INFERENCE_HOST": "::1",
+	}))
 	require.NoError(t, err)
 	assert.Equal(t, 9081, c.QueryPort)
 	assert.Equal(t, slog.LevelDebug, c.LogLevel)
 	assert.Equal(t, 3*time.Second, c.ShutdownTimeout)
-	assert.Equal(t, "", c.MQTTShareGroup)
+	assert.Equal(t, 2*time.Minute, c.OutboxPollInterval)
+	assert.Equal(t, 64, c.KafkaPartitions)
+	assert.Equal(t, "http://[::1]:8090", c.AIInferenceURL())
 	assert.Contains(t, c.PostgresDSN(), "p%20w%40x")
 }
 
+func TestEmptyValueTakesTheDefault(t *testing.T) {
+	c, err := Load(vars(map[string]string{"QUERY_PORT": "", "SHUTDOWN_TIMEOUT": "  ", "ANOMALY_COMMAND_RULES": ""}))
+	require.NoError(t, err)
+	assert.Equal(t, 8081, c.QueryPort)
+	assert.Equal(t, 10*time.Second, c.ShutdownTimeout)
+	assert.Equal(t, Rules{"temperature": "cooldown"}, c.AnomalyCommandRules)
+}
+
 func TestBadValuesNameKeyValueAndFix(t *testing.T) {
-	cases := map[string][2]string{
-		"INGESTION_PORT":   {"80a", "TCP port"},
-		"POSTGRES_PORT":    {"70000", "TCP port"},
-		"LOG_LEVEL":        {"loud", "debug, info"},
-		"SHUTDOWN_TIMEOUT": {"soon", "duration"},
-		"TOPIC_TELEMETRY":  {"bad topic", "letters"},
-		"KAFKA_HOST":       {"http://x:9092", "without scheme"},
+	cases := []struct{ key, value, fix string }{
+		{"KAFKA_TOPIC_PARTITIONS", "0", "use a whole number between 1 and 64"},
+		{"KAFKA_TOPIC_PARTITIONS", "65", "use a whole number between 1 and 64"},
+		{"INGESTION_PORT", "80a", "use a whole number between 1 and 65535"},
+		{"POSTGRES_PORT", "70000", "use a whole number between 1 and 65535"},
+		{"OUTBOX_BATCH_SIZE", "1.5", "use a whole number between 1 and 10000"},
+		{"LOG_LEVEL", "loud", "use one of debug, info, warn, error"},
+		{"LOG_LEVEL", "DEBUG", "use one of debug, info, warn, error"},
+		{"SHUTDOWN_TIMEOUT", "10", "use a duration matching "},
+		{"SHUTDOWN_TIMEOUT", "0s", "use a duration matching "},
+		{"AI_INFERENCE_TIMEOUT", "soon", "such as 5s"},
+		{"TOPIC_TELEMETRY", "bad topic", "use a value matching "},
+		{"KAFKA_HOST", "http://x:9092", "such as 127.0.0.1"},
+		{"POSTGRES_HOST", "db:5432", "such as 127.0.0.1"},
+		{"MQTT_HOST", "cafe:1883", "such as 127.0.0.1"},
+		{"POSTGRES_USER", "Admin", "use a value matching "},
+		{"POSTGRES_DB", strings.Repeat("d", 64), "use at most 63 characters"},
+		{"ANOMALY_COMMAND_RULES", "temperature", "use comma-separated metric:command pairs"},
 	}
-	for key, c := range cases {
-		t.Run(key, func(t *testing.T) {
-			_, err := Load(env(map[string]string{key: c[0]}))
+	for _, c := range cases {
+		t.Run(c.key+"="+c.value, func(t *testing.T) {
+			_, err := Load(vars(map[string]string{c.key: c.value}))
 			require.Error(t, err)
-			msg := err.Error()
-			assert.Contains(t, msg, key)
-			assert.Contains(t, msg, c[0])
-			assert.Contains(t, msg, c[1])
-			assert.NotContains(t, msg, "\n")
+			prefix := "invalid setting " + c.key + "=\"" + c.value + "\": "
+			assert.True(t, strings.HasPrefix(err.Error(), prefix), "%q does not start with %q", err, prefix)
+			assert.Contains(t, err.Error(), c.fix)
+			assert.NotContains(t, err.Error(), "\n")
 		})
 	}
+	_, err := Load(vars(map[string]string{"KAFKA_TOPIC_PARTITIONS": "0"}))
+	assert.EqualError(t, err, `invalid setting KAFKA_TOPIC_PARTITIONS="0": use a whole number between 1 and 64`)
 }
 
 func TestDuplicatePorts(t *testing.T) {
-	_, err := Load(env(map[string]string{"QUERY_PORT": "8080"}))
-	require.ErrorContains(t, err, "QUERY_PORT")
+	_, err := Load(vars(map[string]string{"QUERY_PORT": "8080"}))
+	assert.EqualError(t, err, "invalid setting QUERY_PORT=8080: same port as INGESTION_PORT; give each server its own port")
 }
 
-func TestLogValueMasksPassword(t *testing.T) {
-	c, err := Load(env(map[string]string{"POSTGRES_PASSWORD": "s3cret"}))
+func TestLogValueShowsEverySettingWithSecretsMasked(t *testing.T) {
+	c, err := Load(vars(map[string]string{"POSTGRES_PASSWORD": "s3cret", "ANOMALY_COMMAND_RULES": "humidity:vent,temperature:cooldown"}))
 	require.NoError(t, err)
 	var b strings.Builder
-	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", "config", c)
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("starting", "config", c)
 	assert.NotContains(t, b.String(), "s3cret")
-	assert.Contains(t, b.String(), `"POSTGRES_PASSWORD":"********"`)
-}
-
-// TestDefaultsEqualEnvExample loads the repository's .env.example and
-// requires the same config as the built-in defaults, and every key the
-// monolith reads to be documented there.
-func TestDefaultsEqualEnvExample(t *testing.T) {
-	b, err := os.ReadFile("../../../../.env.example")
-	require.NoError(t, err)
-	file := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		require.True(t, ok, line)
-		file[k] = v
-	}
-	fromFile, err := Load(func(k string) string { return file[k] })
-	require.NoError(t, err)
-	defaults, err := Load(env(nil))
-	require.NoError(t, err)
-	assert.Equal(t, defaults, fromFile)
-
-	var read []string
-	_, _ = Load(func(k string) string { read = append(read, k); return "" })
-	for _, k := range read {
-		_, ok := file[k]
-		assert.True(t, ok, "%s is read by the monolith but missing from .env.example", k)
+	var line struct{ Config map[string]any }
+	require.NoError(t, json.Unmarshal([]byte(b.String()), &line))
+	assert.Equal(t, "********", line.Config["POSTGRES_PASSWORD"])
+	assert.Equal(t, "platform", line.Config["POSTGRES_USER"])
+	assert.Equal(t, float64(8081), line.Config["QUERY_PORT"])
+	assert.Equal(t, "10s", line.Config["SHUTDOWN_TIMEOUT"])
+	assert.Equal(t, "INFO", line.Config["LOG_LEVEL"])
+	assert.Equal(t, "humidity:vent,temperature:cooldown", line.Config["ANOMALY_COMMAND_RULES"])
+	for _, f := range fields() {
+		assert.Contains(t, line.Config, key(f))
 	}
 }
 
 func TestAnomalyCommandRules(t *testing.T) {
-	c, err := Load(env(nil))
+	c, err := Load(vars(nil))
 	require.NoError(t, err)
-	assert.Equal(t, map[string]string{"temperature": "cooldown"}, c.AnomalyCommandRules)
+	assert.Equal(t, Rules{"temperature": "cooldown"}, c.AnomalyCommandRules)
 	assert.Equal(t, "anomaly-detector", c.AnomalyConsumerGroup)
 	assert.Equal(t, 64, c.AnomalyWindow)
 
-	c, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": " temperature:cooldown , humidity:vent.open"}))
+	c, err = Load(vars(map[string]string{"ANOMALY_COMMAND_RULES": " temperature:cooldown , humidity:vent.open"}))
 	require.NoError(t, err)
-	assert.Equal(t, map[string]string{"temperature": "cooldown", "humidity": "vent.open"}, c.AnomalyCommandRules)
-	assert.Equal(t, "humidity:vent.open,temperature:cooldown", FormatRules(c.AnomalyCommandRules))
+	assert.Equal(t, Rules{"temperature": "cooldown", "humidity": "vent.open"}, c.AnomalyCommandRules)
+	assert.Equal(t, "humidity:vent.open,temperature:cooldown", c.AnomalyCommandRules.String())
 
-	c, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": "none"}))
-	require.NoError(t, err)
-	assert.Empty(t, c.AnomalyCommandRules)
+	for _, none := range []string{"none", "-"} {
+		c, err = Load(vars(map[string]string{"ANOMALY_COMMAND_RULES": none}))
+		require.NoError(t, err)
+		assert.Empty(t, c.AnomalyCommandRules)
+		assert.Equal(t, "none", c.AnomalyCommandRules.String())
+	}
 
 	for _, bad := range []string{"temperature", "temperature:", ":cooldown", "temp:1cool", "a:b,a:c", "temp erature:cooldown"} {
-		_, err := Load(env(map[string]string{"ANOMALY_COMMAND_RULES": bad}))
+		_, err := Load(vars(map[string]string{"ANOMALY_COMMAND_RULES": bad}))
 		require.Error(t, err, bad)
-		assert.Contains(t, err.Error(), "ANOMALY_COMMAND_RULES")
+		assert.Contains(t, err.Error(), `ANOMALY_COMMAND_RULES="`+bad+`"`)
 		assert.Contains(t, err.Error(), "metric:command")
 		assert.NotContains(t, err.Error(), "\n")
 	}
-	_, err = Load(env(map[string]string{"ANOMALY_COMMAND_RULES": "a:b,a:c"}))
-	assert.ErrorContains(t, err, "appears twice")
+	_, err = Load(vars(map[string]string{"ANOMALY_COMMAND_RULES": "a:b,a:c"}))
+	assert.ErrorContains(t, err, "a appears twice")
+}
+
+func TestMQTTShareGroupNoneMeansNoSharing(t *testing.T) {
+	for _, none := range []string{"none", "-"} {
+		c, err := Load(vars(map[string]string{"MQTT_SHARE_GROUP": none}))
+		require.NoError(t, err)
+		assert.Equal(t, "", c.MQTTShareGroup, none)
+	}
+	c, err := Load(vars(map[string]string{"MQTT_SHARE_GROUP": "edge"}))
+	require.NoError(t, err)
+	assert.Equal(t, "edge", c.MQTTShareGroup)
 }
 
 func TestMQTTClientIDPerInstance(t *testing.T) {
-	c, err := Load(func(k string) string { return map[string]string{"INGESTION_PORT": "9180"}[k] })
+	c, err := Load(vars(map[string]string{"INGESTION_PORT": "9180"}))
 	require.NoError(t, err)
 	host, _ := os.Hostname()
 	assert.Equal(t, InstanceClientID(host, 9180), c.MQTTClientID, "auto by default")
 	assert.NotEqual(t, InstanceClientID("h", 8080), InstanceClientID("h", 9080), "two instances on one host")
 	assert.Equal(t, "platform-my-box.lan-8080", InstanceClientID("my box.lan", 8080))
-	c, err = Load(func(k string) string { return map[string]string{"MQTT_CLIENT_ID": "fixed"}[k] })
+	c, err = Load(vars(map[string]string{"MQTT_CLIENT_ID": "fixed"}))
 	require.NoError(t, err)
 	assert.Equal(t, "fixed", c.MQTTClientID)
 }

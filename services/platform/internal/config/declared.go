@@ -1,0 +1,91 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"platform/schemas"
+)
+
+// SettingsSchema declares every setting once: key, type, default, range,
+// pattern or enum, secret flag and which programs read it.
+const SettingsSchema = "settings.schema.json"
+
+// declaration is one property of SettingsSchema.
+type declaration struct {
+	Type             string   `json:"type"`
+	Format           string   `json:"x-format"`
+	Default          any      `json:"default"`
+	Pattern          string   `json:"pattern"`
+	Enum             []string `json:"enum"`
+	MinLength        *int     `json:"minLength"`
+	MaxLength        *int     `json:"maxLength"`
+	Minimum          *float64 `json:"minimum"`
+	Maximum          *float64 `json:"maximum"`
+	ExclusiveMinimum *float64 `json:"exclusiveMinimum"`
+	ExclusiveMaximum *float64 `json:"exclusiveMaximum"`
+	Secret           bool     `json:"x-secret"`
+	Readers          []string `json:"x-readers"`
+
+	pattern *regexp.Regexp
+}
+
+// declared is SettingsSchema's properties by key. The schema is embedded,
+// so an unreadable one is a bug of this build: it panics at start.
+var declared = func() map[string]*declaration {
+	out, err := readDeclarations()
+	if err != nil {
+		panic("config: " + err.Error())
+	}
+	return out
+}()
+
+func readDeclarations() (map[string]*declaration, error) {
+	b, err := fs.ReadFile(schemas.FS, SettingsSchema)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Properties map[string]*declaration `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", SettingsSchema, err)
+	}
+	for k, d := range doc.Properties {
+		if d.Pattern == "" {
+			continue
+		}
+		if d.pattern, err = regexp.Compile(d.Pattern); err != nil {
+			return nil, fmt.Errorf("%s: pattern of %s: %w", SettingsSchema, k, err)
+		}
+	}
+	return doc.Properties, nil
+}
+
+// check returns the fix for a raw text value the declaration refuses
+// (enum, pattern, length of a string), "" when it passes. Numbers are
+// checked once parsed, by their validate tags.
+func (d *declaration) check(v string) string {
+	if d == nil || d.Type != "string" {
+		return ""
+	}
+	example := fmt.Sprint(d.Default)
+	switch {
+	case d.Enum != nil && !slices.Contains(d.Enum, v):
+		return "use one of " + strings.Join(d.Enum, ", ")
+	case d.pattern != nil && !d.pattern.MatchString(v) && d.Format == "duration":
+		return fmt.Sprintf("use a duration matching %s, such as %s", d.Pattern, example)
+	case d.pattern != nil && !d.pattern.MatchString(v):
+		return fmt.Sprintf("use a value matching %s, such as %s", d.Pattern, example)
+	case d.MinLength != nil && utf8.RuneCountInString(v) < *d.MinLength:
+		return fmt.Sprintf("use at least %d characters", *d.MinLength)
+	case d.MaxLength != nil && utf8.RuneCountInString(v) > *d.MaxLength:
+		return fmt.Sprintf("use at most %d characters", *d.MaxLength)
+	}
+	return ""
+}
