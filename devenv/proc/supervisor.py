@@ -69,6 +69,10 @@ class _Child:
     restart_at: float | None = None
 
 
+# sysexits' EX_CONFIG, with which the monolith and the AI service refuse a bad setting.
+EXIT_BAD_SETTINGS = 78
+
+
 class Supervisor:
     """Runs `specs` until stopped. `run()` blocks; `swap()`, `reload()` and `request_stop()`
     may be called from other threads while it does.
@@ -77,7 +81,8 @@ class Supervisor:
     terminal, or `color=True`). `state_dir`: where the pid and status files go, so another
     shell can see and stop this run (`detached.status/stop`). `backoff`: first and
     longest delay before a restart. `max_start_crashes`: failed starts in a row, before the
-    process was ever ready, that end the run. `stop_timeout`: SIGTERM to SIGKILL."""
+    process was ever ready, that end the run; a start that exits with EXIT_BAD_SETTINGS ends
+    it at once. `stop_timeout`: SIGTERM to SIGKILL."""
 
     def __init__(
         self,
@@ -259,19 +264,27 @@ class Supervisor:
             if popen is not None and (child.not_ready or popen.poll() is not None):
                 # Also what the crashed leader left behind in its group: it may hold the port.
                 group.stop_group(popen.pid, self.stop_timeout)
-                self._crashed(child, popen, child.not_ready or f"exited with code {popen.wait()}")
+                code = popen.wait()
+                self._crashed(child, popen, child.not_ready or f"exited with code {code}", code)
                 if self.failure:
                     return
             elif popen is None and child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
                 self._start(child)
 
-    def _crashed(self, child: _Child, popen: subprocess.Popen[bytes], why: str) -> None:
+    def _crashed(self, child: _Child, popen: subprocess.Popen[bytes], why: str, code: int) -> None:
         spec, was_ready = child.spec, child.ready
         child.popen, child.identity, child.ready = None, None, False
         child.settled.set()
         last = lines_since(spec.log_file, child.log_offset)
         shown = "".join(f"\n    {line}" for line in last)
+        if code == EXIT_BAD_SETTINGS and not was_ready:
+            # The process said its settings cannot work: a restart would only say it again.
+            self.failure = (
+                f"{spec.name} refused its settings (exit {code}); stopping everything. "
+                f"Last lines of {spec.log_file}:{shown}"
+            )
+            return
         if not was_ready:
             child.failed_starts += 1
             # Giving up is for a start-up that cannot work (a bad setting, a missing

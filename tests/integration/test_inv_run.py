@@ -75,6 +75,9 @@ def test_run_with_a_bad_app_setting_fails_with_the_apps_own_line_and_leaves_no_a
     assert code != 0
     last = seen[-1] if seen else ""
     assert "KAFKA_TOPIC_PARTITIONS" in last and "0" in last, "".join(seen[-10:])
+    # Refused at the first start (EX_CONFIG): no restarts that could only say it again.
+    assert not any("restarting in" in line for line in seen), "".join(seen)
+    assert any("app refused its settings" in line for line in seen), "".join(seen[-10:])
     assert apps_of(stack) == []
     for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
         assert ports.is_free(stack.port(key)), f"{key} still held after the failed run"

@@ -324,3 +324,22 @@ def test_stop_cleans_up_after_a_supervisor_killed_with_sigkill(
 
     assert detached.stop(state) is False
     wait_for(lambda: gone(app_pid), 10, "the orphan stopped")
+
+
+def test_a_process_refusing_its_settings_stops_everything_at_its_first_start(
+    tmp_path: Path,
+) -> None:
+    app_port, ai_port = free_ports(2)
+    refusing = pyapp("app", app_port, tmp_path, "--crash-at-start", "78")  # EX_CONFIG
+    healthy = pyapp("ai", ai_port, tmp_path)
+    out = io.StringIO()
+    supervisor = Supervisor([refusing, healthy], out=out, color=False, max_start_crashes=3)
+    with running(supervisor) as run:
+        assert run.finished(30) == 1
+
+    assert supervisor.failure is not None
+    assert supervisor.failure.startswith("app refused its settings (exit 78); stopping everything.")
+    assert "boom: cannot start" in supervisor.failure
+    assert "restarting" not in out.getvalue()
+    assert len(re.findall(r"^app \| pyapp start", out.getvalue(), re.M)) == 1
+    assert get(f"http://127.0.0.1:{ai_port}/healthz") is None

@@ -18,6 +18,8 @@ from ai_inference.scoring import MAX_WINDOW, ModelParams
 
 # A host name or an IP address (the declaration's pattern for every *_HOST setting).
 HOST_PATTERN = r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$"
+# sysexits' EX_CONFIG: the supervisor of `inv run` stops at once instead of restarting.
+EXIT_BAD_SETTINGS = 78
 FIX = "fix it in .env or the environment (see .env.example, section 'AI inference service')"
 
 
@@ -92,9 +94,9 @@ def get_settings() -> Settings:
 
 
 def load_or_exit() -> Settings:
-    """`get_settings`, or one line on stderr and exit status 2."""
+    """`get_settings`, or one line on stderr and exit status EXIT_BAD_SETTINGS."""
     try:
         return get_settings()
     except SettingsError as exc:
         print(f"ai-inference: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_BAD_SETTINGS) from None

@@ -94,7 +94,7 @@ def test_entry_point_exits_non_zero_with_one_line(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 78  # EX_CONFIG: not worth a restart
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -32,6 +33,13 @@ var version, commit, buildTime string
 
 var logLevel = new(slog.LevelVar)
 
+// exitBadSettings is sysexits' EX_CONFIG: the supervisor of `inv run` stops
+// at once instead of restarting a process whose settings cannot work.
+const exitBadSettings = 78
+
+// settingsError is a refused setting (as opposed to a failure while running).
+type settingsError struct{ error }
+
 func main() {
 	buildinfo.Set(version, commit, buildTime)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: logLevel}))
@@ -40,6 +48,9 @@ func main() {
 	if err := run(ctx, os.Args[1:], log); err != nil {
 		fmt.Fprintln(os.Stderr, "platform: "+strings.Join(strings.Fields(err.Error()), " "))
 		stop()
+		if errors.As(err, new(settingsError)) {
+			os.Exit(exitBadSettings)
+		}
 		os.Exit(1)
 	}
 }
@@ -66,7 +77,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
-		return err
+		return settingsError{err}
 	}
 	logLevel.Set(cfg.LogLevel)
 	bi := buildinfo.Get()
