@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -33,26 +32,17 @@ var (
 	cli     *client.Client
 	srv     *actions.Server
 	svc     *actions.Service
-	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log     = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int {
+	testserver.Main(m, "actions", log, func(d *testdb.DB) http.Handler {
 		db = d
 		srv = actions.New(actions.Deps{Pool: db.Pool, Events: eventstore.New(db.Pool), Validator: contracts.Default(), Log: log,
 			Rules: map[string]string{"temperature": "cooldown"}})
 		svc = srv.Service()
-		var stop func()
-		var err error
-		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer stop()
-		cli = client.New(baseURL, nil)
-		return m.Run()
-	}, "actions"))
+		return srv.Handler(nil)
+	}, func(url string) { baseURL, cli = url, client.New(url, nil) })
 }
 
 func reset(t *testing.T) {
