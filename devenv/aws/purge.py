@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from devenv.aws import network
+from devenv.aws import network, waiting
 from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig, ssm_name
-from devenv.aws.errors import AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_efs.type_defs import MountTargetDescriptionTypeDef
 
 Say = Callable[[str], None]
 
@@ -85,16 +88,27 @@ def _wait_no_mount_targets(
 ) -> None:
     """DeleteMountTarget only starts the deletion; EFS refuses to delete the file system
     (FileSystemInUse) while any of its mount targets is still listed, even as `deleting`."""
-    deadline = time.monotonic() + timeout
-    while True:
+    left: list[MountTargetDescriptionTypeDef] = []
+
+    def gone() -> bool | None:
+        nonlocal left
         left = aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            states = ", ".join(f"{t['MountTargetId']} {t['LifeCycleState']}" for t in left)
-            raise AwsError(
-                f"EFS mount targets of {file_system} still there after {timeout:.0f}s "
-                f"({states}): run `inv aws.down --purge --yes` again"
-            )
-        say(f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted")
-        sleep(poll)
+        return not left or None
+
+    def late() -> str:
+        states = ", ".join(f"{t['MountTargetId']} {t['LifeCycleState']}" for t in left)
+        return (
+            f"EFS mount targets of {file_system} still there after {timeout:.0f}s "
+            f"({states}): run `inv aws.down --purge --yes` again"
+        )
+
+    waiting.until(
+        gone,
+        late,
+        timeout=timeout,
+        poll=poll,
+        sleep=sleep,
+        waiting=lambda: say(
+            f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted"
+        ),
+    )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from devenv.aws import waiting
 from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig
 from devenv.aws.errors import AwsError
@@ -103,9 +104,10 @@ def wait_healthy(
 ) -> TaskTypeDef:
     """Poll DescribeTasks until the task is RUNNING and every container with a health check
     is HEALTHY; print each change. A stopped task is an error naming why and where to look."""
-    deadline = time.monotonic() + timeout
     last = ""
-    while True:
+
+    def healthy() -> TaskTypeDef | None:
+        nonlocal last
         found = aws.ecs.describe_tasks(cluster=cfg.cluster, tasks=[arn])["tasks"]
         if not found:
             raise AwsError(f"task {arn} disappeared: see `inv aws.status --env {cfg.env}`")
@@ -124,15 +126,23 @@ def wait_healthy(
                 f"task stopped: {'; '.join(r for r in reasons if r)}; "
                 f"see `inv aws.logs CONTAINER --env {cfg.env}`"
             )
-        healthy = all(c.get("healthStatus") == "HEALTHY" for c in task.get("containers", []))
-        if task.get("lastStatus") == "RUNNING" and healthy:
+        containers = task.get("containers", [])
+        if task.get("lastStatus") == "RUNNING" and all(
+            c.get("healthStatus") == "HEALTHY" for c in containers
+        ):
             return task
-        if time.monotonic() > deadline:
-            raise AwsError(
-                f"task not healthy after {timeout:.0f}s ({line}); "
-                f"see `inv aws.logs CONTAINER --env {cfg.env}`"
-            )
-        sleep(poll)
+        return None
+
+    return waiting.until(
+        healthy,
+        lambda: (
+            f"task not healthy after {timeout:.0f}s ({last}); "
+            f"see `inv aws.logs CONTAINER --env {cfg.env}`"
+        ),
+        timeout=timeout,
+        poll=poll,
+        sleep=sleep,
+    )
 
 
 def wait_stopped(
@@ -145,14 +155,20 @@ def wait_stopped(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Until every task in `arns` is STOPPED: their network interfaces hold the security group."""
-    deadline = time.monotonic() + timeout
-    while arns:
+    if not arns:
+        return
+
+    def stopped() -> bool | None:
         found = aws.ecs.describe_tasks(cluster=cfg.cluster, tasks=arns)["tasks"]
-        if all(t.get("lastStatus") == "STOPPED" for t in found):
-            return
-        if time.monotonic() > deadline:
-            raise AwsError(f"tasks still stopping after {timeout:.0f}s: run the command again")
-        sleep(poll)
+        return all(t.get("lastStatus") == "STOPPED" for t in found) or None
+
+    waiting.until(
+        stopped,
+        lambda: f"tasks still stopping after {timeout:.0f}s: run the command again",
+        timeout=timeout,
+        poll=poll,
+        sleep=sleep,
+    )
 
 
 def service_task(
@@ -167,20 +183,24 @@ def service_task(
 ) -> str:
     """The service's task running `definition_arn`, once its scheduler has started one (the
     tasks listed right after UpdateService are still the old deployment's)."""
-    deadline = time.monotonic() + timeout
     say(f"  waiting for service {cfg.service} to start a task of the new revision")
-    while True:
+
+    def started() -> str | None:
         arns = aws.ecs.list_tasks(cluster=cfg.cluster, serviceName=cfg.service)["taskArns"]
         found = aws.ecs.describe_tasks(cluster=cfg.cluster, tasks=arns)["tasks"] if arns else []
         new = [t["taskArn"] for t in found if t.get("taskDefinitionArn") == definition_arn]
-        if new:
-            return new[0]
-        if time.monotonic() > deadline:
-            raise AwsError(
-                f"service {cfg.service} started no task of {definition_arn} in {timeout:.0f}s: "
-                f"see its events (aws ecs describe-services) or `inv aws.status --env {cfg.env}`"
-            )
-        sleep(poll)
+        return new[0] if new else None
+
+    return waiting.until(
+        started,
+        lambda: (
+            f"service {cfg.service} started no task of {definition_arn} in {timeout:.0f}s: "
+            f"see its events (aws ecs describe-services) or `inv aws.status --env {cfg.env}`"
+        ),
+        timeout=timeout,
+        poll=poll,
+        sleep=sleep,
+    )
 
 
 @dataclass(frozen=True)
