@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"platform/internal/pause"
 )
 
 // NewGroupConsumer returns a consumer-group client on topic that never
@@ -157,7 +159,7 @@ func settle(ctx context.Context, o *ConsumerOptions, recs []*kgo.Record) bool {
 		}
 		o.OnRetry(err)
 		o.Log.Warn("apply failed, retrying without committing", "err", err, "backoff", backoff.String(), "records", len(recs))
-		if !sleep(ctx, backoff) {
+		if !pause.For(ctx, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, o.MaxBackoff)
@@ -193,7 +195,7 @@ func deadLetter(ctx context.Context, o *ConsumerOptions, rec *kgo.Record, perm *
 			return false
 		}
 		o.Log.Warn("dead-letter topic unavailable, retrying", "topic", DLQTopic(rec.Topic), "err", err, "backoff", backoff.String())
-		if !sleep(ctx, backoff) {
+		if !pause.For(ctx, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, o.MaxBackoff)
@@ -202,17 +204,6 @@ func deadLetter(ctx context.Context, o *ConsumerOptions, rec *kgo.Record, perm *
 	o.Log.Warn("record dead-lettered", "dlq", DLQTopic(rec.Topic), "partition", rec.Partition, "offset", rec.Offset,
 		"key", string(rec.Key), "reason", perm.Reason, "err", perm.Err, "attempts", attempts)
 	return true
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 var errNoProducer = errors.New("no dead-letter producer configured")
