@@ -15,12 +15,15 @@ from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig
 from devenv.aws.errors import AwsError
 from devenv.aws.render import LOG_STREAM_PREFIX
+from devenv.aws.waiting import Patience
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import TagTypeDef, TaskTypeDef
 
 Say = Callable[[str], None]
 MANAGED_BY = "devenv"
+HEALTHY_IN = Patience(timeout=600.0)
+STARTED_IN = Patience(timeout=300.0)
 
 
 def tags(cfg: AwsConfig, sha: str, owner: str) -> dict[str, str]:
@@ -98,9 +101,7 @@ def wait_healthy(
     arn: str,
     say: Say,
     *,
-    timeout: float = 600.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = HEALTHY_IN,
 ) -> TaskTypeDef:
     """Poll DescribeTasks until the task is RUNNING and every container with a health check
     is HEALTHY; print each change. A stopped task is an error naming why and where to look."""
@@ -136,12 +137,10 @@ def wait_healthy(
     return waiting.until(
         healthy,
         lambda: (
-            f"task not healthy after {timeout:.0f}s ({last}); "
+            f"task not healthy after {patience.timeout:.0f}s ({last}); "
             f"see `inv aws.logs CONTAINER --env {cfg.env}`"
         ),
-        timeout=timeout,
-        poll=poll,
-        sleep=sleep,
+        patience,
     )
 
 
@@ -150,9 +149,7 @@ def wait_stopped(
     cfg: AwsConfig,
     arns: list[str],
     *,
-    timeout: float = 300.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = STARTED_IN,
 ) -> None:
     """Until every task in `arns` is STOPPED: their network interfaces hold the security group."""
     if not arns:
@@ -164,10 +161,8 @@ def wait_stopped(
 
     waiting.until(
         stopped,
-        lambda: f"tasks still stopping after {timeout:.0f}s: run the command again",
-        timeout=timeout,
-        poll=poll,
-        sleep=sleep,
+        lambda: f"tasks still stopping after {patience.timeout:.0f}s: run the command again",
+        patience,
     )
 
 
@@ -177,9 +172,7 @@ def service_task(
     definition_arn: str,
     say: Say,
     *,
-    timeout: float = 300.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = STARTED_IN,
 ) -> str:
     """The service's task running `definition_arn`, once its scheduler has started one (the
     tasks listed right after UpdateService are still the old deployment's)."""
@@ -194,12 +187,11 @@ def service_task(
     return waiting.until(
         started,
         lambda: (
-            f"service {cfg.service} started no task of {definition_arn} in {timeout:.0f}s: "
+            f"service {cfg.service} started no task of {definition_arn} "
+            f"in {patience.timeout:.0f}s: "
             f"see its events (aws ecs describe-services) or `inv aws.status --env {cfg.env}`"
         ),
-        timeout=timeout,
-        poll=poll,
-        sleep=sleep,
+        patience,
     )
 
 

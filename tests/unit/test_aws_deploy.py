@@ -20,6 +20,7 @@ from devenv.aws import clients, config, deploy, network, purge, render, revision
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision, require_clean
+from devenv.aws.waiting import Patience
 from devenv.tasks import aws as aws_tasks
 
 REGION = "eu-central-1"
@@ -410,7 +411,13 @@ def test_waiting_for_a_task_that_stops_names_why_and_where_to_look(aws_env: None
     with pytest.raises(
         AwsError, match=r"task stopped: Essential container exited; see `inv aws.logs"
     ):
-        runtime.wait_healthy(aws, cfg, arn, lines.append, poll=0, sleep=lambda _: None)
+        runtime.wait_healthy(
+            aws,
+            cfg,
+            arn,
+            lines.append,
+            patience=Patience(timeout=600.0, poll=0, sleep=lambda _: None),
+        )
     assert "STOPPED" in lines[-1]
 
 
