@@ -194,14 +194,7 @@ func (r *Relay) flush() {
 	if r.conn == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
-	defer cancel()
-	n, err := r.Drain(ctx)
-	if err != nil {
-		r.log.Warn("event relay final flush incomplete; the cursor keeps the rest for the next start", "published", n, "err", err)
-		return
-	}
-	r.log.Info("event relay flushed", "published", n)
+	r.cfg.Flush(r.Drain, r.log, "event relay", "the cursor keeps the rest for the next start")
 }
 
 // wait returns after d, on a wake-up, or when ctx ends.

@@ -139,7 +139,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	var leader *pgxpool.Conn
 	defer func() {
 		if leader != nil {
-			r.flush()
+			r.cfg.Flush(r.Drain, r.log, "outbox", "rows stay for the next start")
 			resign(leader)
 		}
 	}()
@@ -202,15 +202,4 @@ func (r *Relay) lead(ctx context.Context) *pgxpool.Conn {
 func resign(c *pgxpool.Conn) {
 	c.Conn().Close(context.Background()) //nolint:errcheck
 	c.Release()
-}
-
-func (r *Relay) flush() {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
-	defer cancel()
-	n, err := r.Drain(ctx)
-	if err != nil {
-		r.log.Warn("outbox final flush incomplete; rows stay for the next start", "published", n, "err", err)
-		return
-	}
-	r.log.Info("outbox flushed", "published", n)
 }

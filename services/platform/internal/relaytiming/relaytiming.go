@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -63,4 +64,18 @@ func Publish[M any](ctx context.Context, t Timing, msgs []M, publish func(contex
 		return 0, fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
 	}
 	return acked, err
+}
+
+// Flush drains once more within FlushTimeout, on shutdown, and logs the
+// outcome: "<name> flushed", or "<name> final flush incomplete; <rest>"
+// saying where what was not published waits.
+func (t Timing) Flush(drain func(context.Context) (int, error), log *slog.Logger, name, rest string) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.FlushTimeout)
+	defer cancel()
+	n, err := drain(ctx)
+	if err != nil {
+		log.Warn(name+" final flush incomplete; "+rest, "published", n, "err", err)
+		return
+	}
+	log.Info(name+" flushed", "published", n)
 }
