@@ -84,6 +84,15 @@ func relay(t *testing.T, pub *fakeMQTT) *outbox.Relay {
 	return r
 }
 
+// issuePing issues a new "ping" command to dev-1 and returns its request.
+func issuePing(t *testing.T) client.CommandRequest {
+	t.Helper()
+	req := client.CommandRequest{CommandID: uuid.New(), Name: "ping"}
+	_, _, err := cli.Issue(context.Background(), "dev-1", req)
+	require.NoError(t, err)
+	return req
+}
+
 func TestIssueSendAcknowledge(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
@@ -164,12 +173,10 @@ func TestDuplicateCommandIsNotSentTwice(t *testing.T) {
 func TestFailedPublishKeepsTheCommandQueued(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
-	req := client.CommandRequest{CommandID: uuid.New(), Name: "ping"}
-	_, _, err := cli.Issue(ctx, "dev-1", req)
-	require.NoError(t, err)
+	req := issuePing(t)
 	pub := &fakeMQTT{fail: true}
 	r := relay(t, pub)
-	_, err = r.RunOnce(ctx)
+	_, err := r.RunOnce(ctx)
 	require.Error(t, err)
 	cmd, err := cli.Get(ctx, req.CommandID.String())
 	require.NoError(t, err)
@@ -187,9 +194,7 @@ func TestFailedPublishKeepsTheCommandQueued(t *testing.T) {
 func TestErrorAckMarksFailed(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
-	req := client.CommandRequest{CommandID: uuid.New(), Name: "ping"}
-	_, _, err := cli.Issue(ctx, "dev-1", req)
-	require.NoError(t, err)
+	req := issuePing(t)
 	require.NoError(t, svc.Acknowledge(ctx, "dev-1", []byte(fmt.Sprintf(`{"command_id":%q,"status":"error","result":"busy"}`, req.CommandID))))
 	cmd, err := cli.Get(ctx, req.CommandID.String())
 	require.NoError(t, err)
