@@ -152,16 +152,11 @@ func New(pool *pgxpool.Pool, events *eventstore.Store, scorer Scorer, val *contr
 func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	events := make([]contracts.Telemetry, 0, len(msgs))
-	for i, m := range msgs {
-		e, err := d.val.DecodeTelemetry(m.Value)
-		if err != nil {
-			return 0, kafkax.Permanent(i, "not a telemetry event", err)
-		}
-		events = append(events, e)
-	}
-	if len(events) == 0 {
-		return 0, nil
+	events, err := kafkax.DecodeEach(msgs, func(m Message) (contracts.Telemetry, error) {
+		return d.val.DecodeTelemetry(m.Value)
+	}, "not a telemetry event")
+	if err != nil || len(events) == 0 {
+		return 0, err
 	}
 	seen, err := d.processed(ctx, events)
 	if err != nil {

@@ -49,16 +49,11 @@ func newProjector(pool *pgxpool.Pool, val *contracts.Validator, log *slog.Logger
 // it and applies the others). When Apply returns nil the caller may commit
 // the offsets.
 func (p *Projector) Apply(ctx context.Context, msgs []Message) (applied int, err error) {
-	events := make([]contracts.Telemetry, 0, len(msgs))
-	for i, m := range msgs {
-		e, err := p.val.DecodeTelemetry(m.Value)
-		if err != nil {
-			return 0, kafkax.Permanent(i, "not a telemetry event", err)
-		}
-		events = append(events, e)
-	}
-	if len(events) == 0 {
-		return 0, nil
+	events, err := kafkax.DecodeEach(msgs, func(m Message) (contracts.Telemetry, error) {
+		return p.val.DecodeTelemetry(m.Value)
+	}, "not a telemetry event")
+	if err != nil || len(events) == 0 {
+		return 0, err
 	}
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		ids := make([]string, len(events))

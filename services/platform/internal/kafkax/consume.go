@@ -59,6 +59,20 @@ func Permanent(index int, reason string, err error) error {
 	return &PermanentError{Index: index, Reason: reason, Err: err}
 }
 
+// DecodeEach decodes every message in order; the first that does not
+// decode is a *PermanentError with its index and reason.
+func DecodeEach[M, T any](msgs []M, decode func(M) (T, error), reason string) ([]T, error) {
+	out := make([]T, 0, len(msgs))
+	for i, m := range msgs {
+		v, err := decode(m)
+		if err != nil {
+			return nil, Permanent(i, reason, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // ConsumerOptions configure Consume. Client, Name, Apply and DeadLetters
 // are required.
 type ConsumerOptions struct {
