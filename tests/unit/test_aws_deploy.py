@@ -411,13 +411,7 @@ def test_waiting_for_a_task_that_stops_names_why_and_where_to_look(aws_env: None
     with pytest.raises(
         AwsError, match=r"task stopped: Essential container exited; see `inv aws.logs"
     ):
-        runtime.wait_healthy(
-            aws,
-            cfg,
-            arn,
-            lines.append,
-            patience=Patience(timeout=600.0, poll=0, sleep=lambda _: None),
-        )
+        runtime.wait_healthy(aws, cfg, arn, lines.append, patience=Patience(600.0, poll=0))
     assert "STOPPED" in lines[-1]
 
 
