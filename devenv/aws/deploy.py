@@ -16,6 +16,7 @@ from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
 from devenv.aws.parity import routes
+from devenv.aws.waiting import Patience
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef
@@ -103,7 +104,7 @@ def deploy(
         raise AwsError(f"{len(missing)} image(s) of {tag} not in ECR: run `inv aws.push` first")
     for line in start_order(rendered):
         say(line)
-    plan = _Plan(rendered, tag, ingress, revoke_unnamed, start_timeout, poll)
+    plan = _Plan(rendered, tag, ingress, revoke_unnamed, Patience(start_timeout, poll))
     if dry_run:
         busy = lock.holder(aws, cfg)
         if busy:
@@ -140,8 +141,7 @@ class _Plan:
     tag: str
     ingress: network.Ingress
     revoke_unnamed: bool
-    start_timeout: float
-    poll: float
+    started_in: Patience
 
 
 def _apply(aws: Aws, cfg: AwsConfig, plan: _Plan, *, say: Say, dry_run: bool) -> str | None:
@@ -209,12 +209,12 @@ def _start(
             forceNewDeployment=True,
             deploymentConfiguration=ONE_AT_A_TIME,
         )
-        return runtime.service_task(aws, cfg, arn, say, timeout=plan.start_timeout, poll=plan.poll)
+        return runtime.service_task(aws, cfg, arn, say, patience=plan.started_in)
     # One writer per EFS volume: PostgreSQL and Redpanda must not run twice on the same data.
     stopped = runtime.stop(aws, cfg, say, reason="replaced by inv aws.deploy")
     if stopped:
         say(f"  waiting until {len(stopped)} old task(s) are STOPPED")
-        runtime.wait_stopped(aws, cfg, stopped, timeout=plan.start_timeout, poll=plan.poll)
+        runtime.wait_stopped(aws, cfg, stopped, patience=plan.started_in)
     say(f"+ task of {arn.rsplit('/', 1)[-1]}")
     started = aws.ecs.run_task(
         cluster=cfg.cluster,

@@ -4,17 +4,21 @@ naming them, the env's security group and log group."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from devenv.aws import network
+from devenv.aws import network, waiting
 from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig, ssm_name
-from devenv.aws.errors import AwsError
+from devenv.aws.waiting import Patience
+
+if TYPE_CHECKING:
+    from mypy_boto3_efs.type_defs import MountTargetDescriptionTypeDef
 
 Say = Callable[[str], None]
+EMPTIED_IN = Patience(timeout=600.0)
 
 
 def purge(
@@ -22,9 +26,7 @@ def purge(
     cfg: AwsConfig,
     say: Say,
     *,
-    timeout: float = 600.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = EMPTIED_IN,
 ) -> None:
     references = [cfg.efs.file_system, *cfg.efs.access_points.values()]
     names = [n for n in (ssm_name(r) for r in references) if n]
@@ -36,7 +38,7 @@ def purge(
         for target in aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]:
             say(f"- EFS mount target {target['MountTargetId']}")
             aws.efs.delete_mount_target(MountTargetId=target["MountTargetId"])
-        _wait_no_mount_targets(aws, file_system, say, timeout=timeout, poll=poll, sleep=sleep)
+        _wait_no_mount_targets(aws, file_system, say, patience)
         say(f"- EFS file system {file_system} (all data of env {cfg.env})")
         aws.efs.delete_file_system(FileSystemId=file_system)
     for name in names:
@@ -78,23 +80,29 @@ def _wait_no_mount_targets(
     aws: Aws,
     file_system: str,
     say: Say,
-    *,
-    timeout: float,
-    poll: float,
-    sleep: Callable[[float], None],
+    patience: Patience,
 ) -> None:
     """DeleteMountTarget only starts the deletion; EFS refuses to delete the file system
     (FileSystemInUse) while any of its mount targets is still listed, even as `deleting`."""
-    deadline = time.monotonic() + timeout
-    while True:
+    left: list[MountTargetDescriptionTypeDef] = []
+
+    def gone() -> bool | None:
+        nonlocal left
         left = aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            states = ", ".join(f"{t['MountTargetId']} {t['LifeCycleState']}" for t in left)
-            raise AwsError(
-                f"EFS mount targets of {file_system} still there after {timeout:.0f}s "
-                f"({states}): run `inv aws.down --purge --yes` again"
-            )
-        say(f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted")
-        sleep(poll)
+        return not left or None
+
+    def late() -> str:
+        states = ", ".join(f"{t['MountTargetId']} {t['LifeCycleState']}" for t in left)
+        return (
+            f"EFS mount targets of {file_system} still there after {patience.timeout:.0f}s "
+            f"({states}): run `inv aws.down --purge --yes` again"
+        )
+
+    waiting.until(
+        gone,
+        late,
+        patience,
+        waiting=lambda: say(
+            f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted"
+        ),
+    )

@@ -10,16 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from devenv.aws import waiting
 from devenv.aws.clients import Aws, error_code
 from devenv.aws.config import AwsConfig
 from devenv.aws.errors import AwsError
 from devenv.aws.render import LOG_STREAM_PREFIX
+from devenv.aws.waiting import Patience
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import TagTypeDef, TaskTypeDef
 
 Say = Callable[[str], None]
 MANAGED_BY = "devenv"
+HEALTHY_IN = Patience(timeout=600.0)
+STARTED_IN = Patience(timeout=300.0)
 
 
 def tags(cfg: AwsConfig, sha: str, owner: str) -> dict[str, str]:
@@ -97,15 +101,14 @@ def wait_healthy(
     arn: str,
     say: Say,
     *,
-    timeout: float = 600.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = HEALTHY_IN,
 ) -> TaskTypeDef:
     """Poll DescribeTasks until the task is RUNNING and every container with a health check
     is HEALTHY; print each change. A stopped task is an error naming why and where to look."""
-    deadline = time.monotonic() + timeout
     last = ""
-    while True:
+
+    def healthy() -> TaskTypeDef | None:
+        nonlocal last
         found = aws.ecs.describe_tasks(cluster=cfg.cluster, tasks=[arn])["tasks"]
         if not found:
             raise AwsError(f"task {arn} disappeared: see `inv aws.status --env {cfg.env}`")
@@ -124,15 +127,21 @@ def wait_healthy(
                 f"task stopped: {'; '.join(r for r in reasons if r)}; "
                 f"see `inv aws.logs CONTAINER --env {cfg.env}`"
             )
-        healthy = all(c.get("healthStatus") == "HEALTHY" for c in task.get("containers", []))
-        if task.get("lastStatus") == "RUNNING" and healthy:
+        containers = task.get("containers", [])
+        if task.get("lastStatus") == "RUNNING" and all(
+            c.get("healthStatus") == "HEALTHY" for c in containers
+        ):
             return task
-        if time.monotonic() > deadline:
-            raise AwsError(
-                f"task not healthy after {timeout:.0f}s ({line}); "
-                f"see `inv aws.logs CONTAINER --env {cfg.env}`"
-            )
-        sleep(poll)
+        return None
+
+    return waiting.until(
+        healthy,
+        lambda: (
+            f"task not healthy after {patience.timeout:.0f}s ({last}); "
+            f"see `inv aws.logs CONTAINER --env {cfg.env}`"
+        ),
+        patience,
+    )
 
 
 def wait_stopped(
@@ -140,19 +149,21 @@ def wait_stopped(
     cfg: AwsConfig,
     arns: list[str],
     *,
-    timeout: float = 300.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = STARTED_IN,
 ) -> None:
     """Until every task in `arns` is STOPPED: their network interfaces hold the security group."""
-    deadline = time.monotonic() + timeout
-    while arns:
+    if not arns:
+        return
+
+    def stopped() -> bool | None:
         found = aws.ecs.describe_tasks(cluster=cfg.cluster, tasks=arns)["tasks"]
-        if all(t.get("lastStatus") == "STOPPED" for t in found):
-            return
-        if time.monotonic() > deadline:
-            raise AwsError(f"tasks still stopping after {timeout:.0f}s: run the command again")
-        sleep(poll)
+        return all(t.get("lastStatus") == "STOPPED" for t in found) or None
+
+    waiting.until(
+        stopped,
+        lambda: f"tasks still stopping after {patience.timeout:.0f}s: run the command again",
+        patience,
+    )
 
 
 def service_task(
@@ -161,26 +172,27 @@ def service_task(
     definition_arn: str,
     say: Say,
     *,
-    timeout: float = 300.0,
-    poll: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    patience: Patience = STARTED_IN,
 ) -> str:
     """The service's task running `definition_arn`, once its scheduler has started one (the
     tasks listed right after UpdateService are still the old deployment's)."""
-    deadline = time.monotonic() + timeout
     say(f"  waiting for service {cfg.service} to start a task of the new revision")
-    while True:
+
+    def started() -> str | None:
         arns = aws.ecs.list_tasks(cluster=cfg.cluster, serviceName=cfg.service)["taskArns"]
         found = aws.ecs.describe_tasks(cluster=cfg.cluster, tasks=arns)["tasks"] if arns else []
         new = [t["taskArn"] for t in found if t.get("taskDefinitionArn") == definition_arn]
-        if new:
-            return new[0]
-        if time.monotonic() > deadline:
-            raise AwsError(
-                f"service {cfg.service} started no task of {definition_arn} in {timeout:.0f}s: "
-                f"see its events (aws ecs describe-services) or `inv aws.status --env {cfg.env}`"
-            )
-        sleep(poll)
+        return new[0] if new else None
+
+    return waiting.until(
+        started,
+        lambda: (
+            f"service {cfg.service} started no task of {definition_arn} "
+            f"in {patience.timeout:.0f}s: "
+            f"see its events (aws ecs describe-services) or `inv aws.status --env {cfg.env}`"
+        ),
+        patience,
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,24 +68,20 @@ def test_no_colour_unless_a_tty_or_forced(tmp_path: Path) -> None:
     assert "\033[" not in out.getvalue()
 
 
-def test_a_crash_is_shown_and_restarted_with_doubling_backoff(tmp_path: Path) -> None:
+def counted_app(tmp_path: Path, *args: str) -> tuple[ProcessSpec, int, Callable[[], int]]:
+    """An app on a free port that counts its starts: (spec, port, starts so far)."""
     (port,) = free_ports(1)
     counter = tmp_path / "starts"
-    crashy = pyapp(
-        "app",
-        port,
-        tmp_path,
-        "--crash-after",
-        "0.3",
-        "--crash-times",
-        "2",
-        "--counter",
-        str(counter),
-    )
+    spec = pyapp("app", port, tmp_path, *args, "--counter", str(counter))
+    return spec, port, lambda: int(counter.read_text()) if counter.exists() else 0
+
+
+def test_a_crash_is_shown_and_restarted_with_doubling_backoff(tmp_path: Path) -> None:
+    crashy, port, starts = counted_app(tmp_path, "--crash-after", "0.3", "--crash-times", "2")
     out = io.StringIO()
     with running(Supervisor([crashy], out=out, color=False)) as run:
         assert run.ready.wait(20)
-        wait_for(lambda: counter.exists() and counter.read_text() == "3", 15, "a third start")
+        wait_for(lambda: starts() == 3, 15, "a third start")
         wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "hello", 10, "the third to serve")
 
     shown = out.getvalue()
@@ -122,20 +119,14 @@ def test_gives_up_after_n_crashes_at_start_and_stops_everything(tmp_path: Path) 
 
 
 def test_once_it_has_served_a_crash_loop_is_retried_not_given_up(tmp_path: Path) -> None:
-    (port,) = free_ports(1)
-    counter = tmp_path / "starts"
-    spec = pyapp(
-        "app",
-        port,
-        tmp_path,
-        *("--crash-after", "0.3", "--counter", str(counter)),
-        *("--crash-at-start", "4", "--crash-at-start-from", "2"),
+    spec, _, starts = counted_app(
+        tmp_path, "--crash-after", "0.3", "--crash-at-start", "4", "--crash-at-start-from", "2"
     )
     out = io.StringIO()
     supervisor = Supervisor([spec], out=out, max_start_crashes=2, backoff=(0.1, 0.4))
     with running(supervisor) as run:
         assert run.ready.wait(20)
-        wait_for(lambda: counter.exists() and int(counter.read_text()) >= 6, 20, "6 starts")
+        wait_for(lambda: starts() >= 6, 20, "6 starts")
         assert supervisor.failure is None
         assert run.thread is not None and run.thread.is_alive()
     delays = re.findall(r"restarting in ([\d.]+)s", out.getvalue())

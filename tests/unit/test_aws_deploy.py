@@ -15,6 +15,7 @@ from devenv.aws import clients, config, deploy, purge, render, revision, runtime
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision, require_clean
+from devenv.aws.waiting import Patience
 from devenv.tasks import aws as aws_tasks
 from tests.unit.aws_account import (
     NOBODY,
@@ -300,7 +301,7 @@ def test_waiting_for_a_task_that_stops_names_why_and_where_to_look(aws_env: None
     with pytest.raises(
         AwsError, match=r"task stopped: Essential container exited; see `inv aws.logs"
     ):
-        runtime.wait_healthy(aws, cfg, arn, lines.append, poll=0, sleep=lambda _: None)
+        runtime.wait_healthy(aws, cfg, arn, lines.append, patience=Patience(600.0, poll=0))
     assert "STOPPED" in lines[-1]
 
 

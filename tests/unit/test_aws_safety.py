@@ -20,6 +20,7 @@ from devenv.aws import clients, config, lock, network, purge, revision, runtime
 from devenv.aws.clients import Aws
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
+from devenv.aws.waiting import Patience
 from devenv.settings import REPO_ROOT
 from devenv.tasks import aws as aws_tasks
 from tests.unit.aws_account import (
@@ -241,7 +242,7 @@ def test_purge_waits_for_the_mount_targets_before_deleting_the_file_system(
     subnet = aws.ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     aws.efs.create_mount_target(FileSystemId=fs, SubnetId=subnet)
     lines: list[str] = []
-    purge.purge(aws, cfg, lines.append, poll=0.0)
+    purge.purge(aws, cfg, lines.append, patience=Patience(timeout=600.0, poll=0.0))
     assert any("waiting for 1 mount target(s)" in line for line in lines)
     assert aws.efs.describe_file_systems()["FileSystems"] == []
 
@@ -260,5 +261,5 @@ def test_purge_gives_up_with_one_line_when_mount_targets_stay(
     )
     monkeypatch.setattr(EFSBackend, "delete_mount_target", lambda self, mount_target_id: None)
     with pytest.raises(AwsError, match=r"mount targets of fs-\w+ still there after 0s .*again"):
-        purge.purge(aws, cfg, print, timeout=0.0, poll=0.0)
+        purge.purge(aws, cfg, print, patience=Patience(timeout=0.0, poll=0.0))
     assert len(aws.efs.describe_file_systems()["FileSystems"]) == 1

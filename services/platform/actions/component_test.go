@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -33,26 +32,17 @@ var (
 	cli     *client.Client
 	srv     *actions.Server
 	svc     *actions.Service
-	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log     = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int {
+	testserver.Main(m, "actions", log, func(d *testdb.DB) http.Handler {
 		db = d
 		srv = actions.New(actions.Deps{Pool: db.Pool, Events: eventstore.New(db.Pool), Validator: contracts.Default(), Log: log,
 			Rules: map[string]string{"temperature": "cooldown"}})
 		svc = srv.Service()
-		var stop func()
-		var err error
-		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer stop()
-		cli = client.New(baseURL, nil)
-		return m.Run()
-	}, "actions"))
+		return srv.Handler(nil)
+	}, func(url string) { baseURL, cli = url, client.New(url, nil) })
 }
 
 func reset(t *testing.T) {
@@ -92,6 +82,15 @@ func relay(t *testing.T, pub *fakeMQTT) *outbox.Relay {
 	r, err := srv.CommandRelay(pub)
 	require.NoError(t, err)
 	return r
+}
+
+// issuePing issues a new "ping" command to dev-1 and returns its request.
+func issuePing(t *testing.T) client.CommandRequest {
+	t.Helper()
+	req := client.CommandRequest{CommandID: uuid.New(), Name: "ping"}
+	_, _, err := cli.Issue(context.Background(), "dev-1", req)
+	require.NoError(t, err)
+	return req
 }
 
 func TestIssueSendAcknowledge(t *testing.T) {
@@ -174,12 +173,10 @@ func TestDuplicateCommandIsNotSentTwice(t *testing.T) {
 func TestFailedPublishKeepsTheCommandQueued(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
-	req := client.CommandRequest{CommandID: uuid.New(), Name: "ping"}
-	_, _, err := cli.Issue(ctx, "dev-1", req)
-	require.NoError(t, err)
+	req := issuePing(t)
 	pub := &fakeMQTT{fail: true}
 	r := relay(t, pub)
-	_, err = r.RunOnce(ctx)
+	_, err := r.RunOnce(ctx)
 	require.Error(t, err)
 	cmd, err := cli.Get(ctx, req.CommandID.String())
 	require.NoError(t, err)
@@ -197,9 +194,7 @@ func TestFailedPublishKeepsTheCommandQueued(t *testing.T) {
 func TestErrorAckMarksFailed(t *testing.T) {
 	reset(t)
 	ctx := context.Background()
-	req := client.CommandRequest{CommandID: uuid.New(), Name: "ping"}
-	_, _, err := cli.Issue(ctx, "dev-1", req)
-	require.NoError(t, err)
+	req := issuePing(t)
 	require.NoError(t, svc.Acknowledge(ctx, "dev-1", []byte(fmt.Sprintf(`{"command_id":%q,"status":"error","result":"busy"}`, req.CommandID))))
 	cmd, err := cli.Get(ctx, req.CommandID.String())
 	require.NoError(t, err)

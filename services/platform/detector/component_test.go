@@ -6,10 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -28,12 +26,12 @@ import (
 
 var (
 	db  *testdb.DB
-	log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log = slog.New(slog.DiscardHandler)
 	t0  = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "detector"))
+	testdb.Run(m, "detector", &db)
 }
 
 func reset(t *testing.T) {

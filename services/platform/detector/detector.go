@@ -32,7 +32,6 @@ package detector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -120,13 +119,6 @@ type Event struct {
 	DetectedAt     time.Time       `json:"detected_at"`
 }
 
-type telemetryEvent struct {
-	EventID  uuid.UUID          `json:"event_id"`
-	DeviceID string             `json:"device_id"`
-	TS       time.Time          `json:"ts"`
-	Metrics  map[string]float64 `json:"metrics"`
-}
-
 // Detector turns telemetry into anomalies. Apply is called by one
 // goroutine at a time (the consumer loop).
 type Detector struct {
@@ -160,20 +152,11 @@ func New(pool *pgxpool.Pool, events *eventstore.Store, scorer Scorer, val *contr
 func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	events := make([]telemetryEvent, 0, len(msgs))
-	for i, m := range msgs {
-		var e telemetryEvent
-		err := d.val.Validate(contracts.TelemetryEvent, m.Value)
-		if err == nil {
-			err = json.Unmarshal(m.Value, &e)
-		}
-		if err != nil {
-			return 0, kafkax.Permanent(i, "not a telemetry event", err)
-		}
-		events = append(events, e)
-	}
-	if len(events) == 0 {
-		return 0, nil
+	events, err := kafkax.DecodeEach(msgs, func(m Message) (contracts.Telemetry, error) {
+		return d.val.DecodeTelemetry(m.Value)
+	}, "not a telemetry event")
+	if err != nil || len(events) == 0 {
+		return 0, err
 	}
 	seen, err := d.processed(ctx, events)
 	if err != nil {
@@ -215,7 +198,7 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 // group sorts the readings per device+metric in delivery order, marking
 // those not seen before fresh (a repeat inside the poll is not fresh
 // twice), and returns the fresh ids, sorted.
-func group(events []telemetryEvent, seen map[uuid.UUID]bool) (map[key][]reading, []string) {
+func group(events []contracts.Telemetry, seen map[uuid.UUID]bool) (map[key][]reading, []string) {
 	byKey := map[key][]reading{}
 	fresh := map[uuid.UUID]bool{}
 	for _, e := range events {

@@ -13,7 +13,7 @@ import (
 )
 
 // processed returns which event ids are already recorded.
-func (d *Detector) processed(ctx context.Context, events []telemetryEvent) (map[uuid.UUID]bool, error) {
+func (d *Detector) processed(ctx context.Context, events []contracts.Telemetry) (map[uuid.UUID]bool, error) {
 	ids := make([]string, len(events))
 	for i, e := range events {
 		ids[i] = e.EventID.String()

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -31,24 +30,14 @@ var (
 	baseURL string
 	db      *testdb.DB
 	cli     *client.Client
-	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log     = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int {
+	testserver.Main(m, "ingestion", log, func(d *testdb.DB) http.Handler {
 		db = d
-		srv := ingestion.New(ingestion.Deps{Events: eventstore.New(db.Pool), Topic: "telemetry.v1", Validator: contracts.Default(), Log: log})
-		var stop func()
-		var err error
-		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer stop()
-		cli = client.New(baseURL, nil)
-		return m.Run()
-	}, "ingestion"))
+		return ingestion.New(ingestion.Deps{Events: eventstore.New(db.Pool), Topic: "telemetry.v1", Validator: contracts.Default(), Log: log}).Handler(nil)
+	}, func(url string) { baseURL, cli = url, client.New(url, nil) })
 }
 
 func reset(t *testing.T) {

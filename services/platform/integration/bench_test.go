@@ -23,11 +23,9 @@ import (
 
 	"platform/ingestion"
 	ingclient "platform/ingestion/client"
-	"platform/internal/app"
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/kafkax"
-	"platform/internal/testdb"
 	"platform/internal/testserver"
 	qclient "platform/query/client"
 )
@@ -208,26 +206,12 @@ func TestBenchEventRelayToKafkaLatency(t *testing.T) {
 // device per batch; a batch is visible when /latest shows its last version.
 func TestBenchIngestToQueryVisible(t *testing.T) {
 	ctx := context.Background()
-	c, err := testdb.Config()
-	require.NoError(t, err)
-	c.PostgresDB = db.Name
+	c, ing, _ := serveApp(t, "bench")
 	suffix := uuid.NewString()[:8]
-	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = "bench-t-"+suffix, "bench-dlq-"+suffix, "bench-a-"+suffix
-	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = "bench-"+suffix, "bench-"+suffix, "bench-"+suffix
-	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = "bench-det-"+suffix, "bench-act-"+suffix
-	ports := freeTCPPorts(t, 3)
-	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- app.Serve(actx, c, log) }()
-	defer func() { stop(); <-done }()
-
-	ing := ingclient.New("http://"+c.Addr(c.IngestionPort), nil)
 	q := qclient.New("http://"+c.Addr(c.QueryPort), nil)
-	require.Eventually(t, func() bool { _, err := ing.Ready(ctx); return err == nil }, 30*time.Second, 50*time.Millisecond)
 	// Warm up the pipeline (topic creation, group join).
 	warm := batch(10, 1, "warm-"+suffix)
-	_, err = ing.Ingest(ctx, warm)
+	_, err := ing.Ingest(ctx, warm)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { _, err := q.Latest(ctx, warm[0].DeviceID); return err == nil }, 60*time.Second, 20*time.Millisecond)
 

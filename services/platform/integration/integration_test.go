@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -37,7 +36,7 @@ import (
 var (
 	db  *testdb.DB
 	cfg config.Config
-	log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +54,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "integration"))
+	testdb.Run(m, "integration", &db)
 }
 
 func uniqueTopic(t *testing.T, cl *kgo.Client) string {

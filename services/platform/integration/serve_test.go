@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"platform/ingestion"
 	ingclient "platform/ingestion/client"
 	"platform/internal/app"
+	"platform/internal/config"
 	"platform/internal/mqttx"
 	"platform/internal/testdb"
 	qclient "platform/query/client"
@@ -31,30 +33,10 @@ import (
 // and a cancelled context stops everything within the shutdown timeout.
 func TestServeEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	c, err := testdb.Config()
-	require.NoError(t, err)
-	c.PostgresDB = db.Name
+	c, ing, stop := serveApp(t, "e2e")
 	sfx := uuid.NewString()[:8]
-	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = "e2e-t-"+sfx, "e2e-dlq-"+sfx, "e2e-a-"+sfx
-	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = "e2e-"+sfx, "e2e-"+sfx, "e2e-"+sfx
-	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = "e2e-det-"+sfx, "e2e-act-"+sfx
-	ports := freeTCPPorts(t, 3)
-	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- app.Serve(actx, c, log) }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			stop()
-			<-done
-		}
-	}()
-
-	ing := ingclient.New("http://"+c.Addr(c.IngestionPort), nil)
 	q := qclient.New("http://"+c.Addr(c.QueryPort), nil)
 	act := actclient.New("http://"+c.Addr(c.ActionsPort), nil)
-	require.Eventually(t, func() bool { _, err := ing.Ready(ctx); return err == nil }, 30*time.Second, 50*time.Millisecond, "ingestion /readyz")
 
 	// A device: publishes telemetry, receives commands, acks them.
 	var mu sync.Mutex
@@ -71,7 +53,7 @@ func TestServeEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool { return device.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)
 
 	// HTTP telemetry -> query API.
-	_, err = ing.Ingest(ctx, []ingclient.Reading{{EventID: uuid.New(), DeviceID: dev, TS: time.Now().UTC(), Metrics: map[string]float64{"temp": 1}}})
+	_, err := ing.Ingest(ctx, []ingclient.Reading{{EventID: uuid.New(), DeviceID: dev, TS: time.Now().UTC(), Metrics: map[string]float64{"temp": 1}}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { l, err := q.Latest(ctx, dev); return err == nil && l.Version == 1 }, 30*time.Second, 20*time.Millisecond)
 
@@ -128,14 +110,41 @@ func TestServeEndToEnd(t *testing.T) {
 	}, 30*time.Second, 10*time.Millisecond)
 
 	// Graceful stop within SHUTDOWN_TIMEOUT.
-	stop()
-	stopped = true
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(c.ShutdownTimeout + 2*time.Second):
-		t.Fatal("Serve did not return within the shutdown timeout")
-	}
+	require.NoError(t, stop())
+}
+
+// serveApp runs the whole binary's wiring (app.Serve) on this package's
+// database, with topics, consumer groups and ports of its own (named after
+// prefix), and waits for ingestion's /readyz. stop cancels it and returns
+// Serve's error, or a timeout past SHUTDOWN_TIMEOUT; the test's cleanup
+// calls it too.
+func serveApp(t *testing.T, prefix string) (c config.Config, ing *ingclient.Client, stop func() error) {
+	t.Helper()
+	c, err := testdb.Config()
+	require.NoError(t, err)
+	c.PostgresDB = db.Name
+	sfx := uuid.NewString()[:8]
+	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = prefix+"-t-"+sfx, prefix+"-dlq-"+sfx, prefix+"-a-"+sfx
+	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = prefix+"-"+sfx, prefix+"-"+sfx, prefix+"-"+sfx
+	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = prefix+"-det-"+sfx, prefix+"-act-"+sfx
+	ports := freeTCPPorts(t, 3)
+	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, c, log) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(c.ShutdownTimeout + 2*time.Second):
+			return errors.New("Serve did not return within the shutdown timeout")
+		}
+	})
+	t.Cleanup(func() { _ = stop() })
+	ing = ingclient.New("http://"+c.Addr(c.IngestionPort), nil)
+	require.Eventually(t, func() bool { _, err := ing.Ready(ctx); return err == nil }, 30*time.Second, 50*time.Millisecond, "ingestion /readyz")
+	return c, ing, stop
 }
 
 // freeTCPPorts returns n ports that were free a moment ago.

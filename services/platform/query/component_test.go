@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -37,26 +36,17 @@ var (
 	cli     *client.Client
 	proj    *query.Projector
 	ing     *ingestion.Service
-	log     = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log     = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int {
+	testserver.Main(m, "query", log, func(d *testdb.DB) http.Handler {
 		db = d
-		var stop func()
-		var err error
 		srv := query.New(query.Deps{Pool: db.Pool, Validator: contracts.Default(), Log: log})
-		baseURL, stop, err = testserver.Start(srv.Handler(nil), log)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer stop()
-		cli = client.New(baseURL, nil)
 		proj = srv.Projector()
 		ing = ingestion.NewService(eventstore.New(db.Pool), "telemetry.v1")
-		return m.Run()
-	}, "query"))
+		return srv.Handler(nil)
+	}, func(url string) { baseURL, cli = url, client.New(url, nil) })
 }
 
 func reset(t *testing.T) {
@@ -150,7 +140,7 @@ func TestProjectionsAndReads(t *testing.T) {
 	assert.Equal(t, "TelemetryReceived", ev.Events[1].Type)
 
 	// Every response body matches its schema (contract check on the wire).
-	for path, schema := range map[string]string{
+	assertBodiesMatch(t, map[string]string{
 		"/query/v1/devices":                      contracts.DeviceList,
 		"/query/v1/devices/dev-a/latest":         contracts.DeviceLatest,
 		"/query/v1/devices/dev-a/readings":       contracts.ReadingsPage,
@@ -158,7 +148,20 @@ func TestProjectionsAndReads(t *testing.T) {
 		"/query/v1/devices/ghost/latest":         contracts.ErrorBody,
 		"/query/v1/devices?limit=0":              contracts.ErrorBody,
 		"/query/v1/devices/dev-a/events?limit=1": contracts.EventsPage,
-	} {
+	})
+
+	devs, err := cli.Devices(ctx, client.Page{})
+	require.NoError(t, err)
+	require.Len(t, devs.Devices, 2)
+	assert.Equal(t, "dev-a", devs.Devices[0].DeviceID)
+	assert.Equal(t, "dev-b", devs.Devices[1].DeviceID)
+}
+
+// assertBodiesMatch GETs each path and checks the response body against
+// its schema (the contract check on the wire).
+func assertBodiesMatch(t *testing.T, schemaOf map[string]string) {
+	t.Helper()
+	for path, schema := range schemaOf {
 		resp, err := http.Get(baseURL + path)
 		require.NoError(t, err)
 		body, err := io.ReadAll(resp.Body)
@@ -166,12 +169,23 @@ func TestProjectionsAndReads(t *testing.T) {
 		require.NoError(t, err)
 		assert.NoError(t, contracts.Default().Validate(schema, body), path)
 	}
+}
 
-	devs, err := cli.Devices(ctx, client.Page{})
-	require.NoError(t, err)
-	require.Len(t, devs.Devices, 2)
-	assert.Equal(t, "dev-a", devs.Devices[0].DeviceID)
-	assert.Equal(t, "dev-b", devs.Devices[1].DeviceID)
+// walk reads pages from the first to the one without a next cursor and
+// returns their items in order and how many pages there were.
+func walk[T any](t *testing.T, page func(cursor string) ([]T, *string, error)) (all []T, pages int) {
+	t.Helper()
+	cursor := ""
+	for {
+		items, next, err := page(cursor)
+		require.NoError(t, err)
+		pages++
+		all = append(all, items...)
+		if next == nil {
+			return all, pages
+		}
+		cursor = *next
+	}
 }
 
 func TestRedeliveryIsANoOp(t *testing.T) {
@@ -213,54 +227,37 @@ func TestPagination(t *testing.T) {
 	}
 	apply(t, ingest(t, rs...))
 
-	var ids []string
-	cursor, pages := "", 0
-	for {
+	ids, pages := walk(t, func(cursor string) ([]string, *string, error) {
 		p, err := cli.Devices(ctx, client.Page{Limit: 2, Cursor: cursor})
-		require.NoError(t, err)
-		pages++
+		var ids []string
 		for _, d := range p.Devices {
 			ids = append(ids, d.DeviceID)
 		}
-		if p.NextCursor == nil {
-			break
-		}
-		cursor = *p.NextCursor
-	}
+		return ids, p.NextCursor, err
+	})
 	assert.Equal(t, 3, pages)
 	assert.Equal(t, []string{"dev-0", "dev-1", "dev-2", "dev-3", "dev-4", "dev-p"}, ids)
 
-	var vals []float64
-	cursor, pages = "", 0
-	for {
+	vals, pages := walk(t, func(cursor string) ([]float64, *string, error) {
 		p, err := cli.Readings(ctx, "dev-p", client.ReadingsQuery{Page: client.Page{Limit: 10, Cursor: cursor}})
-		require.NoError(t, err)
-		pages++
+		var vals []float64
 		for _, r := range p.Readings {
 			vals = append(vals, r.Value)
 		}
-		if p.NextCursor == nil {
-			break
-		}
-		cursor = *p.NextCursor
-	}
+		return vals, p.NextCursor, err
+	})
 	assert.Equal(t, 3, pages)
 	require.Len(t, vals, 25)
 	assert.True(t, sort.Float64sAreSorted(vals), "time order across pages")
 
-	var versions []int64
-	cursor = ""
-	for {
+	versions, _ := walk(t, func(cursor string) ([]int64, *string, error) {
 		p, err := cli.Events(ctx, "dev-p", client.Page{Limit: 7, Cursor: cursor})
-		require.NoError(t, err)
+		var versions []int64
 		for _, e := range p.Events {
 			versions = append(versions, e.Version)
 		}
-		if p.NextCursor == nil {
-			break
-		}
-		cursor = *p.NextCursor
-	}
+		return versions, p.NextCursor, err
+	})
 	require.Len(t, versions, 25)
 	for i, v := range versions {
 		assert.Equal(t, int64(i+1), v)
@@ -347,21 +344,14 @@ func TestAnomaliesList(t *testing.T) {
 	require.Len(t, hum.Anomalies, 1)
 	assert.Equal(t, 92.0, hum.Anomalies[0].Value)
 
-	for path, schema := range map[string]string{
+	assertBodiesMatch(t, map[string]string{
 		"/query/v1/devices/dev-a/anomalies":                contracts.AnomalyList,
 		"/query/v1/devices/dev-a/anomalies?limit=1":        contracts.AnomalyList,
 		"/query/v1/devices/ghost/anomalies":                contracts.ErrorBody,
 		"/query/v1/devices/dev-a/anomalies?metric=a%20b":   contracts.ErrorBody,
 		"/query/v1/devices/dev-a/anomalies?cursor=zz":      contracts.ErrorBody,
 		"/query/v1/devices/dev-a/anomalies?from=2026-01-1": contracts.ErrorBody,
-	} {
-		resp, err := http.Get(baseURL + path)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		assert.NoError(t, contracts.Default().Validate(schema, body), path)
-	}
+	})
 	_, err = cli.Anomalies(ctx, "ghost", client.AnomaliesQuery{})
 	apiErr(t, err, http.StatusNotFound, "not_found")
 	_, err = cli.Anomalies(ctx, "dev-a", client.AnomaliesQuery{Metric: "a b"})

@@ -80,13 +80,10 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	devs, err := s.store.devices(r.Context(), after, limit)
-	if err != nil {
-		httpx.Internal(w, r, s.log, err)
-		return
-	}
-	var out client.DeviceList
-	out.Devices, out.NextCursor = page(devs, limit, func(d client.Device) any { return d.DeviceID })
-	httpx.WriteJSON(w, http.StatusOK, out)
+	writePage(w, r, s.log, devs, err, limit, func(d client.Device) any { return d.DeviceID },
+		func(devs []client.Device, next *string) any {
+			return client.DeviceList{Devices: devs, NextCursor: next}
+		})
 }
 
 func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
@@ -124,15 +121,11 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs, err := s.store.readings(r.Context(), q)
-	if err != nil {
-		httpx.Internal(w, r, s.log, err)
-		return
-	}
-	out := client.ReadingsPage{DeviceID: id}
-	out.Readings, out.NextCursor = page(rs, q.limit, func(x client.Reading) any {
+	writePage(w, r, s.log, rs, err, q.limit, func(x client.Reading) any {
 		return readingsCursor{TS: x.TS, EventID: x.EventID, Metric: x.Metric}
+	}, func(rs []client.Reading, next *string) any {
+		return client.ReadingsPage{DeviceID: id, Readings: rs, NextCursor: next}
 	})
-	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -148,13 +141,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evs, err := s.store.events(r.Context(), id, after, limit)
-	if err != nil {
-		httpx.Internal(w, r, s.log, err)
-		return
-	}
-	out := client.EventsPage{DeviceID: id}
-	out.Events, out.NextCursor = page(evs, limit, func(e client.Event) any { return e.Version })
-	httpx.WriteJSON(w, http.StatusOK, out)
+	writePage(w, r, s.log, evs, err, limit, func(e client.Event) any { return e.Version },
+		func(evs []client.Event, next *string) any {
+			return client.EventsPage{DeviceID: id, Events: evs, NextCursor: next}
+		})
 }
 
 // anomalies lists the device's anomalies (written by the detector), by ts
@@ -175,17 +165,13 @@ func (s *Server) anomalies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	as, err := s.store.anomalies(r.Context(), id, metric, after, limit)
-	if err != nil {
-		httpx.Internal(w, r, s.log, err)
-		return
+	var skipped []client.Skipped
+	if err == nil {
+		skipped, err = s.store.skipped(r.Context(), id, metric)
 	}
-	out := client.AnomalyList{DeviceID: id}
-	out.Anomalies, out.NextCursor = page(as, limit, func(a client.Anomaly) any {
+	writePage(w, r, s.log, as, err, limit, func(a client.Anomaly) any {
 		return anomaliesCursor{TS: a.TS, EventID: a.EventID}
+	}, func(as []client.Anomaly, next *string) any {
+		return client.AnomalyList{DeviceID: id, Anomalies: as, NextCursor: next, Skipped: skipped}
 	})
-	if out.Skipped, err = s.store.skipped(r.Context(), id, metric); err != nil {
-		httpx.Internal(w, r, s.log, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -109,6 +110,18 @@ func (p *params) done(w http.ResponseWriter) bool {
 	}
 	httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidParam, fmt.Sprintf("%d invalid parameter(s)", len(p.bad)), p.bad...)
 	return false
+}
+
+// writePage answers 200 with the page of rows (page) in the body that body
+// makes of it, or 500 when the store failed (err).
+func writePage[T any](w http.ResponseWriter, r *http.Request, log *slog.Logger, rows []T, err error, limit int,
+	cursorOf func(last T) any, body func(rows []T, next *string) any) {
+	if err != nil {
+		httpx.Internal(w, r, log, err)
+		return
+	}
+	rows, next := page(rows, limit, cursorOf)
+	httpx.WriteJSON(w, http.StatusOK, body(rows, next))
 }
 
 // page trims rows fetched with LIMIT limit+1 to a page and, when there was

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -29,22 +28,6 @@ type Message struct {
 	Value     []byte
 	Partition int32
 	Offset    int64
-}
-
-type telemetryEvent struct {
-	EventID  uuid.UUID          `json:"event_id"`
-	DeviceID string             `json:"device_id"`
-	Version  int64              `json:"version"`
-	TS       time.Time          `json:"ts"`
-	Metrics  map[string]float64 `json:"metrics"`
-}
-
-func decodeTelemetry(val *contracts.Validator, b []byte) (telemetryEvent, error) {
-	var e telemetryEvent
-	if err := val.Validate(contracts.TelemetryEvent, b); err != nil {
-		return e, err
-	}
-	return e, json.Unmarshal(b, &e)
 }
 
 // Projector applies telemetry events to the projections.
@@ -66,16 +49,11 @@ func newProjector(pool *pgxpool.Pool, val *contracts.Validator, log *slog.Logger
 // it and applies the others). When Apply returns nil the caller may commit
 // the offsets.
 func (p *Projector) Apply(ctx context.Context, msgs []Message) (applied int, err error) {
-	events := make([]telemetryEvent, 0, len(msgs))
-	for i, m := range msgs {
-		e, err := decodeTelemetry(p.val, m.Value)
-		if err != nil {
-			return 0, kafkax.Permanent(i, "not a telemetry event", err)
-		}
-		events = append(events, e)
-	}
-	if len(events) == 0 {
-		return 0, nil
+	events, err := kafkax.DecodeEach(msgs, func(m Message) (contracts.Telemetry, error) {
+		return p.val.DecodeTelemetry(m.Value)
+	}, "not a telemetry event")
+	if err != nil || len(events) == 0 {
+		return 0, err
 	}
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		ids := make([]string, len(events))
@@ -97,7 +75,7 @@ func (p *Projector) Apply(ctx context.Context, msgs []Message) (applied int, err
 		for _, id := range fresh {
 			isFresh[id] = true
 		}
-		var todo []telemetryEvent
+		var todo []contracts.Telemetry
 		for _, e := range events {
 			if isFresh[e.EventID.String()] {
 				isFresh[e.EventID.String()] = false // a repeat inside msgs
@@ -117,7 +95,7 @@ func (p *Projector) Apply(ctx context.Context, msgs []Message) (applied int, err
 			return todo[i].Version < todo[j].Version
 		})
 		var rowsOut [][]any
-		latest := map[string]telemetryEvent{}
+		latest := map[string]contracts.Telemetry{}
 		merged := map[string]map[string]float64{}
 		for _, e := range todo {
 			for name, v := range e.Metrics {

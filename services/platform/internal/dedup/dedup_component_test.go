@@ -4,7 +4,6 @@ package dedup_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,7 +16,7 @@ import (
 var db *testdb.DB
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "dedup"))
+	testdb.Run(m, "dedup", &db)
 }
 
 func TestPruneDeletesOnlyWhatCannotComeAgain(t *testing.T) {

@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -26,11 +24,11 @@ import (
 
 var (
 	db  *testdb.DB
-	log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	log = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "eventstore"))
+	testdb.Run(m, "eventstore", &db)
 }
 
 func reset(t *testing.T) *eventstore.Store {

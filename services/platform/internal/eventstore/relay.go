@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/internal/failpoint"
+	"platform/internal/pause"
+	"platform/internal/relaytiming"
 )
 
 // Relay publishes the events that have a topic, in (transaction, seq)
@@ -63,10 +65,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			backoff = min(max(backoff*2, r.cfg.MinBackoff), r.cfg.MaxBackoff)
+			backoff = r.cfg.Backoff(backoff)
 			r.log.Warn("event relay failed, retrying", "err", err, "backoff", backoff)
 			r.resign() // a lost connection lost the lock too; lead again after the pause
-			if !sleep(ctx, backoff) {
+			if !pause.For(ctx, backoff) {
 				return nil
 			}
 			continue
@@ -83,7 +85,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				held = 0 // progress: the horizon moves, look again at once
 			}
 			held = min(max(held*2, time.Millisecond), r.cfg.PollInterval)
-			sleep(ctx, held)
+			pause.For(ctx, held)
 			continue
 		}
 		held = 0
@@ -103,12 +105,7 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	acked, pubErr := r.pub.Publish(pctx, msgs)
-	cancel()
-	if acked < 0 || acked > len(msgs) {
-		return 0, fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
-	}
+	acked, pubErr := relaytiming.Publish(ctx, r.cfg.Timing, msgs, r.pub.Publish)
 	if acked > 0 {
 		now := time.Now()
 		if r.cfg.Observe != nil {
@@ -197,14 +194,7 @@ func (r *Relay) flush() {
 	if r.conn == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
-	defer cancel()
-	n, err := r.Drain(ctx)
-	if err != nil {
-		r.log.Warn("event relay final flush incomplete; the cursor keeps the rest for the next start", "published", n, "err", err)
-		return
-	}
-	r.log.Info("event relay flushed", "published", n)
+	r.cfg.Flush(r.Drain, r.log, "event relay", "the cursor keeps the rest for the next start")
 }
 
 // wait returns after d, on a wake-up, or when ctx ends.
@@ -215,16 +205,5 @@ func (r *Relay) wait(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	case <-r.cfg.Wake:
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"platform/internal/pause"
 )
 
 // NewGroupConsumer returns a consumer-group client on topic that never
@@ -55,6 +57,20 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // PermanentError).
 func Permanent(index int, reason string, err error) error {
 	return &PermanentError{Index: index, Reason: reason, Err: err}
+}
+
+// DecodeEach decodes every message in order; the first that does not
+// decode is a *PermanentError with its index and reason.
+func DecodeEach[M, T any](msgs []M, decode func(M) (T, error), reason string) ([]T, error) {
+	out := make([]T, 0, len(msgs))
+	for i, m := range msgs {
+		v, err := decode(m)
+		if err != nil {
+			return nil, Permanent(i, reason, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // ConsumerOptions configure Consume. Client, Name, Apply and DeadLetters
@@ -157,7 +173,7 @@ func settle(ctx context.Context, o *ConsumerOptions, recs []*kgo.Record) bool {
 		}
 		o.OnRetry(err)
 		o.Log.Warn("apply failed, retrying without committing", "err", err, "backoff", backoff.String(), "records", len(recs))
-		if !sleep(ctx, backoff) {
+		if !pause.For(ctx, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, o.MaxBackoff)
@@ -193,7 +209,7 @@ func deadLetter(ctx context.Context, o *ConsumerOptions, rec *kgo.Record, perm *
 			return false
 		}
 		o.Log.Warn("dead-letter topic unavailable, retrying", "topic", DLQTopic(rec.Topic), "err", err, "backoff", backoff.String())
-		if !sleep(ctx, backoff) {
+		if !pause.For(ctx, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, o.MaxBackoff)
@@ -202,17 +218,6 @@ func deadLetter(ctx context.Context, o *ConsumerOptions, rec *kgo.Record, perm *
 	o.Log.Warn("record dead-lettered", "dlq", DLQTopic(rec.Topic), "partition", rec.Partition, "offset", rec.Offset,
 		"key", string(rec.Key), "reason", perm.Reason, "err", perm.Err, "attempts", attempts)
 	return true
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 var errNoProducer = errors.New("no dead-letter producer configured")

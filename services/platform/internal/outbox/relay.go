@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"platform/internal/failpoint"
+	"platform/internal/pause"
 	"platform/internal/relaytiming"
 )
 
@@ -77,12 +78,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	acked, pubErr := r.pub.Publish(pctx, msgs)
-	cancel()
-	if acked < 0 || acked > len(msgs) {
-		return 0, fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
-	}
+	acked, pubErr := relaytiming.Publish(ctx, r.cfg.Timing, msgs, r.pub.Publish)
 	if acked == 0 {
 		return 0, publishError(pubErr)
 	}
@@ -143,14 +139,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	var leader *pgxpool.Conn
 	defer func() {
 		if leader != nil {
-			r.flush()
+			r.cfg.Flush(r.Drain, r.log, "outbox", "rows stay for the next start")
 			resign(leader)
 		}
 	}()
 	for ctx.Err() == nil {
 		if leader == nil {
 			if leader = r.lead(ctx); leader == nil {
-				if !sleep(ctx, r.cfg.PollInterval) {
+				if !pause.For(ctx, r.cfg.PollInterval) {
 					return nil
 				}
 				continue
@@ -160,9 +156,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			backoff = min(max(backoff*2, r.cfg.MinBackoff), r.cfg.MaxBackoff)
+			backoff = r.cfg.Backoff(backoff)
 			r.log.Warn("outbox relay failed, retrying", "err", err, "backoff", backoff)
-			if !sleep(ctx, backoff) {
+			if !pause.For(ctx, backoff) {
 				return nil
 			}
 			continue
@@ -206,26 +202,4 @@ func (r *Relay) lead(ctx context.Context) *pgxpool.Conn {
 func resign(c *pgxpool.Conn) {
 	c.Conn().Close(context.Background()) //nolint:errcheck
 	c.Release()
-}
-
-func (r *Relay) flush() {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
-	defer cancel()
-	n, err := r.Drain(ctx)
-	if err != nil {
-		r.log.Warn("outbox final flush incomplete; rows stay for the next start", "published", n, "err", err)
-		return
-	}
-	r.log.Info("outbox flushed", "published", n)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -5,9 +5,7 @@ package outbox_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -23,11 +21,11 @@ import (
 
 var (
 	db  *testdb.DB
-	log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(func(d *testdb.DB) int { db = d; return m.Run() }, "outbox"))
+	testdb.Run(m, "outbox", &db)
 }
 
 // recorder is a broker: it records what it acks and notes whether any

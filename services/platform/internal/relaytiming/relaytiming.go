@@ -5,7 +5,10 @@
 package relaytiming
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -42,4 +45,37 @@ func (t Timing) Validate() error {
 		return errors.New("relay timing: MinBackoff > MaxBackoff")
 	}
 	return nil
+}
+
+// Backoff is the pause after one more failure: twice the last one (zero
+// before the first failure), within MinBackoff..MaxBackoff.
+func (t Timing) Backoff(last time.Duration) time.Duration {
+	return min(max(last*2, t.MinBackoff), t.MaxBackoff)
+}
+
+// Publish sends msgs through publish within the PublishTimeout and returns
+// how many leading messages the broker acked and its error. A publisher
+// that claims more than it was given, or fewer than none, acked nothing.
+func Publish[M any](ctx context.Context, t Timing, msgs []M, publish func(context.Context, []M) (int, error)) (int, error) {
+	pctx, cancel := context.WithTimeout(ctx, t.PublishTimeout)
+	defer cancel()
+	acked, err := publish(pctx, msgs)
+	if acked < 0 || acked > len(msgs) {
+		return 0, fmt.Errorf("publisher acked %d of %d", acked, len(msgs))
+	}
+	return acked, err
+}
+
+// Flush drains once more within FlushTimeout, on shutdown, and logs the
+// outcome: "<name> flushed", or "<name> final flush incomplete; <rest>"
+// saying where what was not published waits.
+func (t Timing) Flush(drain func(context.Context) (int, error), log *slog.Logger, name, rest string) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.FlushTimeout)
+	defer cancel()
+	n, err := drain(ctx)
+	if err != nil {
+		log.Warn(name+" final flush incomplete; "+rest, "published", n, "err", err)
+		return
+	}
+	log.Info(name+" flushed", "published", n)
 }

@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -153,6 +154,12 @@ func Main(run func(db *DB) int, prefix string) int {
 	}
 	defer db.Close()
 	return run(db)
+}
+
+// Run is the TestMain of a package whose tests need only the database: it
+// points *db at a fresh one (Main), runs the tests and exits with their code.
+func Run(m *testing.M, prefix string, db **DB) {
+	os.Exit(Main(func(d *DB) int { *db = d; return m.Run() }, prefix))
 }
 
 func oneLine(err error) string {

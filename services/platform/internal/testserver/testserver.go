@@ -6,9 +6,11 @@ package testserver
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +18,25 @@ import (
 
 	"platform/internal/apiclient"
 	"platform/internal/httpx"
+	"platform/internal/testdb"
 )
+
+// Main is the TestMain of a server's component tests: a fresh database
+// (testdb.Main), the handler that build makes on it served on a free port
+// (Start), serving told the base URL, the tests; then the server stopped,
+// the database dropped, and exit with the tests' code.
+func Main(m *testing.M, prefix string, log *slog.Logger, build func(*testdb.DB) http.Handler, serving func(baseURL string)) {
+	os.Exit(testdb.Main(func(db *testdb.DB) int {
+		url, stop, err := Start(build(db), log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: "+err.Error())
+			return 1
+		}
+		defer stop()
+		serving(url)
+		return m.Run()
+	}, prefix))
+}
 
 // Start serves h on 127.0.0.1 (a free port) until stop, which shuts the
 // server down gracefully. baseURL is "http://127.0.0.1:<port>".
