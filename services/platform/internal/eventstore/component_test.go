@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -139,6 +140,29 @@ func TestRelayPublishesEventsWithATopicOnceInOrder(t *testing.T) {
 		assert.Equal(t, "telemetry.v1", m.Topic)
 		assert.Equal(t, fmt.Sprintf("dev-%d", i%2), m.Key)
 	}
+}
+
+// Transaction ids are ordered as numbers, not as text: 9 < 10 < 11 but
+// "10" < "11" < "9". Rows written with such ids (old ones, below every
+// running transaction) are published in id order, each once, across batches.
+func TestRelayOrdersTransactionIdsAsNumbersAcrossAPowerOfTen(t *testing.T) {
+	reset(t)
+	var want []uuid.UUID
+	for _, tx := range []int{9, 10, 11, 99, 100} {
+		id := uuid.New()
+		_, err := db.Pool.Exec(context.Background(), `
+			INSERT INTO events (event_id, stream_id, version, type, topic, payload, tx)
+			VALUES ($1, 'dev-old', $2, 'TelemetryReceived', 't', '{"n":1}', $3::text::xid8)`,
+			id, tx, strconv.Itoa(tx))
+		require.NoError(t, err)
+		want = append(want, id)
+	}
+	pub := &recorder{failAt: -1}
+	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relaytiming.Timing{BatchSize: 2}})
+	n, err := drain(t, relay)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	assert.Equal(t, want, pub.ids(t), "in transaction id order, each once")
 }
 
 // The bug class of SQLStreamStore, Eventuous and Marten: a transaction that

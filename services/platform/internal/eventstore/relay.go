@@ -131,6 +131,9 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 }
 
 // next reads the batch after the cursor, with each message's position.
+// ORDER BY names events.tx: a bare "tx" would sort by the text output
+// column, and "1000" < "999" (a batch across a power of ten published out
+// of order, then the cursor past events not yet sent).
 func (r *Relay) next(ctx context.Context) ([]Message, []cursor, error) {
 	rows, err := r.conn.Query(ctx, `
 		SELECT tx::text, seq, event_id, stream_id, version, type, topic, payload, recorded_at
@@ -138,7 +141,7 @@ func (r *Relay) next(ctx context.Context) ([]Message, []cursor, error) {
 		WHERE topic IS NOT NULL
 		  AND (tx, seq) > ($1::text::xid8, $2::bigint)
 		  AND tx < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY tx, seq
+		ORDER BY events.tx, events.seq
 		LIMIT $3`, strconv.FormatUint(r.at.tx, 10), r.at.seq, r.cfg.BatchSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read events: %w", err)
