@@ -8,6 +8,8 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from typing import IO
 
 import psutil
 import pytest
@@ -19,14 +21,26 @@ from tests.integration.test_native_stack import INV, Stack
 pytestmark = pytest.mark.integration
 
 
-def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack) -> None:
+@contextlib.contextmanager
+def inv_run(stack: Stack) -> Iterator[tuple[subprocess.Popen[str], IO[str]]]:
+    """`inv run` in the foreground with its output to read; Ctrl-C on the way out (the user's
+    way to stop it) if it still runs."""
     proc = subprocess.Popen(
         [*INV, "run"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
-    seen = []
     try:
-        for line in proc.stdout:
+        yield proc, proc.stdout
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+
+
+def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack) -> None:
+    seen = []
+    with inv_run(stack) as (_, output):
+        for line in output:
             seen.append(line)
             if "answers through the gateway" in line:
                 break
@@ -38,9 +52,6 @@ def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack)
         pids = [app["identity"]["pid"] for app in recorded.values()]
         assert len(pids) == 2 and all(pids)
         assert any(line.startswith("app") and "|" in line for line in seen), "no prefixed app log"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
     deadline = time.monotonic() + 5
     while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -58,20 +69,12 @@ def test_run_with_a_bad_app_setting_fails_with_the_apps_own_line_and_leaves_no_a
     """devenv passes a setting only the monolith reads through untouched; the monolith refuses
     it as it starts, and `inv run` ends with that line instead of serving half a platform."""
     stack.env["KAFKA_TOPIC_PARTITIONS"] = "0"
-    proc = subprocess.Popen(
-        [*INV, "run"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
     seen = []
-    try:
-        for line in proc.stdout:
+    with inv_run(stack) as (proc, output):
+        for line in output:
             seen.append(line)
             assert "answers through the gateway" not in line, "served with a bad setting"
         code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
     assert code != 0
     last = seen[-1] if seen else ""
     assert "KAFKA_TOPIC_PARTITIONS" in last and "0" in last, "".join(seen[-10:])
