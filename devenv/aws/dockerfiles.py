@@ -83,7 +83,7 @@ def _go_problems(path: Path) -> list[str]:
         return [f"{path.name}: build in a golang stage, run from a small one (multi-stage)"]
     pinned = re.fullmatch(r"golang:(\d+)\.(\d+)\.(\d+)-[\w.]+", images[0])
     if not pinned:
-        return [f"{path.name}: {images[0]}: pin a Go patch release, e.g. golang:1.24.13-bookworm"]
+        return [f"{path.name}: {images[0]}: pin a Go patch release, e.g. golang:1.26.8-bookworm"]
     have = tuple(int(part) for part in pinned.groups())
     text = GO_MOD.read_text()
     toolchain, minimum = _TOOLCHAIN.search(text), _GO_LINE.search(text)

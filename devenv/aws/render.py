@@ -205,8 +205,8 @@ def _from_compose(
     secrets: dict[str, str] = {}
     for key, raw in (service.get("environment") or {}).items():
         variable = _VAR.search(str(raw))
-        if variable and variable.group(1) in cfg.secrets:
-            secrets[key] = target.arn(cfg.secrets[variable.group(1)])
+        if variable and declared.settings()[variable.group(1)].secret:
+            secrets[key] = target.arn(_secret_parameter(name, variable.group(1), cfg))
         else:
             environment[key] = compose.interpolate(str(raw), values)
     environment.update(spec.environment)
@@ -238,21 +238,28 @@ def _from_settings(
 ) -> dict[str, Any]:
     names = APP_CONTAINERS[name]
     secret = [key for key in names if declared.settings()[key].secret]
-    missing = [key for key in secret if key not in cfg.secrets]
-    if missing:
-        raise AwsError(
-            f"{name} reads the secret {missing[0]}: name its SSM parameter under `secrets` "
-            "in deploy/aws.yaml"
-        )
     own = {key: values[key] for key in names} | {k: str(v) for k, v in spec.settings.items()}
     ports = [int(own[key]) for key in APP_PORTS[name]]
     return {
         "image": image(cfg, target, name),
         "portMappings": _port_mappings(name, ports),
         "environment": _pairs({k: v for k, v in own.items() if k not in secret}),
-        "secrets": [{"name": key, "valueFrom": target.arn(cfg.secrets[key])} for key in secret],
+        "secrets": [
+            {"name": key, "valueFrom": target.arn(_secret_parameter(name, key, cfg))}
+            for key in secret
+        ],
         "healthCheck": _health(_http_probe(name, ports), {}, spec),
     }
+
+
+def _secret_parameter(container: str, key: str, cfg: AwsConfig) -> str:
+    """The SSM parameter of a setting declared `x-secret`: never a plain value in the task."""
+    if key not in cfg.secrets:
+        raise AwsError(
+            f"{container} reads the secret {key}: name its SSM parameter under `secrets` "
+            "in deploy/aws.yaml"
+        )
+    return cfg.secrets[key]
 
 
 def _http_probe(name: str, ports: list[int]) -> list[str]:

@@ -9,6 +9,7 @@ are held to the same file by the Go side's own test (services/platform/internal/
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema
@@ -16,7 +17,7 @@ import pytest
 from ai_inference.settings import Settings as AiSettings
 from pydantic import BaseModel, SecretStr
 
-from devenv import declared
+from devenv import compose, declared
 from devenv.aws import config, render
 from devenv.settings import Settings as DevenvSettings
 
@@ -125,3 +126,33 @@ def test_each_task_value_is_the_default_or_a_documented_task_override(
         else:
             expected = ports.get(key, declared.settings()[key].default_text)
         assert value == expected, f"{container}: {key}={value!r} in the task"
+
+
+def test_compose_reads_declared_settings_with_their_declared_defaults() -> None:
+    """compose.yaml's `${KEY:-default}` fallbacks are copies of the declaration: held here."""
+    text = compose.COMPOSE_FILE.read_text()
+    for key, default in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}", text):
+        assert key in declared.settings(), f"compose.yaml reads {key}, which is not declared"
+        if default:
+            want = declared.settings()[key].default_text
+            assert default == want, f"compose.yaml: ${{{key}:-{default}}}, the schema says {want}"
+
+
+def test_the_aws_secrets_are_exactly_the_declared_secrets(cfg: config.AwsConfig) -> None:
+    want = {key for key, s in declared.settings().items() if s.secret}
+    assert set(cfg.secrets) == want, "deploy/aws.yaml `secrets` differs from the x-secret keys"
+
+
+def test_no_container_gets_a_declared_secret_as_a_plain_value(
+    cfg: config.AwsConfig, containers: dict[str, dict[str, Any]]
+) -> None:
+    services = compose.load_raw(compose.COMPOSE_FILE)["services"]
+    for name, spec in cfg.containers.items():
+        if not spec.compose:
+            continue
+        env = {e["name"] for e in containers[name]["environment"]}
+        secrets = {s["name"] for s in containers[name]["secrets"]}
+        for key, raw in (services[spec.compose].get("environment") or {}).items():
+            variable = render._VAR.search(str(raw))
+            if variable and declared.settings()[variable.group(1)].secret:
+                assert key in secrets and key not in env, f"{name}: {key} is not a secret reference"

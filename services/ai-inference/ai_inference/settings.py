@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_file=".env",
+        # KEY= means the default, as for the monolith and devenv ("every key is optional").
+        env_ignore_empty=True,
         extra="ignore",
         frozen=True,
         populate_by_name=True,

@@ -31,6 +31,15 @@ def test_environment_overrides(default_settings: Settings, monkeypatch: pytest.M
     assert settings.threshold == 3.5
 
 
+def test_an_empty_value_means_the_default(
+    default_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "")
+    monkeypatch.setenv("AI_INFERENCE_HOST", "")
+    settings = load()
+    assert (settings.log_level, settings.host) == ("info", "127.0.0.1")
+
+
 def test_env_file_is_read_and_environment_wins(
     tmp_path: Path, default_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,6 +53,11 @@ func (lns listeners) close() {
 // session; consumers finish their batch, committed after its transaction);
 // 3. MQTT intake stops and the producer flushes.
 func run(ctx context.Context, timeout time.Duration, lns listeners, a *application, log *slog.Logger) error {
+	for _, ln := range lns {
+		if a.handlers[ln.server] == nil { // a nil handler would serve http.DefaultServeMux
+			return fmt.Errorf("no handler for the %s server", ln.server)
+		}
+	}
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work sync.WaitGroup

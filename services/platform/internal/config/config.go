@@ -130,8 +130,14 @@ func key(f reflect.StructField) string {
 // secret tells whether a field is masked in logs.
 func secret(f reflect.StructField) bool { return f.Tag.Get("secret") == "true" }
 
+// invalid is the one-line error of a refused value; a secret's value is
+// never shown.
 func invalid(key, value, fix string) error {
-	return fmt.Errorf("invalid setting %s=%q: %s", key, value, fix)
+	shown := strconv.Quote(value)
+	if d := declared[key]; d != nil && d.Secret {
+		shown = "(hidden)"
+	}
+	return fmt.Errorf("invalid setting %s=%s: %s", key, shown, fix)
 }
 
 // parseError turns the first error of env.Parse into the one-line form.

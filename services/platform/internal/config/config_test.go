@@ -71,8 +71,9 @@ func TestBadValuesNameKeyValueAndFix(t *testing.T) {
 		{"OUTBOX_BATCH_SIZE", "1.5", "use a whole number between 1 and 10000"},
 		{"LOG_LEVEL", "loud", "use one of debug, info, warn, error"},
 		{"LOG_LEVEL", "DEBUG", "use one of debug, info, warn, error"},
-		{"SHUTDOWN_TIMEOUT", "10", "use a duration matching "},
-		{"SHUTDOWN_TIMEOUT", "0s", "use a duration matching "},
+		{"SHUTDOWN_TIMEOUT", "10", "use a positive whole number of ms, s or m, such as 10s"},
+		{"SHUTDOWN_TIMEOUT", "0s", "use a positive whole number of ms, s or m, such as 10s"},
+		{"TOPIC_ANOMALIES", "..", "use a value matching "},
 		{"AI_INFERENCE_TIMEOUT", "soon", "such as 5s"},
 		{"TOPIC_TELEMETRY", "bad topic", "use a value matching "},
 		{"KAFKA_HOST", "http://x:9092", "such as 127.0.0.1"},
@@ -171,4 +172,10 @@ func TestMQTTClientIDPerInstance(t *testing.T) {
 	c, err = Load(vars(map[string]string{"MQTT_CLIENT_ID": "fixed"}))
 	require.NoError(t, err)
 	assert.Equal(t, "fixed", c.MQTTClientID)
+}
+
+func TestARefusedSecretIsNeverShown(t *testing.T) {
+	err := invalid("POSTGRES_PASSWORD", "s3cret value", "use something else")
+	assert.EqualError(t, err, "invalid setting POSTGRES_PASSWORD=(hidden): use something else")
+	assert.EqualError(t, invalid("POSTGRES_USER", "Admin", "fix"), `invalid setting POSTGRES_USER="Admin": fix`)
 }

@@ -79,7 +79,7 @@ func (d *declaration) check(v string) string {
 	case d.Enum != nil && !slices.Contains(d.Enum, v):
 		return "use one of " + strings.Join(d.Enum, ", ")
 	case d.pattern != nil && !d.pattern.MatchString(v) && d.Format == "duration":
-		return fmt.Sprintf("use a duration matching %s, such as %s", d.Pattern, example)
+		return fmt.Sprintf("use a positive whole number of ms, s or m, such as %s", example)
 	case d.pattern != nil && !d.pattern.MatchString(v):
 		return fmt.Sprintf("use a value matching %s, such as %s", d.Pattern, example)
 	case d.MinLength != nil && utf8.RuneCountInString(v) < *d.MinLength:
