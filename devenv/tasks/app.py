@@ -63,8 +63,8 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
             code = reload.run_watch(runner, targets, on_ready=lambda: print_urls(current))
         else:
             code = runner.run(lambda: print_urls(current))
-    if code != 0:
-        raise Exit(runner.failure or "the apps stopped", code=code)
+    if code != 0:  # the supervisor has said why already, when it knows
+        raise Exit(None if runner.failure else "the apps stopped", code=code)
 
 
 @task
