@@ -179,15 +179,7 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 		found = append(found, v.anomalies...)
 		unscored = append(unscored, v.unscored...)
 	}
-	var stored int
-	for attempt := 0; ; attempt++ {
-		stored, err = d.store(ctx, freshIDs, found, unscored)
-		// Another detector stored the same anomaly first: run again, the
-		// existence check then sees it.
-		if err == nil || !errors.Is(err, eventstore.ErrDuplicate) || attempt == 2 {
-			break
-		}
-	}
+	stored, err := d.store(ctx, freshIDs, found, unscored)
 	if err != nil {
 		return 0, err
 	}
