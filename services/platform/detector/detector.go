@@ -52,10 +52,6 @@ import (
 // ConsumerName keys processed_messages for the detector.
 const ConsumerName = "anomaly-detector"
 
-// MaxPoints is the most points one score request may carry
-// (score-request.schema.json).
-const MaxPoints = 4096
-
 // anomalyNS is the UUIDv5 namespace of anomaly event ids.
 var anomalyNS = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://platform.invalid/anomaly-detected"))
 
@@ -82,8 +78,9 @@ type Config struct {
 
 // Validate checks the config and fills defaults.
 func (c *Config) Validate() error {
-	if c.Window < 1 || c.Window > MaxPoints-1 {
-		return fmt.Errorf("detector window %d: use 1..%d", c.Window, MaxPoints-1)
+	// A request carries the window and at least one reading to score.
+	if c.Window < 1 || c.Window > contracts.MaxScorePoints-1 {
+		return fmt.Errorf("detector window %d: use 1..%d", c.Window, contracts.MaxScorePoints-1)
 	}
 	if c.Topic == "" {
 		return errors.New("detector: anomalies topic is empty")
