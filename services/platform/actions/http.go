@@ -20,8 +20,6 @@ import (
 // MaxBodyBytes bounds a command request.
 const MaxBodyBytes = 64 << 10
 
-var deviceRE = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
-
 // Deps are what the actions server needs: main passes the real adapters,
 // the component tests their fakes, through the same constructor.
 type Deps struct {
@@ -79,9 +77,9 @@ func (s *Server) Handler(checks map[string]httpx.Check) http.Handler {
 
 func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !deviceRE.MatchString(id) {
+	if !contracts.DeviceID.MatchString(id) {
 		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidParam, "invalid device id",
-			httpx.Detail{Field: "id", Message: "must match " + deviceRE.String()})
+			httpx.Detail{Field: "id", Message: "must match " + contracts.DeviceID.String()})
 		return
 	}
 	body, ok := httpx.ReadJSONBody(w, r, MaxBodyBytes)

@@ -300,7 +300,7 @@ func TestInvalidTelemetryIsPermanent(t *testing.T) {
 }
 
 // More readings than one request may carry are scored in chunks, each
-// with its own reference readings, none over MaxPoints.
+// with its own reference readings, none over contracts.MaxScorePoints.
 func TestLargePollIsScoredInChunks(t *testing.T) {
 	reset(t)
 	fs := &fakeScorer{}
@@ -309,7 +309,7 @@ func TestLargePollIsScoredInChunks(t *testing.T) {
 	assert.Equal(t, 1, apply(t, d, msgs(t, "dev-big", rs...)))
 	reqs := fs.requests()
 	require.Len(t, reqs, 2)
-	assert.Len(t, reqs[0].Points, detector.MaxPoints-100)
-	assert.Len(t, reqs[1].Points, 100+4100-(detector.MaxPoints-100), "100 reference + the rest")
-	assert.True(t, reqs[1].Points[0].TS.Equal(t0.Add(time.Duration(detector.MaxPoints-200)*time.Second)))
+	assert.Len(t, reqs[0].Points, contracts.MaxScorePoints-100)
+	assert.Len(t, reqs[1].Points, 100+4100-(contracts.MaxScorePoints-100), "100 reference + the rest")
+	assert.True(t, reqs[1].Points[0].TS.Equal(t0.Add(time.Duration(contracts.MaxScorePoints-200)*time.Second)))
 }

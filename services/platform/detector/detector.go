@@ -52,10 +52,6 @@ import (
 // ConsumerName keys processed_messages for the detector.
 const ConsumerName = "anomaly-detector"
 
-// MaxPoints is the most points one score request may carry
-// (score-request.schema.json).
-const MaxPoints = 4096
-
 // anomalyNS is the UUIDv5 namespace of anomaly event ids.
 var anomalyNS = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://platform.invalid/anomaly-detected"))
 
@@ -82,8 +78,9 @@ type Config struct {
 
 // Validate checks the config and fills defaults.
 func (c *Config) Validate() error {
-	if c.Window < 1 || c.Window > MaxPoints-1 {
-		return fmt.Errorf("detector window %d: use 1..%d", c.Window, MaxPoints-1)
+	// A request carries the window and at least one reading to score.
+	if c.Window < 1 || c.Window > contracts.MaxScorePoints-1 {
+		return fmt.Errorf("detector window %d: use 1..%d", c.Window, contracts.MaxScorePoints-1)
 	}
 	if c.Topic == "" {
 		return errors.New("detector: anomalies topic is empty")
@@ -179,15 +176,7 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 		found = append(found, v.anomalies...)
 		unscored = append(unscored, v.unscored...)
 	}
-	var stored int
-	for attempt := 0; ; attempt++ {
-		stored, err = d.store(ctx, freshIDs, found, unscored)
-		// Another detector stored the same anomaly first: run again, the
-		// existence check then sees it.
-		if err == nil || !errors.Is(err, eventstore.ErrDuplicate) || attempt == 2 {
-			break
-		}
-	}
+	stored, err := d.store(ctx, freshIDs, found, unscored)
 	if err != nil {
 		return 0, err
 	}

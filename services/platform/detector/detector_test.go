@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"platform/internal/contracts"
 	"testing"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ func TestConfigValidate(t *testing.T) {
 	require.NoError(t, c.Validate())
 	assert.Equal(t, 100000, c.MaxKeys)
 	assert.Equal(t, ConsumerName, c.Consumer)
-	for _, bad := range []Config{{Window: 0, Topic: "a"}, {Window: MaxPoints, Topic: "a"}, {Window: 64}} {
+	for _, bad := range []Config{{Window: 0, Topic: "a"}, {Window: contracts.MaxScorePoints, Topic: "a"}, {Window: 64}} {
 		assert.Error(t, bad.Validate(), "%+v", bad)
 	}
 }

@@ -65,10 +65,10 @@ func (d *Detector) judge(ctx context.Context, k key, win []point, rs []reading) 
 		}
 	}
 	// Score in chunks: up to Window reference points, then new points, at
-	// most MaxPoints per request. Only chunks with a fresh reading are sent.
+	// most contracts.MaxScorePoints per request. Only chunks with a fresh reading are sent.
 	start := len(win) // first point not yet judged
 	for start < len(seq) {
-		end := min(len(seq), start+MaxPoints-d.cfg.Window)
+		end := min(len(seq), start+contracts.MaxScorePoints-d.cfg.Window)
 		if hasFresh(seq[start:end]) {
 			from := max(0, start-d.cfg.Window)
 			req := inference.Request{DeviceID: k.device, Metric: k.metric, Points: make([]inference.Point, 0, end-from)}

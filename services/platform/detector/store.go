@@ -102,37 +102,26 @@ func (d *Detector) store(ctx context.Context, ids []string, found []Event, unsco
 // device streams for anomalies.v1 and fills their Version. It returns the
 // events it appended.
 func (d *Detector) appendAnomalyEvents(ctx context.Context, tx *eventstore.Tx, found []Event) ([]Event, error) {
-	if len(found) == 0 {
-		return nil, nil
-	}
-	aids := make([]uuid.UUID, len(found))
+	byID := make(map[uuid.UUID]Event, len(found))
+	evs := make([]eventstore.Event, len(found))
 	for i, e := range found {
-		aids[i] = e.EventID
-	}
-	exists, err := tx.Existing(ctx, aids)
-	if err != nil {
-		return nil, err
-	}
-	var keep []Event
-	var evs []eventstore.Event
-	for _, e := range found {
-		if exists[e.EventID] {
-			continue
-		}
+		byID[e.EventID] = e
 		p, _ := json.Marshal(map[string]any{
 			"metric": e.Metric, "ts": e.TS, "value": e.Value, "score": e.Score,
 			"reading_event_id": e.ReadingEventID, "model": e.Model, "detected_at": e.DetectedAt,
 		})
-		evs = append(evs, eventstore.Event{EventID: e.EventID, StreamID: e.DeviceID, Type: eventstore.AnomalyDetected,
-			Topic: d.cfg.Topic, Payload: p, RecordedAt: e.DetectedAt})
-		keep = append(keep, e)
+		evs[i] = eventstore.Event{EventID: e.EventID, StreamID: e.DeviceID, Type: eventstore.AnomalyDetected,
+			Topic: d.cfg.Topic, Payload: p, RecordedAt: e.DetectedAt}
 	}
-	if err := tx.Append(ctx, evs); err != nil {
+	appended, err := tx.AppendNew(ctx, evs)
+	if err != nil {
 		return nil, err
 	}
-	for i := range keep {
-		keep[i].Version = evs[i].Version
-		if err := d.val.Validate(contracts.AnomalyEvent, eventstore.Envelope(nil, evs[i])); err != nil {
+	keep := make([]Event, len(appended))
+	for i, ev := range appended {
+		keep[i] = byID[ev.EventID]
+		keep[i].Version = ev.Version
+		if err := d.val.Validate(contracts.AnomalyEvent, eventstore.Envelope(nil, ev)); err != nil {
 			return nil, fmt.Errorf("anomaly event: %w", err)
 		}
 	}

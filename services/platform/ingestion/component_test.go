@@ -54,13 +54,6 @@ func reading(device string, i int) client.Reading {
 	}
 }
 
-func count(t *testing.T, table string) int {
-	t.Helper()
-	var n int
-	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
-	return n
-}
-
 // published is what the event relay would send to the broker: every event
 // with a topic since the last reset, in relay order.
 type publishedEvent struct {
@@ -96,7 +89,7 @@ func TestIngestStoresEventsForTheTelemetryTopic(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, contracts.Default().Validate(contracts.IngestResponse, body))
 	assert.JSONEq(t, `{"accepted":0,"duplicates":1}`, string(body))
-	assert.Equal(t, 3, count(t, "events"))
+	assert.Equal(t, 3, db.Count(t, "events"))
 
 	rows := published(t)
 	require.Len(t, rows, 3)
@@ -122,7 +115,7 @@ func TestDuplicatesAreNoOps(t *testing.T) {
 	res, err := cli.Ingest(ctx, append(in, reading("dev-a", 3), in[0]))
 	require.NoError(t, err)
 	assert.Equal(t, client.IngestResponse{Accepted: 1, Duplicates: 3}, res)
-	assert.Equal(t, 3, count(t, "events"))
+	assert.Equal(t, 3, db.Count(t, "events"))
 	assert.Len(t, published(t), 3)
 }
 
@@ -183,7 +176,7 @@ func TestRejectedBatchesWriteNothing(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, 415, resp.StatusCode)
 	})
-	assert.Equal(t, 0, count(t, "events"))
+	assert.Equal(t, 0, db.Count(t, "events"))
 	assert.Empty(t, published(t))
 }
 
@@ -220,7 +213,7 @@ func TestPerDeviceOrderUnderConcurrency(t *testing.T) {
 		assert.Equal(t, last[r.Key]+1, r.Event.Version, "device %s", r.Key)
 		last[r.Key] = r.Event.Version
 	}
-	assert.Equal(t, writers*batches*per, count(t, "events"))
+	assert.Equal(t, writers*batches*per, db.Count(t, "events"))
 }
 
 func TestHealth(t *testing.T) {
@@ -266,6 +259,6 @@ func TestConcurrentDuplicatesAcrossRequests(t *testing.T) {
 	}
 	assert.Equal(t, len(rs), accepted, "each reading stored exactly once")
 	assert.Equal(t, (clients-1)*len(rs), dups)
-	assert.Equal(t, len(rs), count(t, "events"))
+	assert.Equal(t, len(rs), db.Count(t, "events"))
 	assert.Len(t, published(t), len(rs))
 }

@@ -2,7 +2,6 @@ package ingestion
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"regexp"
 	"strconv"
@@ -23,30 +22,16 @@ import (
 // which also writes the error body. TestBatchDecoderAgreesWithTheSchema
 // holds the two paths equal.
 type batchDecoder struct {
-	parsers                  fastjson.ParserPool
-	uuid, device, ts, metric *regexp.Regexp
-	minItems, maxItems       int
-	minMetrics, maxMetrics   int
+	parsers                fastjson.ParserPool
+	uuid, ts               *regexp.Regexp
+	minItems, maxItems     int
+	minMetrics, maxMetrics int
 }
 
 func newBatchDecoder() (*batchDecoder, error) {
-	d := &batchDecoder{}
-	for _, p := range []struct {
-		re      **regexp.Regexp
-		pointer string
-	}{
-		{&d.uuid, "/$defs/uuid/pattern"},
-		{&d.device, "/$defs/device_id/pattern"},
-		{&d.ts, "/$defs/timestamp/pattern"},
-		{&d.metric, "/$defs/metrics/propertyNames/pattern"},
-	} {
-		src, err := contracts.KeywordString(contracts.TelemetryReading, p.pointer)
-		if err != nil {
-			return nil, err
-		}
-		if *p.re, err = regexp.Compile(src); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", contracts.TelemetryReading, p.pointer, err)
-		}
+	d := &batchDecoder{
+		uuid: contracts.MustPattern(contracts.TelemetryReading, "/$defs/uuid/pattern"),
+		ts:   contracts.MustPattern(contracts.TelemetryReading, "/$defs/timestamp/pattern"),
 	}
 	for _, l := range []struct {
 		n               *int
@@ -132,7 +117,7 @@ func (d *batchDecoder) reading(v *fastjson.Value) (Reading, bool) {
 		}
 		ok = ok && err == nil
 	})
-	if !ok || seen != 15 || !d.uuid.Match(id) || !d.device.Match(device) || !d.ts.Match(ts) {
+	if !ok || seen != 15 || !d.uuid.Match(id) || !contracts.DeviceID.Match(device) || !d.ts.Match(ts) {
 		return Reading{}, false
 	}
 	if r.EventID, err = uuid.ParseBytes(id); err != nil {
@@ -148,7 +133,7 @@ func (d *batchDecoder) reading(v *fastjson.Value) (Reading, bool) {
 	r.Metrics = make(map[string]float64, metrics.Len())
 	var num []byte
 	metrics.Visit(func(key []byte, v *fastjson.Value) {
-		if !ok || v.Type() != fastjson.TypeNumber || !d.metric.Match(key) {
+		if !ok || v.Type() != fastjson.TypeNumber || !contracts.Metric.Match(key) {
 			ok = false
 			return
 		}

@@ -21,9 +21,6 @@ const TelemetryFilter = "devices/+/telemetry"
 // mqttMaxBatch bounds the MQTT readings stored in one transaction.
 const mqttMaxBatch = 500
 
-// deviceIDPattern is the device_id pattern of telemetry-reading.schema.json.
-var deviceIDPattern = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
-
 // DeadLetter is dlq-message.schema.json.
 type DeadLetter = kafkax.DeadLetter
 
@@ -111,8 +108,8 @@ func (h *MQTTHandler) parse(m mqttx.Message) (Reading, string, []string) {
 	if in.DeviceID != "" && in.DeviceID != device {
 		return Reading{}, "device_id differs from the topic", []string{fmt.Sprintf("payload %q, topic %q", in.DeviceID, device)}
 	}
-	if !deviceIDPattern.MatchString(device) {
-		return Reading{}, "invalid device id in topic", []string{"must match " + deviceIDPattern.String()}
+	if !contracts.DeviceID.MatchString(device) {
+		return Reading{}, "invalid device id in topic", []string{"must match " + contracts.DeviceID.String()}
 	}
 	id, err := uuid.Parse(in.EventID)
 	if err != nil {

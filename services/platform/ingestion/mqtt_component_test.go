@@ -58,7 +58,7 @@ func TestMQTTTelemetry(t *testing.T) {
 
 	require.NoError(t, h(ctx, []mqttx.Message{good, malformed, withDevice, mismatch, schemaBad, good}))
 
-	assert.Equal(t, 2, count(t, "events"), "valid readings stored once")
+	assert.Equal(t, 2, db.Count(t, "events"), "valid readings stored once")
 	require.Len(t, dlq.got, 3)
 	raw, err := base64.StdEncoding.DecodeString(dlq.got[0].PayloadBase64)
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ package ingestion
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -102,59 +101,28 @@ func appendFloat(b []byte, f float64) []byte {
 
 // Ingest appends the readings not seen before (by event_id, also within
 // the batch) as TelemetryReceived events for the telemetry topic, in one
-// transaction. It inserts at once and checks for stored ids only when the
-// insert hits one (a client's retry): the common case pays nothing.
+// transaction.
 func (s *Service) Ingest(ctx context.Context, readings []Reading) (Result, error) {
-	seen := make(map[uuid.UUID]bool, len(readings))
-	events := make([]eventstore.Event, 0, len(readings))
+	events := make([]eventstore.Event, len(readings))
 	devices := make([]string, 0, 8)
 	known := make(map[string]bool, 8)
-	for _, r := range readings {
-		if seen[r.EventID] {
-			continue
-		}
-		seen[r.EventID] = true
+	for i, r := range readings {
 		if !known[r.DeviceID] {
 			known[r.DeviceID] = true
 			devices = append(devices, r.DeviceID)
 		}
-		events = append(events, eventstore.Event{
+		events[i] = eventstore.Event{
 			EventID: r.EventID, StreamID: r.DeviceID, Type: eventstore.TelemetryReceived,
 			Topic: s.topic, Payload: appendPayload(make([]byte, 0, 96), r),
-		})
+		}
 	}
-	stored := events
-	err := s.store.Write(ctx, devices, func(tx *eventstore.Tx) error { return tx.Append(ctx, stored) })
-	for attempt := 0; errors.Is(err, eventstore.ErrDuplicate) && attempt < 5; attempt++ {
-		err = s.store.Write(ctx, devices, func(tx *eventstore.Tx) error {
-			stored, err = freshOnly(ctx, tx, events)
-			if err != nil {
-				return err
-			}
-			return tx.Append(ctx, stored)
-		})
-	}
+	var stored []eventstore.Event
+	err := s.store.Write(ctx, devices, func(tx *eventstore.Tx) (err error) {
+		stored, err = tx.AppendNew(ctx, events)
+		return err
+	})
 	if err != nil {
 		return Result{}, fmt.Errorf("ingest: %w", err)
 	}
 	return Result{Accepted: len(stored), Duplicates: len(readings) - len(stored)}, nil
-}
-
-// freshOnly drops the events whose ids are already stored.
-func freshOnly(ctx context.Context, tx *eventstore.Tx, events []eventstore.Event) ([]eventstore.Event, error) {
-	ids := make([]uuid.UUID, len(events))
-	for i, e := range events {
-		ids[i] = e.EventID
-	}
-	existing, err := tx.Existing(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	fresh := make([]eventstore.Event, 0, len(events))
-	for _, e := range events {
-		if !existing[e.EventID] {
-			fresh = append(fresh, e)
-		}
-	}
-	return fresh, nil
 }

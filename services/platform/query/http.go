@@ -50,9 +50,9 @@ func (s *Server) Handler(checks map[string]httpx.Check) http.Handler {
 
 func (s *Server) deviceID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
-	if !deviceRE.MatchString(id) {
+	if !contracts.DeviceID.MatchString(id) {
 		httpx.WriteError(w, http.StatusBadRequest, httpx.CodeInvalidParam, "invalid device id",
-			httpx.Detail{Field: "id", Message: "must match " + deviceRE.String()})
+			httpx.Detail{Field: "id", Message: "must match " + contracts.DeviceID.String()})
 		return "", false
 	}
 	return id, true

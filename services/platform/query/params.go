@@ -20,12 +20,6 @@ const (
 	MaxLimit     = 1000
 )
 
-// The formats of a device id and a metric name are the contract's own.
-var (
-	deviceRE = contracts.MustPattern(contracts.TelemetryReading, "/$defs/device_id/pattern")
-	metricRE = contracts.MustPattern(contracts.TelemetryReading, "/$defs/metrics/propertyNames/pattern")
-)
-
 // params collects query-string problems so that one 400 names them all.
 type params struct {
 	q   url.Values
@@ -82,8 +76,8 @@ func (p *params) metric() *string {
 	if m == "" {
 		return nil
 	}
-	if !metricRE.MatchString(m) {
-		p.fail("metric", "must match "+metricRE.String())
+	if !contracts.Metric.MatchString(m) {
+		p.fail("metric", "must match "+contracts.Metric.String())
 	}
 	return &m
 }

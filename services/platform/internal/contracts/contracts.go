@@ -76,7 +76,6 @@ func (e *InvalidError) Error() string {
 // Validator holds every compiled schema.
 type Validator struct {
 	schemas map[string]*jsonschema.Schema
-	arrays  map[string]arraySplit // schemas whose big array may be validated in parallel
 }
 
 var printer = message.NewPrinter(language.English)
@@ -106,22 +105,13 @@ func New(fsys fs.FS) (*Validator, error) {
 			return nil, fmt.Errorf("schema %s: %w", n, err)
 		}
 	}
-	v := &Validator{schemas: make(map[string]*jsonschema.Schema, len(names)), arrays: map[string]arraySplit{}}
+	v := &Validator{schemas: make(map[string]*jsonschema.Schema, len(names))}
 	for _, n := range names {
 		s, err := c.Compile(baseURL + n)
 		if err != nil {
 			return nil, fmt.Errorf("compile %s: %w", n, err)
 		}
 		v.schemas[n] = s
-	}
-	for _, n := range names {
-		b, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return nil, err
-		}
-		if a, ok := splittable(b); ok && v.schemas[a.item] != nil {
-			v.arrays[n] = a
-		}
 	}
 	return v, nil
 }
@@ -172,9 +162,6 @@ func (v *Validator) Decode(schema string, data []byte) (any, error) {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return nil, &MalformedError{Err: err}
-	}
-	if v.validParallel(schema, s, inst) {
-		return inst, nil
 	}
 	if err := v.validateValue(schema, s, inst); err != nil {
 		return nil, err

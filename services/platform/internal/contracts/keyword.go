@@ -71,6 +71,24 @@ func KeywordInt(schema, pointer string) (int, error) {
 	return int(f), nil
 }
 
+// Values of the contracts that code checks by hand, each read once.
+var (
+	// DeviceID is the device_id pattern of a telemetry reading.
+	DeviceID = MustPattern(TelemetryReading, "/$defs/device_id/pattern")
+	// Metric is the pattern of a metric name of a telemetry reading.
+	Metric = MustPattern(TelemetryReading, "/$defs/metrics/propertyNames/pattern")
+	// MaxScorePoints is the most points one score request may carry.
+	MaxScorePoints = mustInt(ScoreRequest, "/properties/points/maxItems")
+)
+
+func mustInt(schema, pointer string) int {
+	n, err := KeywordInt(schema, pointer)
+	if err != nil {
+		panic("contracts: " + err.Error())
+	}
+	return n
+}
+
 // MustPattern compiles the pattern at a JSON pointer of a schema file. The
 // schemas are embedded, so a missing pattern is a bug: it panics.
 func MustPattern(schema, pointer string) *regexp.Regexp {

@@ -170,6 +170,25 @@ func TestDuplicateIDFailsTheWriteWithErrDuplicate(t *testing.T) {
 	assert.Equal(t, 1, n, "the whole transaction rolled back")
 }
 
+func TestAppendNewSkipsStoredAndRepeatedIDs(t *testing.T) {
+	s := reset(t)
+	stored := event("dev-n", "t")
+	appendEvents(t, s, stored)
+	first, second := event("dev-n", "t"), event("dev-n", "t")
+	var appended []eventstore.Event
+	err := s.Write(context.Background(), []string{"dev-n"}, func(tx *eventstore.Tx) (err error) {
+		appended, err = tx.AppendNew(context.Background(), []eventstore.Event{first, stored, first, second})
+		return err
+	})
+	require.NoError(t, err)
+	require.Len(t, appended, 2)
+	assert.Equal(t, []uuid.UUID{first.EventID, second.EventID}, []uuid.UUID{appended[0].EventID, appended[1].EventID})
+	assert.Equal(t, []int64{2, 3}, []int64{appended[0].Version, appended[1].Version}, "versions follow the stored event without gaps")
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE stream_id = 'dev-n'`).Scan(&n))
+	assert.Equal(t, 3, n)
+}
+
 func TestAppendRefusesAStreamItDidNotLock(t *testing.T) {
 	s := reset(t)
 	err := s.Write(context.Background(), []string{"dev-a"}, func(tx *eventstore.Tx) error {

@@ -21,7 +21,7 @@ const (
 )
 
 // ErrDuplicate: an appended event's id is already stored. The transaction
-// was rolled back; filter with Tx.Existing and write again.
+// was rolled back; Tx.AppendNew appends only the ids not stored instead.
 var ErrDuplicate = errors.New("event id already stored")
 
 // Event is one row of the events table. Tx.Append fills Version, and

@@ -56,7 +56,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				r.log.Warn("event relay cannot reach PostgreSQL, retrying", "err", err)
 			}
 			if !led {
-				r.wait(ctx, r.cfg.PollInterval)
+				pause.Until(ctx, r.cfg.PollInterval, r.cfg.Wake)
 				continue
 			}
 		}
@@ -84,12 +84,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			if n > 0 {
 				held = 0 // progress: the horizon moves, look again at once
 			}
-			held = min(max(held*2, time.Millisecond), r.cfg.PollInterval)
+			held = pause.Backoff{Min: time.Millisecond, Max: r.cfg.PollInterval}.Next(held)
 			pause.For(ctx, held)
 			continue
 		}
 		held = 0
-		r.wait(ctx, r.cfg.PollInterval)
+		pause.Until(ctx, r.cfg.PollInterval, r.cfg.Wake)
 	}
 	return nil
 }
@@ -198,15 +198,4 @@ func (r *Relay) flush() {
 		return
 	}
 	r.cfg.Flush(r.Drain, r.log, "event relay", "the cursor keeps the rest for the next start")
-}
-
-// wait returns after d, on a wake-up, or when ctx ends.
-func (r *Relay) wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-r.cfg.Wake:
-	}
 }

@@ -104,8 +104,68 @@ func lockStreams(ctx context.Context, tx pgx.Tx, streams []string) error {
 	return nil
 }
 
-// Existing returns the subset of ids already stored.
-func (tx *Tx) Existing(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+// AppendNew appends the events whose ids are neither stored yet nor
+// repeated earlier in events, like Append, and returns those it appended
+// (in order, Version filled). It copies at once and looks for stored ids
+// only when the copy hits one (a client's retry, another consumer's work):
+// the common case pays one SAVEPOINT. On a hit it rolls back to the
+// savepoint, drops the stored ids and copies the rest; a concurrent writer
+// that commits one of them in between costs another round.
+func (tx *Tx) AppendNew(ctx context.Context, events []Event) ([]Event, error) {
+	seen := make(map[uuid.UUID]bool, len(events))
+	fresh := make([]Event, 0, len(events))
+	for _, e := range events {
+		if !seen[e.EventID] {
+			seen[e.EventID] = true
+			fresh = append(fresh, e)
+		}
+	}
+	published := tx.published
+	for attempt := 1; ; attempt++ {
+		if len(fresh) == 0 {
+			return fresh, nil
+		}
+		if _, err := tx.Exec(ctx, `SAVEPOINT append_new`); err != nil {
+			return nil, fmt.Errorf("append: %w", err)
+		}
+		err := tx.Append(ctx, fresh)
+		if !errors.Is(err, ErrDuplicate) || attempt == maxAttempts {
+			if err != nil {
+				return nil, err
+			}
+			return fresh, nil
+		}
+		tx.published = published
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT append_new`); err != nil {
+			return nil, fmt.Errorf("append: %w", err)
+		}
+		if fresh, err = tx.withoutStored(ctx, fresh); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// withoutStored drops the events whose ids are already stored.
+func (tx *Tx) withoutStored(ctx context.Context, events []Event) ([]Event, error) {
+	ids := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		ids[i] = e.EventID
+	}
+	stored, err := tx.existing(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("stored event ids: %w", err)
+	}
+	fresh := make([]Event, 0, len(events))
+	for _, e := range events {
+		if !stored[e.EventID] {
+			fresh = append(fresh, e)
+		}
+	}
+	return fresh, nil
+}
+
+// existing returns the subset of ids already stored.
+func (tx *Tx) existing(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
 	out := map[uuid.UUID]bool{}
 	if len(ids) == 0 {
 		return out, nil
@@ -127,7 +187,8 @@ func (tx *Tx) Existing(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool
 
 // Append gives each event the next version of its stream, in slice order,
 // and writes them with COPY. Every stream must have been named to Write.
-// An id that is already stored fails the transaction with ErrDuplicate.
+// An id that is already stored fails the transaction with ErrDuplicate;
+// AppendNew skips such ids instead.
 func (tx *Tx) Append(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"platform/internal/contracts"
+	"platform/internal/pause"
 	"platform/schemas"
 )
 
@@ -195,9 +196,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (int,
 		if !isConnError(err) || attempt >= c.cfg.Retries {
 			return 0, nil, fmt.Errorf("%w: %s %s%s: %w", ErrUnavailable, method, c.cfg.BaseURL, path, err)
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !pause.For(ctx, backoff) {
 			return 0, nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, path, ctx.Err())
 		}
 		backoff *= 2

@@ -176,7 +176,7 @@ func settle(ctx context.Context, o *ConsumerOptions, recs []*kgo.Record) bool {
 		if !pause.For(ctx, backoff) {
 			return false
 		}
-		backoff = min(backoff*2, o.MaxBackoff)
+		backoff = pause.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff}.Next(backoff)
 	}
 	return true
 }
@@ -212,7 +212,7 @@ func deadLetter(ctx context.Context, o *ConsumerOptions, rec *kgo.Record, perm *
 		if !pause.For(ctx, backoff) {
 			return false
 		}
-		backoff = min(backoff*2, o.MaxBackoff)
+		backoff = pause.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff}.Next(backoff)
 	}
 	CountDeadLetter(o.Name)
 	o.Log.Warn("record dead-lettered", "dlq", DLQTopic(rec.Topic), "partition", rec.Partition, "offset", rec.Offset,

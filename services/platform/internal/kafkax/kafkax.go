@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"platform/internal/eventstore"
+	"platform/internal/pause"
 )
 
 // NewProducer returns an idempotent producer (acks=all) for brokers. A
@@ -60,12 +61,10 @@ func EnsureTopicsRetry(ctx context.Context, cl *kgo.Client, partitions int32, lo
 			return
 		}
 		log.Warn("kafka topics not ready, retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
+		if !pause.For(ctx, backoff) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
+		backoff = pause.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}.Next(backoff)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"platform/internal/pause"
 	"strings"
 	"sync"
 	"time"
@@ -180,12 +181,10 @@ func (cl *Client) worker(s Subscription, q chan inbound) {
 				return // unacked: the broker redelivers to the persistent session
 			}
 			cl.opts.Log.Warn("mqtt handler failed, retrying", "filter", s.Filter, "err", err, "backoff", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-cl.ctx.Done():
+			if !pause.For(cl.ctx, backoff) {
 				return
 			}
-			backoff = min(backoff*2, 10*time.Second)
+			backoff = pause.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}.Next(backoff)
 		}
 		for _, m := range batch {
 			m.Ack() // PUBACK only after the handler stored (or dead-lettered) it

@@ -185,7 +185,7 @@ func (r *Relay) lead(ctx context.Context) *pgxpool.Conn {
 		return nil
 	}
 	var got bool
-	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('outbox-relay'), hashtext($1))`, r.cfg.Sink).Scan(&got); err != nil || !got {
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+leaderKey+`)`, r.cfg.Sink).Scan(&got); err != nil || !got {
 		c.Release()
 		return nil
 	}
@@ -196,6 +196,11 @@ func (r *Relay) lead(ctx context.Context) *pgxpool.Conn {
 	r.log.Info("outbox relay leads its sink")
 	return c
 }
+
+// leaderKey is the session advisory lock of a sink's leader ($1 = sink):
+// the one-bigint form, a key space apart from the event store's stream
+// locks (two ints).
+const leaderKey = `hashtextextended('platform-outbox-relay:' || $1::text, 0)`
 
 // resign closes the leader's connection: its session, lock and LISTEN end
 // with it (a pool connection released open would keep the lock).

@@ -67,13 +67,6 @@ func enqueue(t *testing.T, keys ...string) {
 	}))
 }
 
-func count(t *testing.T, table string) int {
-	t.Helper()
-	var n int
-	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
-	return n
-}
-
 // The broker round trip happens outside any transaction.
 func TestNoTransactionSpansThePublish(t *testing.T) {
 	require.NoError(t, db.Truncate(context.Background(), "outbox"))
@@ -86,7 +79,7 @@ func TestNoTransactionSpansThePublish(t *testing.T) {
 	assert.Equal(t, 3, n)
 	assert.Equal(t, []string{"a", "b", "c"}, pub.published())
 	assert.False(t, pub.openTxSeen, "no transaction open during the publish")
-	assert.Zero(t, count(t, "outbox"))
+	assert.Zero(t, db.Count(t, "outbox"))
 }
 
 // Two relays of one sink (two app instances): one leads, every row is
@@ -111,7 +104,7 @@ func TestTwoRelaysOfOneSinkPublishEachRowOnce(t *testing.T) {
 		enqueue(t, keys...)
 		want = append(want, keys...)
 	}
-	require.Eventually(t, func() bool { return len(pub.published()) >= len(want) && count(t, "outbox") == 0 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(pub.published()) >= len(want) && db.Count(t, "outbox") == 0 }, 20*time.Second, 20*time.Millisecond)
 	cancel()
 	wg.Wait()
 	assert.Equal(t, want, pub.published())

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"platform/internal/pause"
 	"time"
 )
 
@@ -50,7 +51,7 @@ func (t Timing) Validate() error {
 // Backoff is the pause after one more failure: twice the last one (zero
 // before the first failure), within MinBackoff..MaxBackoff.
 func (t Timing) Backoff(last time.Duration) time.Duration {
-	return min(max(last*2, t.MinBackoff), t.MaxBackoff)
+	return pause.Backoff{Min: t.MinBackoff, Max: t.MaxBackoff}.Next(last)
 }
 
 // Publish sends msgs through publish within the PublishTimeout and returns

@@ -96,6 +96,16 @@ func (d *DB) Truncate(ctx context.Context, tables ...string) error {
 	return err
 }
 
+// Count is the number of rows of table; it fails t on an error.
+func (d *DB) Count(t testing.TB, table string) int {
+	t.Helper()
+	var n int
+	if err := d.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
 // Settled waits until every transaction that wrote an event has ended,
 // anywhere in the cluster. The event relay reads only events of
 // transactions older than the oldest one still running (pg_snapshot_xmin),
