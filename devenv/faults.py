@@ -29,8 +29,8 @@ FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/fai
 def component_pid(settings: Settings, role: str) -> int:
     """The pid (process group leader) of a running infrastructure component."""
     for row in backends.select(settings, lambda _line: None).status():
-        if row.role == role and row.ident.startswith("pid "):
-            return int(row.ident.removeprefix("pid "))
+        if row.role == role and row.pid:
+            return row.pid
     raise InfraError(f"{role} is not running natively; the fault tests need the native backend")
 
 
