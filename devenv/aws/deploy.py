@@ -89,8 +89,7 @@ def deploy(
     revoke_unnamed: bool = False,
     say: Say = print,
     wait: Callable[[str], Any] | None = None,
-    start_timeout: float = 300.0,
-    poll: float = 5.0,
+    started_in: Patience = runtime.STARTED_IN,
 ) -> Endpoint | None:
     say(f"account {aws.account}  region {aws.region}  env {cfg.env}  image tag {tag}")
     rendered = definition(aws, cfg, tag)
@@ -104,7 +103,7 @@ def deploy(
         raise AwsError(f"{len(missing)} image(s) of {tag} not in ECR: run `inv aws.push` first")
     for line in start_order(rendered):
         say(line)
-    plan = _Plan(rendered, tag, ingress, revoke_unnamed, Patience(start_timeout, poll))
+    plan = _Plan(rendered, tag, ingress, revoke_unnamed, started_in)
     if dry_run:
         busy = lock.holder(aws, cfg)
         if busy:
