@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devenv import apps, backends, ports
 from devenv.proc import detached
-from devenv.settings import REPO_ROOT, load
-from devenv.stack import PORT_KEYS, isolated_env
+from devenv.settings import PORT_KEYS, REPO_ROOT, load
+from devenv.stack import isolated_env
 from scripts.bench_up import machine
 
 INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT)]
