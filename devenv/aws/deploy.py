@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from devenv.aws import images, lock, network, pin, render, runtime, validate
-from devenv.aws.clients import Aws, error_code
+from devenv.aws.clients import Aws, error_code, parameter
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
 from devenv.aws.parity import routes
@@ -42,16 +42,14 @@ def resolve(aws: Aws, cfg: AwsConfig) -> dict[str, str]:
         name = ssm_name(reference)
         if name is None:
             continue
-        try:
-            resolved[name] = aws.ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        except ClientError as exc:
-            if error_code(exc) != "ParameterNotFound":
-                raise
+        value = parameter(aws, name)
+        if value is None:
             raise AwsError(
                 f"SSM parameter {name} not found in {aws.region}: create the env's EFS file "
                 f"system and access points, then `aws ssm put-parameter --name {name} "
                 "--type String --value <id>` (see deploy/aws.yaml, efs)"
-            ) from None
+            )
+        resolved[name] = value
     return resolved
 
 
