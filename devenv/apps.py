@@ -106,6 +106,7 @@ def status(settings: Settings) -> list[ComponentStatus]:
             address=addresses.get(app.name, "-"),
             ident=f"pid {app.pid}" if app.pid else "-",
             uptime=app.uptime,
+            pid=app.pid,
         )
         for app in running.apps
     ]

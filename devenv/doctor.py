@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import subprocess
@@ -11,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from devenv import apps, backends, ports, settings
 from devenv.backends.native.recipe import MissingToolError, require
+from devenv.proc import group
 
 Out = Callable[[str], None]
 
@@ -101,12 +99,7 @@ def _our_processes(current: settings.Settings) -> set[int]:
         rows = backends.select(current, lambda _: None).status() + apps.status(current)
     except backends.InfraError:  # the backend cannot run: said above
         return set()
-    leaders = [int(row.ident.split()[-1]) for row in rows if row.ident.startswith("pid ")]
-    found = set(leaders)
-    for pid in leaders:
-        with contextlib.suppress(psutil.Error):
-            found.update(child.pid for child in psutil.Process(pid).children(recursive=True))
-    return found
+    return {member.pid for row in rows if row.pid for member in group.group_members(row.pid)}
 
 
 def _check_tool(tool: Tool) -> tuple[bool, str]:

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv import apps, backends
 from devenv.backends.base import InfraError, Say
-from devenv.proc import detached, group
+from devenv.proc import detached, group, probe
 from devenv.proc.spec import ProcessSpec
 from devenv.settings import Settings
 
@@ -29,8 +28,8 @@ FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/fai
 def component_pid(settings: Settings, role: str) -> int:
     """The pid (process group leader) of a running infrastructure component."""
     for row in backends.select(settings, lambda _line: None).status():
-        if row.role == role and row.ident.startswith("pid "):
-            return int(row.ident.removeprefix("pid "))
+        if row.role == role and row.pid:
+            return row.pid
     raise InfraError(f"{role} is not running natively; the fault tests need the native backend")
 
 
@@ -117,10 +116,7 @@ def forget_mqtt_session(settings: Settings, client_id: str) -> None:
     client.connect("127.0.0.1", settings.MQTT_PORT)
     client.loop_start()
     try:
-        deadline = time.monotonic() + 10
-        while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not client.is_connected():
+        if not probe.wait_until(client.is_connected, 10, interval=0.05):
             raise InfraError(f"could not connect as {client_id} to end its MQTT session")
     finally:
         client.disconnect()

@@ -10,9 +10,7 @@ from pathlib import Path
 from devenv import apps, backends
 from devenv.backends.base import Say
 from devenv.proc import detached
-from devenv.settings import KNOWN_KEYS, Settings
-
-PORT_KEYS = sorted(key for key in KNOWN_KEYS if key.endswith("_PORT"))
+from devenv.settings import PORT_KEYS, Settings
 
 
 def free_ports(count: int) -> list[int]:

@@ -12,28 +12,23 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devenv import apps, backends, ports
 from devenv.proc import detached
-from devenv.settings import REPO_ROOT, load
-from devenv.stack import PORT_KEYS, isolated_env
+from devenv.settings import PORT_KEYS, load
 from scripts.bench_up import machine
-
-INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT)]
+from tests.fixtures.stack import Stack
 
 
 def one_run(tmp: Path) -> tuple[float, list[str]]:
-    env = isolated_env(tmp / "state")
-    settings = load(env_file=tmp / "none", environ=env)
+    stack = Stack(tmp / "state")
+    settings = load(env_file=tmp / "none", environ=stack.env)
     backend = backends.select(settings, say=lambda _: None)
     backend.up([])
     apps.build_all()
@@ -42,22 +37,15 @@ def one_run(tmp: Path) -> tuple[float, list[str]]:
         (settings.state_dir / "native" / "postgres" / "data").resolve().parent.glob(".s.PGSQL.*")
     )
     t0 = time.perf_counter()
-    subprocess.run([*INV, "down"], env={**os.environ, **env}, check=True, capture_output=True)
+    stack.inv("down")
     took = time.perf_counter() - t0
-    left = [f"process {p.pid} {p.name()}" for p in _ours(settings.state_dir)]
-    left += [f"port {env[key]} ({key})" for key in PORT_KEYS if not ports.is_free(int(env[key]))]
+    left = [f"process {p.pid} {p.name()}" for p in stack.our_processes()]
+    left += [
+        f"port {stack.port(key)} ({key})" for key in PORT_KEYS if not ports.is_free(stack.port(key))
+    ]
     left += [f"socket {s}" for s in sockets if s.exists()]
     backend.remove_data()
     return took, left
-
-
-def _ours(state_dir: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(state_dir) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
 
 
 def main(runs: int) -> None:

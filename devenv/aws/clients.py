@@ -83,6 +83,16 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def parameter(aws: Aws, name: str) -> str | None:
+    """The value of SSM parameter `name`; None when it does not exist."""
+    try:
+        return aws.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as exc:
+        if error_code(exc) != "ParameterNotFound":
+            raise
+        return None
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """botocore's exceptions as AwsError: the operation, AWS's code and its message."""

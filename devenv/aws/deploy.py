@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from devenv.aws import images, lock, network, pin, render, runtime, validate
-from devenv.aws.clients import Aws, error_code
+from devenv.aws.clients import Aws, error_code, parameter
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
 from devenv.aws.parity import routes
@@ -42,16 +42,14 @@ def resolve(aws: Aws, cfg: AwsConfig) -> dict[str, str]:
         name = ssm_name(reference)
         if name is None:
             continue
-        try:
-            resolved[name] = aws.ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        except ClientError as exc:
-            if error_code(exc) != "ParameterNotFound":
-                raise
+        value = parameter(aws, name)
+        if value is None:
             raise AwsError(
                 f"SSM parameter {name} not found in {aws.region}: create the env's EFS file "
                 f"system and access points, then `aws ssm put-parameter --name {name} "
                 "--type String --value <id>` (see deploy/aws.yaml, efs)"
-            ) from None
+            )
+        resolved[name] = value
     return resolved
 
 
@@ -89,8 +87,7 @@ def deploy(
     revoke_unnamed: bool = False,
     say: Say = print,
     wait: Callable[[str], Any] | None = None,
-    start_timeout: float = 300.0,
-    poll: float = 5.0,
+    started_in: Patience = runtime.STARTED_IN,
 ) -> Endpoint | None:
     say(f"account {aws.account}  region {aws.region}  env {cfg.env}  image tag {tag}")
     rendered = definition(aws, cfg, tag)
@@ -104,7 +101,7 @@ def deploy(
         raise AwsError(f"{len(missing)} image(s) of {tag} not in ECR: run `inv aws.push` first")
     for line in start_order(rendered):
         say(line)
-    plan = _Plan(rendered, tag, ingress, revoke_unnamed, Patience(start_timeout, poll))
+    plan = _Plan(rendered, tag, ingress, revoke_unnamed, started_in)
     if dry_run:
         busy = lock.holder(aws, cfg)
         if busy:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from devenv.aws.clients import Aws, error_code
+from devenv.aws.clients import Aws, error_code, parameter
 from devenv.aws.config import AwsConfig
 from devenv.aws.errors import AwsError
 
@@ -20,11 +20,8 @@ Say = Callable[[str], None]
 
 def holder(aws: Aws, cfg: AwsConfig) -> str | None:
     """Who holds the env's deploy lock, as one phrase; None when nobody does."""
-    try:
-        value = aws.ssm.get_parameter(Name=cfg.lock)["Parameter"]["Value"]
-    except ClientError as exc:
-        if error_code(exc) != "ParameterNotFound":
-            raise
+    value = parameter(aws, cfg.lock)
+    if value is None:
         return None
     try:
         held = json.loads(value)

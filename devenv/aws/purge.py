@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from devenv.aws import network, waiting
-from devenv.aws.clients import Aws, error_code
+from devenv.aws.clients import Aws, error_code, parameter
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.waiting import Patience
 
@@ -30,7 +30,8 @@ def purge(
 ) -> None:
     references = [cfg.efs.file_system, *cfg.efs.access_points.values()]
     names = [n for n in (ssm_name(r) for r in references) if n]
-    file_system = _parameter(aws, ssm_name(cfg.efs.file_system)) or cfg.efs.file_system
+    recorded = parameter(aws, fs_name) if (fs_name := ssm_name(cfg.efs.file_system)) else None
+    file_system = recorded or cfg.efs.file_system
     if file_system.startswith("fs-") and _exists(aws, file_system):
         for point in aws.efs.describe_access_points(FileSystemId=file_system)["AccessPoints"]:
             say(f"- EFS access point {point['AccessPointId']}")
@@ -42,7 +43,7 @@ def purge(
         say(f"- EFS file system {file_system} (all data of env {cfg.env})")
         aws.efs.delete_file_system(FileSystemId=file_system)
     for name in names:
-        if _parameter(aws, name) is not None:
+        if parameter(aws, name) is not None:
             say(f"- SSM parameter {name}")
             aws.ssm.delete_parameter(Name=name)
     group = network.find_group(aws, cfg)
@@ -53,17 +54,6 @@ def purge(
     if any(g.get("logGroupName") == cfg.logs.group for g in groups):
         say(f"- log group {cfg.logs.group}")
         aws.logs.delete_log_group(logGroupName=cfg.logs.group)
-
-
-def _parameter(aws: Aws, name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        return aws.ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    except ClientError as exc:
-        if error_code(exc) != "ParameterNotFound":
-            raise
-        return None
 
 
 def _exists(aws: Aws, file_system: str) -> bool:

@@ -23,6 +23,7 @@ class ComponentStatus:
     address: str
     ident: str  # pid or container id
     uptime: float | None  # seconds
+    pid: int | None = None  # the process (group leader) when it runs natively
 
     def line(self) -> str:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]

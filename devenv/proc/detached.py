@@ -25,6 +25,9 @@ from devenv.proc.record import AlreadyRunning, Identity
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 
 LOG_FILE = "supervisor.log"
+# The exit code by which the background supervisor says another one holds the state folder
+# (EX_TEMPFAIL): `start` tells it from a crash without reading the log, which also quotes the apps.
+EXIT_ALREADY_RUNNING = 75
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -84,7 +87,7 @@ def start(
     if proc.poll() is None:
         stop(state_dir, timeout=stop_timeout + 5)
     tail = "\n".join(f"    {line}" for line in lines_since(log, offset, 20))
-    if "already running" in tail:
+    if proc.poll() == EXIT_ALREADY_RUNNING:
         raise AlreadyRunning(tail.strip())
     raise DetachedError(f"the detached supervisor did not get every app ready:\n{tail}")
 
@@ -151,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return supervisor.run()
     except AlreadyRunning as exc:
         print(f"error: {exc}", flush=True)
-        return 1
+        return EXIT_ALREADY_RUNNING
 
 
 if __name__ == "__main__":

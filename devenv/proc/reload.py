@@ -48,8 +48,6 @@ class GoReload:
     module_dir: Path
     package: str
     build_dir: Path
-    # Version, commit and build time from git, as `inv build` stamps them.
-    stamp: bool = True
     watch: tuple[Path, ...] = ()
     # Reload builds skip DWARF: linking is most of an incremental build (see build.go_build).
     strip: bool = True
@@ -238,7 +236,7 @@ class Reloader:
                 target.module_dir,
                 target.package,
                 binary,
-                ldflags_vars=build.stamp_vars(target.module_dir) if target.stamp else {},
+                ldflags_vars=build.stamp_vars(target.module_dir),
                 strip=target.strip,
                 echo=None,
             )

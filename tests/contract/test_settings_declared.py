@@ -92,9 +92,8 @@ def cfg() -> config.AwsConfig:
 
 
 @pytest.fixture(scope="module")
-def containers(cfg: config.AwsConfig) -> dict[str, dict[str, Any]]:
-    definition = render.render(cfg, render.Target(region="eu-central-1", tag="0123456789ab"))
-    return {c["name"]: c for c in definition["containerDefinitions"]}
+def containers(dev_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in dev_definition["containerDefinitions"]}
 
 
 @pytest.mark.parametrize("container", sorted(render.APP_READERS))

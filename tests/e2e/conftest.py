@@ -56,15 +56,18 @@ def stack() -> Stack:
     return s
 
 
-def eventually(check: Callable[[], T | None], timeout: float = 20, what: str = "") -> T:
-    """Poll `check` until it returns something truthy, or fail saying what we waited for."""
+def eventually(
+    check: Callable[[], T | None], timeout: float = 20, what: str = "", *, interval: float = 0.1
+) -> T:
+    """Poll `check` every `interval` seconds until it returns something truthy, or fail saying
+    what we waited for."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
         last = check()
         if last:
             return last
-        time.sleep(0.1)
+        time.sleep(interval)
     pytest.fail(f"not within {timeout}s: {what} (last answer: {last!r})")
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,18 +72,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("faults: one line per fault")
         for outcome in OUTCOMES:
             terminalreporter.write_line(outcome.line())
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `check` until truthy; fail naming what we waited for and the last answer."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"not within {timeout:.0f}s: {what} (last: {last!r})")
 
 
 def event_ids(stack: Stack, device: str) -> Counter[str]:

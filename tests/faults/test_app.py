@@ -14,7 +14,7 @@ import requests
 
 from devenv import faults
 from devenv import stack as stacks
-from tests.e2e.conftest import MqttClient, Stack, device_id, readings
+from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
 from tests.faults.conftest import (
     PAUSE_SECONDS,
     Outcome,
@@ -23,7 +23,6 @@ from tests.faults.conftest import (
     post_until_accepted,
     record,
     wait_all_stored,
-    wait_for,
 )
 
 pytestmark = pytest.mark.faults
@@ -76,13 +75,14 @@ def test_kill9_between_broker_ack_and_relay_progress(stack: Stack) -> None:
             post_until_accepted(stack, rows[:40])
             post_until_accepted(stack, rows[40:])
             hit = f"failpoint {points[0]} hit"
-            wait_for(lambda: hit in spec.log_file.read_text()[offset:], 60, "the failpoint's kill")
+            eventually(lambda: hit in spec.log_file.read_text()[offset:], 60,
+                       "the failpoint's kill")  # fmt: skip
             killed_at = time.monotonic()
         shown = spec.log_file.read_text()[offset:]
         kills = sum(shown.count(f"failpoint {p} hit") for p in points)  # each: a batch again
         duplicates = wait_all_stored(stack, {device: rows}, "after the restart")
-        commands = wait_for(lambda: device_mqtt.received.get(f"devices/{device}/commands"),
-                            60, "the cooldown command on MQTT")  # fmt: skip
+        commands = eventually(lambda: device_mqtt.received.get(f"devices/{device}/commands"),
+                              60, "the cooldown command on MQTT")  # fmt: skip
         recovered = time.monotonic() - killed_at
     finally:
         device_mqtt.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devenv import faults
-from tests.e2e.conftest import Stack, device_id, readings
+from tests.e2e.conftest import Stack, device_id, eventually, readings
 from tests.faults.conftest import (
     Outcome,
     Publisher,
@@ -19,7 +19,6 @@ from tests.faults.conftest import (
     post_until_accepted,
     record,
     wait_all_stored,
-    wait_for,
 )
 
 pytestmark = pytest.mark.faults
@@ -50,7 +49,7 @@ def ingest_under_fault(stack: Stack, publisher: Publisher, role: str) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         http_done = pool.submit(send_http)
         mqtt_done = pool.submit(publisher.publish_all, mqtt_messages(over_mqtt))
-        wait_for(sent_enough.is_set, 60, "a third of the HTTP batches accepted")
+        eventually(sent_enough.is_set, 60, "a third of the HTTP batches accepted")
         faults.kill9_component(stack.settings, role)
         killed_at = time.monotonic()
         faults.restart_component(stack.settings, role, say=lambda _line: None)

@@ -13,7 +13,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer
 
-from tests.e2e.conftest import MqttClient, Stack, device_id, readings
+from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
 from tests.faults.conftest import (
     Outcome,
     Publisher,
@@ -21,7 +21,6 @@ from tests.faults.conftest import (
     post_until_accepted,
     record,
     wait_all_stored,
-    wait_for,
 )
 
 pytestmark = pytest.mark.faults
@@ -54,7 +53,7 @@ def dlq_records(
         return consumers <= found.keys()
 
     try:
-        wait_for(all_found, 60, f"dead letters of {sorted(consumers)} on {topic}", interval=0)
+        eventually(all_found, 60, f"dead letters of {sorted(consumers)} on {topic}", interval=0)
     finally:
         reader.close()
     return found
@@ -83,8 +82,8 @@ def test_value_outside_the_scorers_domain_does_not_stop_detection(
     try:
         started = time.monotonic()
         publisher.publish_all(mqtt_messages({device: series}))
-        got = wait_for(lambda: commands.received.get(f"devices/{device}/commands"), 60,
-                       "the spike's cooldown command")  # fmt: skip
+        got = eventually(lambda: commands.received.get(f"devices/{device}/commands"), 60,
+                         "the spike's cooldown command")  # fmt: skip
         took = time.monotonic() - started
     finally:
         commands.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devenv.proc import group
-from tests.integration.test_native_stack import Stack
+from tests.fixtures.stack import Stack, cleaned
 
 # Tests interrupt `inv up` / `inv run` with SIGINT as a terminal would. A suite started in the
 # background by a non-interactive shell inherits SIGINT as ignored, and an ignored signal stays
@@ -24,9 +24,8 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """A private native stack (own ports, own state folder); `inv clean` afterwards, so no
     data is left behind (PostgreSQL's may live outside the state folder)."""
-    s = Stack(tmp_path / "state")
-    yield s
-    s.inv("clean", "--yes", check=False)
+    with cleaned(tmp_path / "state") as s:
+        yield s
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from devenv import ports
-from tests.integration.test_native_stack import INV, Stack
+from tests.fixtures.stack import INV, Stack
 
 pytestmark = pytest.mark.integration
 

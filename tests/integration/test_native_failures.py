@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devenv import state
-from tests.integration.test_native_stack import INV, Stack
+from tests.fixtures.stack import INV, Stack
 
 pytestmark = pytest.mark.integration
 

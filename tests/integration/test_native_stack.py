@@ -7,75 +7,26 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import psutil
-import psycopg
 import pytest
 import requests
 from confluent_kafka import Consumer, Producer
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devenv.settings import REPO_ROOT
-from devenv.stack import isolated_env
+from tests.fixtures.stack import Stack, cleaned
 
 pytestmark = pytest.mark.integration
-INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT)]
-
-
-class Stack:
-    def __init__(self, state_dir: Path):
-        self.state_dir = state_dir
-        self.env = {**os.environ, **isolated_env(state_dir)}
-
-    def inv(
-        self, *args: str, check: bool = True, timeout: float = 180
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*INV, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"inv {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def port(self, key: str) -> int:
-        return int(self.env[key])
-
-    def our_processes(self) -> list[psutil.Process]:
-        """Every live process whose command line points into this stack's state folder."""
-        found = []
-        for proc in psutil.process_iter(["cmdline", "status"]):
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            if str(self.state_dir) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        return found
-
-    def pg(self) -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(
-            host="127.0.0.1", port=self.port("POSTGRES_PORT"), user="platform",
-            password="platform", dbname="platform", autocommit=True,
-        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack") / "state")
-    try:
+    with cleaned(tmp_path_factory.mktemp("stack") / "state") as s:
         yield s
-    finally:
-        s.inv("clean", "--yes", check=False)
 
 
 @pytest.fixture(scope="module")

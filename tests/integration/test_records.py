@@ -24,7 +24,7 @@ from devenv.proc.record import AlreadyRunning, Identity, Record
 from devenv.proc.supervisor import Supervisor
 from devenv.stack import free_ports
 from tests.fixtures.running import get, gone, wait_for
-from tests.integration.test_native_stack import Stack
+from tests.fixtures.stack import Stack
 from tests.integration.test_supervisor import pyapp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -4,17 +4,20 @@ deploy (roles, EFS, SSM parameters), pushed images, and a snapshot for "nothing 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import boto3
 
-from devenv.aws import clients, config, deploy, network
+from devenv.aws import clients, config, deploy, network, runtime
 from devenv.aws.clients import Aws
 
 REGION = "eu-central-1"
 SECRET_VALUES = ("s3cret-db-password", "s3cret-emqx-password")
 CALLER = "CIDR 203.0.113.7/32"
 NOBODY = network.Ingress(public="", dashboard="")
+# The deploy's own deadline for its task to start, checked again without a pause (moto is at once).
+NO_PAUSE = dataclasses.replace(runtime.STARTED_IN, poll=0.0)
 
 
 def prepare_account(env: str = "dev") -> None:
@@ -89,7 +92,7 @@ def run_deploy(
     lines: list[str] = []
     cfg = config.load(env)
     aws = clients.connect(cfg.region)
-    options: dict[str, Any] = {"dry_run": False, "poll": 0.0} | kwargs
+    options: dict[str, Any] = {"dry_run": False, "started_in": NO_PAUSE} | kwargs
     if not options["dry_run"]:
         fake_push(tag)
     ingress = network.ingress(cfg, cidr, allow_wide=False)

@@ -186,7 +186,7 @@ def test_an_existing_service_gets_a_new_deployment_instead_of_a_task(aws_env: No
     with pytest.raises(AwsError, match=r"service platform-dev started no task of .*platform-dev:2"):
         deploy.deploy(
             aws, cfg, "bbbbbbbbbbbb", ingress=NOBODY, dry_run=False, say=lines.append,
-            start_timeout=0.0,
+            started_in=Patience(0.0),
         )  # fmt: skip
     service = aws.ecs.describe_services(cluster=cfg.cluster, services=[cfg.service])["services"][0]
     assert service["taskDefinition"].endswith("platform-dev:2")

@@ -12,7 +12,7 @@ import yaml
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from devenv.aws import config, local, render, revision
+from devenv.aws import config, local, revision
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
 from devenv.tasks import aws as aws_tasks
@@ -26,13 +26,8 @@ SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "EMQX_DASHBOARD_PASSWORD": "emqx-s3
 
 
 @pytest.fixture(scope="module")
-def definition() -> dict[str, Any]:
-    return render.render(config.load("dev"), render.Target("eu-central-1", "0123456789ab"))
-
-
-@pytest.fixture(scope="module")
-def model(definition: dict[str, Any]) -> dict[str, Any]:
-    return local.translate(definition, config.load("dev"), {"VERSION": "1.2.3"})
+def model(dev_definition: dict[str, Any]) -> dict[str, Any]:
+    return local.translate(dev_definition, config.load("dev"), {"VERSION": "1.2.3"})
 
 
 def loaded(path: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -44,9 +39,9 @@ def loaded(path: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def test_the_same_six_containers_in_one_network_namespace(
-    definition: dict[str, Any], model: dict[str, Any]
+    dev_definition: dict[str, Any], model: dict[str, Any]
 ) -> None:
-    names = [c["name"] for c in definition["containerDefinitions"]]
+    names = [c["name"] for c in dev_definition["containerDefinitions"]]
     assert list(model["services"]) == names
     first, *others = names
     assert "network_mode" not in model["services"][first]
@@ -66,7 +61,7 @@ def test_the_same_six_containers_in_one_network_namespace(
 
 
 def test_start_order_user_limits_and_probes_follow_the_task(
-    definition: dict[str, Any], model: dict[str, Any]
+    dev_definition: dict[str, Any], model: dict[str, Any]
 ) -> None:
     services = model["services"]
     assert services["app"]["depends_on"] == {
@@ -76,14 +71,14 @@ def test_start_order_user_limits_and_probes_follow_the_task(
         "ai-inference": {"condition": "service_started"},
     }
     assert services["traefik"]["depends_on"] == {"app": {"condition": "service_healthy"}}
-    for c in definition["containerDefinitions"]:
+    for c in dev_definition["containerDefinitions"]:
         service = services[c["name"]]
         assert service["user"] == c["user"]
         assert service["read_only"] is c["readonlyRootFilesystem"]
         assert service["mem_limit"] == f"{c['memory']}m"
         assert service["healthcheck"]["start_period"] == f"{c['healthCheck']['startPeriod']}s"
     assert services["redpanda"]["command"] == [
-        part.replace("$", "$$") for part in definition["containerDefinitions"][1]["command"]
+        part.replace("$", "$$") for part in dev_definition["containerDefinitions"][1]["command"]
     ]
     assert services["app"]["build"] == {
         "context": ".",
@@ -122,10 +117,10 @@ def test_compose_refuses_a_broken_file_with_one_line(tmp_path: Path) -> None:
 
 
 def test_secrets_come_from_the_local_settings_without_credentials(
-    definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch, no_aws_credentials: None
+    dev_definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch, no_aws_credentials: None
 ) -> None:
     monkeypatch.setenv("POSTGRES_PASSWORD", "from-the-environment")
-    names = local.secret_names(definition, config.load("dev"))
+    names = local.secret_names(dev_definition, config.load("dev"))
     assert names == {
         "POSTGRES_PASSWORD": "/platform/dev/postgres-password",
         "EMQX_DASHBOARD_PASSWORD": "/platform/dev/emqx-dashboard-password",
@@ -150,9 +145,11 @@ def test_inv_aws_local_dry_run_writes_a_file_compose_accepts(
         aws_tasks.local(Context(), env="Prod!", dry_run=True, output=str(out))
 
 
-def test_secrets_come_from_ssm_with_credentials(aws_env: None, definition: dict[str, Any]) -> None:
+def test_secrets_come_from_ssm_with_credentials(
+    aws_env: None, dev_definition: dict[str, Any]
+) -> None:
     prepare_account()
-    names = local.secret_names(definition, config.load("dev"))
+    names = local.secret_names(dev_definition, config.load("dev"))
     values, source = local.secret_values(names, REGION)
     assert (source, values) == ("SSM", dict(zip(names, SECRET_VALUES, strict=True)))
     boto3.client("ssm", region_name=REGION).delete_parameter(Name=names["POSTGRES_PASSWORD"])

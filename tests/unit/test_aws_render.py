@@ -27,42 +27,36 @@ ADR_TABLE = {
 }
 
 
-@pytest.fixture(scope="module")
-def definition() -> dict[str, Any]:
-    cfg = config.load("dev")
-    return render.render(cfg, render.Target(region="eu-central-1", tag="0123456789ab"))
-
-
-def containers(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in definition["containerDefinitions"]}
+def containers(dev_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in dev_definition["containerDefinitions"]}
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("environment", [])}
 
 
-def test_six_containers_with_the_adr_ports(definition: dict[str, Any]) -> None:
+def test_six_containers_with_the_adr_ports(dev_definition: dict[str, Any]) -> None:
     ports = {
         name: tuple(m["containerPort"] for m in c["portMappings"])
-        for name, c in containers(definition).items()
+        for name, c in containers(dev_definition).items()
     }
     assert ports == ADR_TABLE
 
 
-def test_fargate_awsvpc_with_task_and_container_sizes(definition: dict[str, Any]) -> None:
-    assert definition["requiresCompatibilities"] == ["FARGATE"]
-    assert definition["networkMode"] == "awsvpc"
-    assert (definition["cpu"], definition["memory"]) == ("2048", "8192")
-    for c in definition["containerDefinitions"]:
+def test_fargate_awsvpc_with_task_and_container_sizes(dev_definition: dict[str, Any]) -> None:
+    assert dev_definition["requiresCompatibilities"] == ["FARGATE"]
+    assert dev_definition["networkMode"] == "awsvpc"
+    assert (dev_definition["cpu"], dev_definition["memory"]) == ("2048", "8192")
+    for c in dev_definition["containerDefinitions"]:
         assert c["cpu"] > 0 and c["memory"] > 0, c["name"]
 
 
-def test_botocore_accepts_the_rendered_definition(definition: dict[str, Any]) -> None:
-    assert validate.problems(definition) == []
+def test_botocore_accepts_the_rendered_definition(dev_definition: dict[str, Any]) -> None:
+    assert validate.problems(dev_definition) == []
 
 
-def test_botocore_refuses_a_broken_definition(definition: dict[str, Any]) -> None:
-    broken = json.loads(json.dumps(definition))
+def test_botocore_refuses_a_broken_definition(dev_definition: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(dev_definition))
     broken["containerDefinitions"][0]["portMappings"][0]["containerPort"] = "5432"
     del broken["containerDefinitions"][1]["memory"]
     found = validate.problems(broken)
@@ -72,16 +66,18 @@ def test_botocore_refuses_a_broken_definition(definition: dict[str, Any]) -> Non
         validate.check(broken)
 
 
-def test_every_container_has_a_health_check_within_ecs_limits(definition: dict[str, Any]) -> None:
-    for c in definition["containerDefinitions"]:
+def test_every_container_has_a_health_check_within_ecs_limits(
+    dev_definition: dict[str, Any],
+) -> None:
+    for c in dev_definition["containerDefinitions"]:
         check = c["healthCheck"]
         assert check["command"][0] in {"CMD", "CMD-SHELL"}, c["name"]
         assert 5 <= check["interval"] <= 300 and 2 <= check["timeout"] <= 60
         assert 1 <= check["retries"] <= 10 and 0 <= check["startPeriod"] <= 300
 
 
-def test_infrastructure_probes_and_images_come_from_compose(definition: dict[str, Any]) -> None:
-    by_name = containers(definition)
+def test_infrastructure_probes_and_images_come_from_compose(dev_definition: dict[str, Any]) -> None:
+    by_name = containers(dev_definition)
     assert by_name["postgres"]["healthCheck"]["command"] == [
         "CMD-SHELL",
         "pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB} -h 127.0.0.1",
@@ -97,8 +93,8 @@ def test_infrastructure_probes_and_images_come_from_compose(definition: dict[str
         assert by_name[ours]["image"].endswith(f"/platform/{ours}:0123456789ab")
 
 
-def test_apps_probe_healthz_on_every_server(definition: dict[str, Any]) -> None:
-    by_name = containers(definition)
+def test_apps_probe_healthz_on_every_server(dev_definition: dict[str, Any]) -> None:
+    by_name = containers(dev_definition)
     app_probe = by_name["app"]["healthCheck"]["command"][1]
     for port in (8080, 8081, 8082):
         assert f"http://127.0.0.1:{port}/healthz" in app_probe
@@ -106,11 +102,11 @@ def test_apps_probe_healthz_on_every_server(definition: dict[str, Any]) -> None:
 
 
 def test_start_order_waits_for_healthy_essentials_and_only_the_start_of_the_rest(
-    definition: dict[str, Any],
+    dev_definition: dict[str, Any],
 ) -> None:
     order = {
         name: {(d["containerName"], d["condition"]) for d in c.get("dependsOn", [])}
-        for name, c in containers(definition).items()
+        for name, c in containers(dev_definition).items()
     }
     healthy = {(name, "HEALTHY") for name in ("postgres", "redpanda", "mqtt-broker")}
     # The AI service is not essential: if it never became HEALTHY, app would never start.
@@ -119,21 +115,23 @@ def test_start_order_waits_for_healthy_essentials_and_only_the_start_of_the_rest
     assert not any(order[name] for name in ("postgres", "redpanda", "mqtt-broker", "ai-inference"))
 
 
-def test_essential_flags_are_deliberate(definition: dict[str, Any]) -> None:
-    essential = {name: c["essential"] for name, c in containers(definition).items()}
+def test_essential_flags_are_deliberate(dev_definition: dict[str, Any]) -> None:
+    essential = {name: c["essential"] for name, c in containers(dev_definition).items()}
     assert essential == {name: name != "ai-inference" for name in ADR_TABLE}
 
 
-def test_awslogs_per_container(definition: dict[str, Any]) -> None:
-    for c in definition["containerDefinitions"]:
+def test_awslogs_per_container(dev_definition: dict[str, Any]) -> None:
+    for c in dev_definition["containerDefinitions"]:
         logs = c["logConfiguration"]
         assert logs["logDriver"] == "awslogs"
         assert logs["options"]["awslogs-group"] == "/platform/dev"
         assert logs["options"]["awslogs-region"] == "eu-central-1"
 
 
-def test_stateful_containers_mount_efs_with_transit_encryption(definition: dict[str, Any]) -> None:
-    volumes = {v["name"]: v["efsVolumeConfiguration"] for v in definition["volumes"]}
+def test_stateful_containers_mount_efs_with_transit_encryption(
+    dev_definition: dict[str, Any],
+) -> None:
+    volumes = {v["name"]: v["efsVolumeConfiguration"] for v in dev_definition["volumes"]}
     for efs in volumes.values():
         assert efs["transitEncryption"] == "ENABLED"
         assert efs["authorizationConfig"]["iam"] == "ENABLED"
@@ -142,7 +140,7 @@ def test_stateful_containers_mount_efs_with_transit_encryption(definition: dict[
         )
     mounts = {
         name: {(m["sourceVolume"], m["containerPath"]) for m in c.get("mountPoints", [])}
-        for name, c in containers(definition).items()
+        for name, c in containers(dev_definition).items()
     }
     assert mounts == {
         "postgres": {("postgres-data", "/var/lib/postgresql/data")},
@@ -155,9 +153,9 @@ def test_stateful_containers_mount_efs_with_transit_encryption(definition: dict[
 
 
 def test_non_root_everywhere_and_read_only_where_the_image_allows(
-    definition: dict[str, Any],
+    dev_definition: dict[str, Any],
 ) -> None:
-    by_name = containers(definition)
+    by_name = containers(dev_definition)
     for name, c in by_name.items():
         uid = c["user"].split(":")[0]
         assert uid.isdigit() and int(uid) > 0, name
@@ -165,8 +163,8 @@ def test_non_root_everywhere_and_read_only_where_the_image_allows(
     assert readonly == {"traefik", "app", "ai-inference"}
 
 
-def test_secrets_only_as_references(definition: dict[str, Any]) -> None:
-    by_name = containers(definition)
+def test_secrets_only_as_references(dev_definition: dict[str, Any]) -> None:
+    by_name = containers(dev_definition)
     for name, c in by_name.items():
         for entry in c.get("environment", []):
             assert "PASSWORD" not in entry["name"], (name, entry["name"])
@@ -197,20 +195,20 @@ def test_a_secret_an_app_reads_without_a_parameter_is_one_clear_error(tmp_path: 
         render.render(config.load("dev", changed), target)
 
 
-def test_emqx_refuses_anonymous_clients(definition: dict[str, Any]) -> None:
-    broker = env_of(containers(definition)["mqtt-broker"])
+def test_emqx_refuses_anonymous_clients(dev_definition: dict[str, Any]) -> None:
+    broker = env_of(containers(dev_definition)["mqtt-broker"])
     assert broker["EMQX_AUTHENTICATION__1__MECHANISM"] == "password_based"
     assert broker["EMQX_LISTENERS__TCP__DEFAULT__ENABLE_AUTHN"] == "quick_deny_anonymous"
     # The only unauthenticated listener is on the task's loopback, where the app connects.
     assert broker["EMQX_LISTENERS__TCP__INTERNAL__BIND"].startswith("127.0.0.1:")
-    app = env_of(containers(definition)["app"])
+    app = env_of(containers(dev_definition)["app"])
     assert broker["EMQX_LISTENERS__TCP__INTERNAL__BIND"] == f"127.0.0.1:{app['MQTT_PORT']}"
 
 
 def test_traefik_dashboard_is_not_insecure_and_upstreams_are_localhost(
-    definition: dict[str, Any],
+    dev_definition: dict[str, Any],
 ) -> None:
-    gateway = containers(definition)["traefik"]
+    gateway = containers(dev_definition)["traefik"]
     assert not any("insecure" in arg for arg in gateway["command"])
     assert "--api.dashboard=true" in gateway["command"]
     assert env_of(gateway) == {
@@ -225,9 +223,9 @@ def test_traefik_dashboard_is_not_insecure_and_upstreams_are_localhost(
 
 
 def test_app_environment_uses_our_setting_names_inside_the_task(
-    definition: dict[str, Any],
+    dev_definition: dict[str, Any],
 ) -> None:
-    app = env_of(containers(definition)["app"])
+    app = env_of(containers(dev_definition)["app"])
     assert app["APP_BIND_HOST"] == "0.0.0.0"  # noqa: S104 (in the task, by design)
     for key in ("POSTGRES_HOST", "KAFKA_HOST", "MQTT_HOST", "AI_INFERENCE_HOST"):
         assert app[key] == "localhost", key
@@ -238,11 +236,11 @@ def test_app_environment_uses_our_setting_names_inside_the_task(
     )
     assert app["TOPIC_TELEMETRY"] == "telemetry.v1"
     # The image's own `platform serve` applies the migrations before serving.
-    assert "command" not in containers(definition)["app"]
+    assert "command" not in containers(dev_definition)["app"]
 
 
-def test_redpanda_talks_to_itself_on_loopback(definition: dict[str, Any]) -> None:
-    command = containers(definition)["redpanda"]["command"]
+def test_redpanda_talks_to_itself_on_loopback(dev_definition: dict[str, Any]) -> None:
+    command = containers(dev_definition)["redpanda"]["command"]
     assert "--advertise-rpc-addr=127.0.0.1:33145" in command
     assert "--advertise-kafka-addr=internal://127.0.0.1:9092" in command
 
@@ -277,10 +275,10 @@ def test_validate_cli_for_the_lint_session(tmp_path: Path) -> None:
 
 
 def test_no_essential_container_waits_for_a_non_essential_one_to_be_healthy(
-    definition: dict[str, Any],
+    dev_definition: dict[str, Any],
 ) -> None:
-    assert validate.problems(definition) == []
-    hostage = json.loads(json.dumps(definition))
+    assert validate.problems(dev_definition) == []
+    hostage = json.loads(json.dumps(dev_definition))
     app = next(c for c in hostage["containerDefinitions"] if c["name"] == "app")
     for dependency in app["dependsOn"]:
         dependency["condition"] = "HEALTHY"
@@ -308,8 +306,8 @@ def test_third_party_images_render_by_digest_when_pinned(tmp_path: Path) -> None
         config.load("dev", pinned_file)
 
 
-def test_redpanda_keeps_fsync_on_its_persistent_volume(definition: dict[str, Any]) -> None:
-    command = containers(definition)["redpanda"]["command"]
+def test_redpanda_keeps_fsync_on_its_persistent_volume(dev_definition: dict[str, Any]) -> None:
+    command = containers(dev_definition)["redpanda"]["command"]
     # dev-container mode bundles --unsafe-bypass-fsync unless the flag is given explicitly.
     assert "--mode=dev-container" in command
     assert "--unsafe-bypass-fsync=false" in command

@@ -21,17 +21,14 @@ def cfg() -> AwsConfig:
     return config.load("dev")
 
 
-@pytest.fixture(scope="module")
-def ecs(cfg: AwsConfig) -> dict[str, Any]:
-    return render.render(cfg, render.Target(region="eu-central-1", tag="0123456789ab"))
+def test_docker_and_ecs_agree(cfg: AwsConfig, dev_definition: dict[str, Any]) -> None:
+    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(dev_definition)) == []
 
 
-def test_docker_and_ecs_agree(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
-    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(ecs)) == []
-
-
-def test_native_and_ecs_route_and_name_settings_alike(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
-    native, cloud = parity.native_view(cfg), parity.ecs_view(ecs)
+def test_native_and_ecs_route_and_name_settings_alike(
+    cfg: AwsConfig, dev_definition: dict[str, Any]
+) -> None:
+    native, cloud = parity.native_view(cfg), parity.ecs_view(dev_definition)
     assert native.routes == cloud.routes
     assert native.settings == cloud.settings
     assert native.upstream_host == "127.0.0.1" and cloud.upstream_host == "localhost"
@@ -43,8 +40,10 @@ def test_native_and_docker_listen_where_laptop_clients_dial(cfg: AwsConfig) -> N
     assert native.ports["traefik"] == docker.published["traefik"]
 
 
-def test_every_route_reaches_a_port_the_app_listens_on(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
-    for view in (parity.docker_view(cfg), parity.native_view(cfg), parity.ecs_view(ecs)):
+def test_every_route_reaches_a_port_the_app_listens_on(
+    cfg: AwsConfig, dev_definition: dict[str, Any]
+) -> None:
+    for view in (parity.docker_view(cfg), parity.native_view(cfg), parity.ecs_view(dev_definition)):
         assert view.routes.keys() == {"/ingest", "/query", "/actions"}
         assert parity.routed_ports_listen(view) == []
 
@@ -60,21 +59,22 @@ def mutated(ecs: dict[str, Any], container: str, key: str, change: Any) -> dict[
     return result
 
 
-def test_an_ecs_port_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+def test_an_ecs_port_changed_alone_fails(cfg: AwsConfig, dev_definition: dict[str, Any]) -> None:
     def move_query(mappings: list[dict[str, Any]]) -> None:
         mappings[1]["containerPort"] = mappings[1]["hostPort"] = 9081
 
     found = parity.differences(
-        parity.docker_view(cfg), parity.ecs_view(mutated(ecs, "app", "portMappings", move_query))
+        parity.docker_view(cfg),
+        parity.ecs_view(mutated(dev_definition, "app", "portMappings", move_query)),
     )
     assert found == ["ports of app: docker (8080, 8081, 8082) != ecs (8080, 9081, 8082)"]
 
 
-def test_an_ecs_route_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+def test_an_ecs_route_changed_alone_fails(cfg: AwsConfig, dev_definition: dict[str, Any]) -> None:
     def retarget(env: list[dict[str, str]]) -> None:
         next(e for e in env if e["name"] == "ACTIONS_PORT")["value"] = "9082"
 
-    cloud = parity.ecs_view(mutated(ecs, "traefik", "environment", retarget))
+    cloud = parity.ecs_view(mutated(dev_definition, "traefik", "environment", retarget))
     assert any(
         line.startswith("routes:") for line in parity.differences(parity.docker_view(cfg), cloud)
     )
@@ -83,21 +83,23 @@ def test_an_ecs_route_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -
     ]
 
 
-def test_an_ecs_setting_dropped_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+def test_an_ecs_setting_dropped_alone_fails(cfg: AwsConfig, dev_definition: dict[str, Any]) -> None:
     def drop(env: list[dict[str, str]]) -> None:
         env[:] = [e for e in env if e["name"] != "TOPIC_ANOMALIES"]
 
-    cloud = parity.ecs_view(mutated(ecs, "app", "environment", drop))
+    cloud = parity.ecs_view(mutated(dev_definition, "app", "environment", drop))
     assert parity.differences(parity.docker_view(cfg), cloud) == [
         "settings of app: only docker ['TOPIC_ANOMALIES'], only ecs []"
     ]
 
 
-def test_an_ecs_upstream_host_changed_alone_fails(cfg: AwsConfig, ecs: dict[str, Any]) -> None:
+def test_an_ecs_upstream_host_changed_alone_fails(
+    cfg: AwsConfig, dev_definition: dict[str, Any]
+) -> None:
     def host(env: list[dict[str, str]]) -> None:
         next(e for e in env if e["name"] == "GATEWAY_UPSTREAM_HOST")["value"] = "127.0.0.1"
 
-    cloud = parity.ecs_view(mutated(ecs, "traefik", "environment", host))
+    cloud = parity.ecs_view(mutated(dev_definition, "traefik", "environment", host))
     assert parity.differences(parity.docker_view(cfg), cloud) == [
         "ecs: gateway upstream host '127.0.0.1'"
     ]
@@ -118,7 +120,7 @@ def test_an_aws_yaml_override_of_an_app_port_fails(tmp_path: Path, cfg: AwsConfi
 
 
 def test_a_compose_port_changed_alone_fails(
-    tmp_path: Path, cfg: AwsConfig, ecs: dict[str, Any]
+    tmp_path: Path, cfg: AwsConfig, dev_definition: dict[str, Any]
 ) -> None:
     text = compose.COMPOSE_FILE.read_text().replace(
         '"127.0.0.1:${REDPANDA_ADMIN_PORT:-9644}:9644"',
@@ -126,23 +128,27 @@ def test_a_compose_port_changed_alone_fails(
     )
     changed = tmp_path / "compose.yaml"
     changed.write_text(text)
-    found = parity.differences(parity.docker_view(cfg, compose_file=changed), parity.ecs_view(ecs))
+    found = parity.differences(
+        parity.docker_view(cfg, compose_file=changed), parity.ecs_view(dev_definition)
+    )
     assert found == ["ports of redpanda: docker (9092, 9645) != ecs (9092, 9644)"]
 
 
 def test_a_local_routing_change_alone_fails(
-    tmp_path: Path, cfg: AwsConfig, ecs: dict[str, Any]
+    tmp_path: Path, cfg: AwsConfig, dev_definition: dict[str, Any]
 ) -> None:
     routes = tmp_path / "routes.yaml"
     routes.write_text(
         ROUTES_FILE.read_text().replace("PathPrefix(`/query`)", "PathPrefix(`/read`)")
     )
-    found = parity.differences(parity.docker_view(cfg, routes_file=routes), parity.ecs_view(ecs))
+    found = parity.differences(
+        parity.docker_view(cfg, routes_file=routes), parity.ecs_view(dev_definition)
+    )
     assert len(found) == 1 and found[0].startswith("routes:")
 
 
 def test_a_setting_declared_for_an_app_but_not_rendered_fails(
-    cfg: AwsConfig, ecs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    cfg: AwsConfig, dev_definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read_by = declared.read_by
     knob = declared.Setting("AI_NEW_KNOB", {"default": 1, "x-readers": ["ai-inference"]})
@@ -151,6 +157,6 @@ def test_a_setting_declared_for_an_app_but_not_rendered_fails(
         return read_by(reader) | ({knob.key: knob} if reader == "ai-inference" else {})
 
     monkeypatch.setattr(declared, "read_by", with_knob)
-    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(ecs)) == [
+    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(dev_definition)) == [
         "settings of ai-inference: only docker ['AI_NEW_KNOB'], only ecs []"
     ]

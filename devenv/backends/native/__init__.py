@@ -145,6 +145,7 @@ class NativeBackend:
                     address=recipe.address,
                     ident=f"pid {pid}" if pid else "-",
                     uptime=uptime,
+                    pid=pid,
                 )
             )
             if shown == "stale":

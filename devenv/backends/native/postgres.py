@@ -100,7 +100,9 @@ class Postgres(Recipe):
         )  # fmt: skip
 
     def probe(self) -> probes.Probe:
-        return self._probe("postgres")
+        s = self.settings
+        password = s.POSTGRES_PASSWORD.get_secret_value()
+        return probes.postgres("127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, password, "postgres")
 
     def after_ready(self, say: Say) -> None:
         s = self.settings
@@ -114,11 +116,6 @@ class Postgres(Recipe):
             if not exists:
                 say(f"postgres: create database {s.POSTGRES_DB}")
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(s.POSTGRES_DB)))
-
-    def _probe(self, dbname: str) -> probes.Probe:
-        s = self.settings
-        password = s.POSTGRES_PASSWORD.get_secret_value()
-        return probes.postgres("127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, password, dbname)
 
     def remove_data(self) -> None:
         outside = self._outside()
