@@ -89,7 +89,7 @@ def test_value_outside_the_scorers_domain_does_not_stop_detection(
         commands.close()
     assert json.loads(got[0])["name"] == "cooldown"
     # Devices are partitions of their own: the spike's partition may be scored first.
-    skipped = wait_for(
+    skipped = eventually(
         lambda: stack.get(f"/query/v1/devices/{poisoned}/anomalies").json()["skipped"],
         30,
         "the 1e16 reading recorded as not scored",
