@@ -82,7 +82,8 @@ def _files_others_can_read_holding(secret: str, roots: list[Path]) -> list[Path]
 
 
 def test_the_recorded_backend_is_used_until_down(stack: Stack, tmp_path: Path) -> None:
-    stack.env["INFRA_BACKEND"] = "auto"
+    # No engine yet, even under ./scripts/with-docker-engine (CI's), whose DOCKER_HOST answers.
+    stack.env.update(INFRA_BACKEND="auto", DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
     stack.inv("up", "-c", "mqtt")
     assert stack.our_processes() != []
     # Docker starts after `inv up`: a `docker` that answers now sits first on PATH.
