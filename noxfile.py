@@ -13,8 +13,9 @@ select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go w
   engine is missing. `nox -t ci` here therefore runs every cell but the two docker ones.
 - Arguments after `--` go to the session's runner; `--go` / `--pytest` route what follows in a
   session that has both (devenv/sessions.py). `--force` or NOX_FORCE=1: run even if unchanged.
-- Kept results: locally, a cell whose declared inputs have not changed since it passed is not
-  run again (off when CI is set). Every cell writes JUnit XML under .state/reports/<cell>/.
+- Kept results: locally, a cell is not run again while no file of the repository and none of
+  its values (Python, tools, settings) changed since it passed (off when CI is set). Every
+  cell writes JUnit XML under .state/reports/<cell>/.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def install_ai(session: nox.Session, *groups: str) -> None:
 
 
 @nox.session(tags=["quick", "ci"])
-@kept("*", tools=[GO])
+@kept(tools=[GO])
 def lint(session: nox.Session) -> None:
     """Ruff, mypy, gofmt, go vet, actionlint, compose.yaml through the real Compose loader."""
     install(session, "lint")
@@ -92,17 +93,9 @@ def lint(session: nox.Session) -> None:
     session.run(lint_tools.actionlint(), *lint_tools.workflows(), external=True)
 
 
-UNIT_INPUTS = (
-    "devenv/*", "tests/unit/*", "tests/conftest.py", "tests/fixtures/*", "*.toml", "*.yaml",
-    "deploy/*", ".env.example", ".gitignore", ".dockerignore", "services/*/Dockerfile*",
-    "services/platform/go.mod", "services/platform/internal/config/*",
-    "services/ai-inference/ai_inference/settings.py",
-)  # fmt: skip
-
-
 @nox.session(tags=["ci"])
 @nox.parametrize("python", pythons(PYTHONS))
-@kept(*UNIT_INPUTS)
+@kept()
 def unit(session: nox.Session) -> None:
     """The automation's pure unit tests. `-- ARGS`: pytest."""
     install(session, "test")
@@ -110,7 +103,7 @@ def unit(session: nox.Session) -> None:
 
 
 @nox.session(tags=["ci"])
-@kept(*UNIT_INPUTS, tools=[GO])
+@kept(tools=[GO])
 def tools(session: nox.Session) -> None:
     """The automation's tests that drive heavy tools: moto's AWS emulation, go build, venvs."""
     install(session, "test")
@@ -119,7 +112,7 @@ def tools(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 @nox.parametrize("python", pythons(AI_PYTHONS))
-@kept(f"{AI}/*")
+@kept()
 def ai(session: nox.Session) -> None:
     """The AI service's unit tests (scoring, settings). `-- ARGS`: pytest."""
     install_ai(session, "test")
@@ -133,7 +126,7 @@ def ai(session: nox.Session) -> None:
     "race",
     [nox.param(False, id="plain", tags=["quick"]), nox.param(True, id="race", tags=["ci"])],
 )
-@kept("services/platform/*", "schemas/*", tools=[GO])
+@kept(tools=[GO])
 def go(session: nox.Session, race: bool) -> None:
     """The Go packages' unit tests (race cell: -race -count=1). `-- ARGS`: go test flags."""
     flags = ["-race", "-count=1"] if race else []
@@ -141,7 +134,7 @@ def go(session: nox.Session, race: bool) -> None:
 
 
 @nox.session(tags=["ci"])
-@kept("services/*", "schemas/*", "devenv/*", "compose.yaml", "pyproject.toml", reads_settings=True)
+@kept(tools=[GO], reads_settings=True)
 def component(session: nox.Session) -> None:
     """Each server through its client library, on a real PostgreSQL. `-- ARGS --go ARGS`."""
     args = route(session.posargs)
@@ -154,8 +147,7 @@ def component(session: nox.Session) -> None:
 
 
 @nox.session(tags=["ci"])
-@kept("schemas/*", "tests/contract/*", "tests/conftest.py", "services/*", "devenv/*", "*.toml",
-      ".env.example", "compose.yaml", "deploy/*", tools=[GO])  # fmt: skip
+@kept(tools=[GO])
 def contract(session: nox.Session) -> None:
     """schemas/ valid, OpenAPI <-> schemas, Go and Python on the same files. `-- ARGS --go ARGS`."""
     args = route(session.posargs)
@@ -170,7 +162,7 @@ def contract(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 @nox.parametrize("backend", BACKENDS)
-@kept("*", tools=[GO], reads_settings=True)
+@kept(tools=[GO], reads_settings=True)
 def integration(session: nox.Session, backend: str) -> None:
     """Real processes on the cell's backend (+ supervisor, reload: native). `-- A --go A`."""
     args = route(session.posargs)
@@ -186,7 +178,7 @@ def integration(session: nox.Session, backend: str) -> None:
 
 @nox.session(tags=["ci"])
 @nox.parametrize("backend", BACKENDS)
-@kept("*", reads_settings=True)
+@kept(tools=[GO], reads_settings=True)
 def e2e(session: nox.Session, backend: str) -> None:
     """A private whole stack driven from outside. `-- ARGS`: pytest; `-- --reuse`: inv run's."""
     args = route(session.posargs)
@@ -199,7 +191,7 @@ def e2e(session: nox.Session, backend: str) -> None:
 
 
 @nox.session(tags=["ci"])
-@kept("*", reads_settings=True)
+@kept(tools=[GO], reads_settings=True)
 def faults(session: nox.Session) -> None:
     """Real faults on a private native stack: kill -9, a paused app, poison records, 2 apps."""
     install(session, "test")

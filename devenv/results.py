@@ -1,17 +1,18 @@
-"""Kept results: a session whose declared inputs have not changed since it last passed is not
-run again, and a test that failed and then passed on the same inputs is named as flaky.
+"""Kept results: a session whose inputs have not changed since it last passed is not run
+again, and a test that failed and then passed on the same inputs is named as flaky.
 
-A session declares its inputs as fnmatch patterns over the repository's files (`*` crosses
-folders, so `schemas/*` is the whole schemas tree and `*` the whole tree) plus values such as
-interpreter and tool versions and the settings it reads. Files are those git lists: tracked
-and untracked, minus what .gitignore excludes (.venv, .nox, .state, .env — whose values a
-session declares as values instead). The content hash of all that keys the record in
-`.state/results/<session>.json`; only a run that passed writes it.
+A session's inputs are every file of the repository and values such as interpreter and tool
+versions and the settings it reads. The files are those git lists — tracked and untracked,
+minus what .gitignore excludes (.venv, .nox, .state, bin, caches: what runs write) — and
+`.env`, the one ignored file a run may read. No session narrows that set: a hand-kept list of
+the files each session reads went stale unnoticed (issue 22), and a traced one misses what a
+cache decides from a file's mtime without opening it (Python's bytecode, mypy, ruff). The
+content hash of all that keys the record in `.state/results/<session>.json`; only a run that
+passed writes it.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import subprocess
@@ -26,12 +27,7 @@ from junitparser import Error, Failure, JUnitXml
 # Input states remembered per session: passes (switching branches back and forth reuses them)
 # and failures (whose tests become flaky if the same inputs then pass).
 KEPT_STATES = 5
-
-
-@dataclass(frozen=True)
-class Inputs:
-    globs: tuple[str, ...]
-    values: tuple[str, ...] = ()
+ENV_FILE = ".env"  # a developer's settings: git-ignored, but read by devenv.settings.load
 
 
 @dataclass(frozen=True)
@@ -66,16 +62,19 @@ def tree_files(root: Path) -> list[str]:
     return sorted({name for name in listed.decode().split("\0") if name})
 
 
-def digest(root: Path, inputs: Inputs) -> str:
-    """One hash over the declared values and the paths and contents of the matching files."""
+def input_files(root: Path) -> list[str]:
+    """Every file a session may read: the tree's, and `.env` (ignored, never committed)."""
+    return sorted({*tree_files(root), ENV_FILE})
+
+
+def digest(root: Path, values: Sequence[str]) -> str:
+    """One hash over the values and the paths and contents of every input file."""
     total = hashlib.sha256()
-    for value in inputs.values:
+    for value in values:
         total.update(b"value\0" + value.encode() + b"\0")
-    for name in tree_files(root):
-        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in inputs.globs):
-            continue
+    for name in input_files(root):
         path = root / name
-        content = hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"deleted"
+        content = hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"absent"
         total.update(b"file\0" + name.encode() + b"\0" + content)
     return total.hexdigest()
 

@@ -105,11 +105,12 @@ def go_test(
 
 
 def kept(
-    *globs: str, tools: Sequence[Sequence[str]] = (), reads_settings: bool = False
+    *, tools: Sequence[Sequence[str]] = (), reads_settings: bool = False
 ) -> Callable[[Body], Body]:
     """Run the session only when its inputs changed since it last passed (locally; always in
-    CI). Inputs: the files matching `globs`, the session's Python, the output of each of
-    `tools` (a version command), and the settings when it `reads_settings`."""
+    CI). Inputs: every file of the repository (`results.input_files`), the session's Python,
+    the output of each of `tools` (a version command), and the settings when it
+    `reads_settings`."""
 
     def decorate(body: Body) -> Body:
         @functools.wraps(body)
@@ -120,10 +121,9 @@ def kept(
             values = [session.name, *chosen, _interpreter(session), *(_output(t) for t in tools)]
             if reads_settings:
                 values += [f"{k}={v}" for k, v in sorted(settings.load().as_env().items())]
-            inputs = results.Inputs(tuple(globs), tuple(values))
             kept_results = results.Results(RESULTS)
             slug = cell_slug(session.name)
-            digest = results.digest(REPO_ROOT, inputs)
+            digest = results.digest(REPO_ROOT, values)
             if results.enabled(dict(os.environ), session.posargs):
                 passed = kept_results.passed_with(slug, digest)
                 if passed:

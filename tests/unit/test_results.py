@@ -1,5 +1,5 @@
-"""Kept results: reused only while every declared input is unchanged, never after a failure;
-a test that failed and then passed on the same inputs is named flaky."""
+"""Kept results: reused only while every file of the repository and every value is unchanged,
+never after a failure; a test that failed and then passed on the same inputs is named flaky."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devenv import results
-from devenv.results import Inputs, Results
+from devenv.results import Results
 
 
 @pytest.fixture
@@ -26,44 +26,54 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-SCHEMAS = Inputs(("schemas/*",), ("python 3.11.7",))
+PYTHON = ("python 3.11.7",)
 
 
-def test_an_edit_to_a_declared_file_changes_the_key(tree: Path) -> None:
-    before = results.digest(tree, SCHEMAS)
-    assert results.digest(tree, SCHEMAS) == before
+def test_an_edit_to_any_file_of_the_tree_changes_the_key(tree: Path) -> None:
+    before = results.digest(tree, PYTHON)
+    assert results.digest(tree, PYTHON) == before
 
-    (tree / "schemas" / "v1" / "reading.json").write_text('{"type": "array"}\n')
+    for name in ("schemas/v1/reading.json", "docs/notes.md", ".gitignore"):
+        original = (tree / name).read_text()
+        (tree / name).write_text(original + "edited\n")
+        assert results.digest(tree, PYTHON) != before, name
+        (tree / name).write_text(original)
+        assert results.digest(tree, PYTHON) == before
 
-    assert results.digest(tree, SCHEMAS) != before
 
-
-def test_new_deleted_and_renamed_declared_files_change_the_key(tree: Path) -> None:
-    seen = {results.digest(tree, SCHEMAS)}
-    (tree / "schemas" / "v1" / "extra.json").write_text("{}\n")
-    seen.add(results.digest(tree, SCHEMAS))
-    (tree / "schemas" / "v1" / "extra.json").rename(tree / "schemas" / "v1" / "moved.json")
-    seen.add(results.digest(tree, SCHEMAS))
-    (tree / "schemas" / "v1" / "moved.json").unlink()
+def test_new_deleted_and_renamed_files_change_the_key(tree: Path) -> None:
+    seen = {results.digest(tree, PYTHON)}
+    (tree / "docs" / "extra.md").write_text("{}\n")
+    seen.add(results.digest(tree, PYTHON))
+    (tree / "docs" / "extra.md").rename(tree / "schemas" / "moved.json")
+    seen.add(results.digest(tree, PYTHON))
+    (tree / "schemas" / "moved.json").unlink()
 
     assert len(seen) == 3
-    assert results.digest(tree, SCHEMAS) in seen  # back to the first state
+    assert results.digest(tree, PYTHON) in seen  # back to the first state
 
 
-def test_undeclared_and_ignored_files_do_not_change_the_key(tree: Path) -> None:
-    before = results.digest(tree, SCHEMAS)
-    (tree / "docs" / "notes.md").write_text("edited\n")
+def test_the_env_file_is_an_input_though_ignored(tree: Path) -> None:
+    (tree / ".gitignore").write_text(".state/\n.env\n")
+    before = results.digest(tree, PYTHON)
+
+    (tree / ".env").write_text("GATEWAY_PORT=18000\n")
+
+    assert results.digest(tree, PYTHON) != before
+    assert results.input_files(tree) == [".env", ".gitignore", "docs/notes.md",
+                                         "schemas/v1/reading.json"]  # fmt: skip
+
+
+def test_what_runs_write_is_not_an_input(tree: Path) -> None:
+    before = results.digest(tree, PYTHON)
     (tree / ".state").mkdir()
     (tree / ".state" / "schemas-copy.json").write_text("{}\n")
 
-    assert results.digest(tree, SCHEMAS) == before
-    assert results.digest(tree, Inputs(("*",))) != results.digest(tree, Inputs(("schemas/*",)))
+    assert results.digest(tree, PYTHON) == before
 
 
-def test_declared_values_are_inputs(tree: Path) -> None:
-    newer = Inputs(SCHEMAS.globs, ("python 3.12.1",))
-
-    assert results.digest(tree, newer) != results.digest(tree, SCHEMAS)
+def test_values_are_inputs(tree: Path) -> None:
+    assert results.digest(tree, ("python 3.12.1",)) != results.digest(tree, PYTHON)
 
 
 def test_a_pass_is_reused_with_the_same_inputs_only(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def contract_runs(outcomes: list[str]) -> Any:
     """A session body that records each run and fails when told to."""
 
-    @sessions.kept("schemas/*")
+    @sessions.kept()
     def contract(session: Any) -> None:
         outcome = outcomes.pop(0)
         outcomes.append(f"ran:{outcome}")
@@ -102,21 +102,29 @@ def contract_runs(outcomes: list[str]) -> Any:
     return contract
 
 
-def test_a_cell_runs_again_only_after_an_edit_to_its_inputs(repo: Path, tmp_path: Path) -> None:
-    runs = ["pass", "pass"]
+def test_a_cell_runs_again_after_an_edit_to_any_file_of_the_repository(
+    repo: Path, tmp_path: Path
+) -> None:
+    runs = ["pass"] * 5
     contract = contract_runs(runs)
     cell = Cell("contract", tmp_path / "venv")
 
     contract(cell)
     with pytest.raises(Skipped, match=r"^inputs unchanged since it passed at \d\d:\d\d"):
         contract(cell)
-    (repo / "README.md").write_text("an undeclared file\n")
+    (repo / ".state" / "scratch.json").write_text("{}\n")  # git-ignored: what runs write
     with pytest.raises(Skipped):
         contract(cell)
-    (repo / "schemas" / "a.json").write_text('{"type": "object"}\n')
+    (repo / "README.md").write_text("a file no list would have named\n")
+    contract(cell)
+    (repo / "schemas" / "new.json").write_text("{}\n")  # untracked, not ignored
+    contract(cell)
+    (repo / ".env").write_text("GATEWAY_PORT=18000\n")  # ignored, but settings read it
+    contract(cell)
+    (repo / "schemas" / "a.json").unlink()
     contract(cell)
 
-    assert runs == ["ran:pass", "ran:pass"]
+    assert runs == ["ran:pass"] * 5
 
 
 def test_a_run_of_a_selection_is_not_a_pass_of_the_whole_cell(repo: Path, tmp_path: Path) -> None:
