@@ -19,6 +19,7 @@ from devenv.settings import REPO_ROOT
 
 pytestmark = pytest.mark.tools
 KEPT = "inputs unchanged since it passed"
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"  # the one surely installed
 
 
 @pytest.fixture
@@ -46,29 +47,29 @@ def nox(clone: Path, cell: str, *pytest_args: str) -> subprocess.CompletedProces
 
 def test_unit_runs_again_and_fails_when_a_setting_goes_from_the_schema(clone: Path) -> None:
     selection = ("-k", "test_settings")
-    first = nox(clone, "unit(3.11)", *selection)
+    first = nox(clone, f"unit({PYTHON})", *selection)
     assert first.returncode == 0, first.stdout[-3000:]
-    assert KEPT in nox(clone, "unit(3.11)", *selection).stdout
+    assert KEPT in nox(clone, f"unit({PYTHON})", *selection).stdout
 
     schema_file = clone / "schemas" / "settings.schema.json"
     schema = json.loads(schema_file.read_text())
     del schema["properties"]["GATEWAY_PORT"]  # devenv reads the schema as it is imported
     schema_file.write_text(json.dumps(schema, indent=2) + "\n")
-    again = nox(clone, "unit(3.11)", *selection)
+    again = nox(clone, f"unit({PYTHON})", *selection)
 
     assert KEPT not in again.stdout
     assert again.returncode != 0, again.stdout[-3000:]
 
 
 def test_ai_runs_again_after_an_edit_to_env_example(clone: Path) -> None:
-    first = nox(clone, "ai(3.11)")
+    first = nox(clone, f"ai({PYTHON})")
     assert first.returncode == 0, first.stdout[-3000:]
     (clone / ".state" / "scratch.txt").write_text("what runs write is not an input\n")
-    assert KEPT in nox(clone, "ai(3.11)").stdout
+    assert KEPT in nox(clone, f"ai({PYTHON})").stdout
 
     env_example = clone / ".env.example"
     env_example.write_text(env_example.read_text().replace("\nAI_WINDOW=", "\n# AI_WINDOW="))
-    again = nox(clone, "ai(3.11)")
+    again = nox(clone, f"ai({PYTHON})")
 
     assert KEPT not in again.stdout
     assert again.returncode != 0, again.stdout[-3000:]  # test_settings reads .env.example
