@@ -34,10 +34,9 @@ class DockerBackend:
         self.components = compose.components(settings.as_env())
 
     def command(self, *args: str) -> list[str]:
-        files = [
-            arg for path in stand_ins.compose_files(self.settings) for arg in ("-f", str(path))
-        ]
-        return ["docker", "compose", "--project-directory", str(REPO_ROOT), *files, *args]
+        files = stand_ins.compose_files(self.settings)  # + the stand-ins under INFRA_IMAGES=local
+        flags = [arg for path in files for arg in ("-f", str(path))]
+        return ["docker", "compose", "--project-directory", str(REPO_ROOT), *flags, *args]
 
     def up(self, names: list[str]) -> None:
         services = self._services(names)
