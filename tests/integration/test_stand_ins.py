@@ -31,7 +31,7 @@ from devenv.stack import isolated_env
 pytestmark = pytest.mark.docker
 
 # deploy/aws.yaml's users, which the stand-ins run as (tests/contract holds the Dockerfiles).
-USERS = {"postgres": "70 70", "redpanda": "101 101", "emqx": "1000 1000"}
+USERS = {"postgres": "70 70", "redpanda": "101 101", "emqx": "1000 1000", "traefik": "65532 65532"}
 
 
 @pytest.fixture(scope="module")
