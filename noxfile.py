@@ -172,7 +172,7 @@ def contract(session: nox.Session) -> None:
 @nox.parametrize("backend", BACKENDS)
 @kept("*", tools=[GO], reads_settings=True)
 def integration(session: nox.Session, backend: str) -> None:
-    """Real processes on the cell's backend (+ supervisor, reload: native; stand-ins: docker)."""
+    """Real processes on a backend (native: supervisor, reload; docker: stand-ins). `-- A --go A`"""
     args = route(session.posargs)
     install(session, "test")
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
