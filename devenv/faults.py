@@ -57,6 +57,11 @@ def paused_component(settings: Settings, role: str) -> Iterator[None]:
         group.signal_group(pid, signal.SIGCONT)
 
 
+def stop_component(settings: Settings, role: str, say: Say = print) -> None:
+    """`inv down -c <role>`: a clean stop; the component's data stays."""
+    backends.select(settings, say).down([role])
+
+
 def restart_component(settings: Settings, role: str, say: Say = print) -> None:
     """`inv up <role>`: the backend starts what is not running and waits until healthy."""
     backends.select(settings, say).up([role])
@@ -122,9 +127,9 @@ def mqtt_client_ids(app_log: Path) -> set[str]:
 
 
 def forget_mqtt_session(settings: Settings, client_id: str) -> None:
-    """End the persistent session of an instance that is gone for good: a broker keeps
-    handing a shared subscription's messages to a member's offline session (Mosquitto
-    round-robins over every member), so a session left behind strands its share."""
+    """End the persistent session of an instance that is gone for good: the broker keeps
+    queueing every reading for it (each instance's own subscription, docs/mqtt-sizing.md)
+    until the session's queue is full."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     client.connect("127.0.0.1", settings.MQTT_PORT)
     client.loop_start()

@@ -5,9 +5,11 @@ and records one summary line (sent, stored, duplicates, time to recover), printe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -22,9 +24,10 @@ import requests
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devenv.settings import load
+from devenv import faults
+from devenv.settings import Settings, load
 from devenv.stack import isolated_env, platform_running
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, eventually
 
 # How long the monolith stays paused (SIGSTOP) under MQTT load; CI may shorten it.
 PAUSE_SECONDS = float(os.environ.get("FAULTS_PAUSE_SECONDS", "30"))
@@ -180,3 +183,31 @@ def mqtt_messages(plan: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict
         for device, readings in plan.items()
         if i < len(readings)
     ]
+
+
+@contextlib.contextmanager
+def app_paused(settings: Settings) -> Iterator[int]:
+    """The monolith stopped (SIGSTOP) for the block, resumed after it even on failure."""
+    pid = faults.app_pid(settings)
+    assert pid, "the app runs"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def mosquitto_saved(settings: Settings) -> None:
+    """Wait until the stack's Mosquitto wrote its state file again. Its one thread sends a
+    PUBACK before it starts a save, so a save that ends after this call began holds every
+    message acknowledged before it."""
+    state = settings.state_dir / "native" / "emqx" / "data" / "mosquitto.db"
+
+    def version() -> tuple[int, int] | None:
+        with contextlib.suppress(FileNotFoundError):
+            saved = state.stat()
+            return saved.st_ino, saved.st_mtime_ns
+        return None
+
+    first = version()
+    eventually(lambda: version() not in (None, first), 30, f"Mosquitto's next save of {state}")

@@ -162,7 +162,7 @@ func TestMQTTSubscribeAndPublish(t *testing.T) {
 	var mu sync.Mutex
 	var got []mqttx.Message
 	failOnce := true
-	sub := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: prefix + "-sub", ShareGroup: prefix, Log: log},
+	sub := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: prefix + "-sub", Log: log},
 		[]mqttx.Subscription{{Filter: prefix + "/+/telemetry", MaxBatch: 10, Handler: func(_ context.Context, msgs []mqttx.Message) error {
 			mu.Lock()
 			defer mu.Unlock()

@@ -125,7 +125,7 @@ func serveApp(t *testing.T, prefix string) (c config.Config, ing *ingclient.Clie
 	c.PostgresDB = db.Name
 	sfx := uuid.NewString()[:8]
 	c.TopicTelemetry, c.TopicTelemetryDLQ, c.TopicAnomalies = prefix+"-t-"+sfx, prefix+"-dlq-"+sfx, prefix+"-a-"+sfx
-	c.QueryConsumerGroup, c.MQTTClientID, c.MQTTShareGroup = prefix+"-"+sfx, prefix+"-"+sfx, prefix+"-"+sfx
+	c.QueryConsumerGroup, c.MQTTClientID = prefix+"-"+sfx, prefix+"-"+sfx
 	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = prefix+"-det-"+sfx, prefix+"-act-"+sfx
 	ports := freeTCPPorts(t, 3)
 	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]

@@ -48,7 +48,7 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 	actionsSrv := actions.New(actions.Deps{Pool: in.pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
 		Relay: outbox.Config{Timing: timing}})
 
-	a.mq = mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup,
+	a.mq = mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID,
 		HandlerTimeout: cfg.RequestTimeout, Log: log.With("component", "mqtt")},
 		[]mqttx.Subscription{ingestionSrv.Subscription(), actionsSrv.AckSubscription()})
 	cmdRelay, err := actionsSrv.CommandRelay(a.mq)

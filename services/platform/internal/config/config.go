@@ -47,8 +47,6 @@ type Config struct {
 	MQTTPort int    `env:"MQTT_PORT" envDefault:"1883" validate:"min=1,max=65535"`
 	// MQTTClientID "auto" becomes InstanceClientID of this instance.
 	MQTTClientID string `env:"MQTT_CLIENT_ID" envDefault:"auto"`
-	// MQTTShareGroup is empty (no shared subscription) when set to "none" or "-".
-	MQTTShareGroup string `env:"MQTT_SHARE_GROUP" envDefault:"platform"`
 
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
@@ -105,9 +103,6 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.MQTTClientID == AutoClientID {
 		host, _ := os.Hostname()
 		c.MQTTClientID = InstanceClientID(host, c.IngestionPort)
-	}
-	if c.MQTTShareGroup == "none" || c.MQTTShareGroup == "-" {
-		c.MQTTShareGroup = ""
 	}
 	return c, nil
 }

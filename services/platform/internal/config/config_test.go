@@ -36,7 +36,6 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Second, c.ShutdownTimeout)
 	assert.Equal(t, 500*time.Millisecond, c.OutboxPollInterval)
 	assert.Equal(t, 5*time.Second, c.AIInferenceTimeout)
-	assert.Equal(t, "platform", c.MQTTShareGroup)
 }
 
 func TestOverrides(t *testing.T) {
@@ -149,17 +148,6 @@ func TestAnomalyCommandRules(t *testing.T) {
 	}
 	_, err = Load(vars(map[string]string{"ANOMALY_COMMAND_RULES": "a:b,a:c"}))
 	assert.ErrorContains(t, err, "a appears twice")
-}
-
-func TestMQTTShareGroupNoneMeansNoSharing(t *testing.T) {
-	for _, none := range []string{"none", "-"} {
-		c, err := Load(vars(map[string]string{"MQTT_SHARE_GROUP": none}))
-		require.NoError(t, err)
-		assert.Equal(t, "", c.MQTTShareGroup, none)
-	}
-	c, err := Load(vars(map[string]string{"MQTT_SHARE_GROUP": "edge"}))
-	require.NoError(t, err)
-	assert.Equal(t, "edge", c.MQTTShareGroup)
 }
 
 func TestMQTTClientIDPerInstance(t *testing.T) {

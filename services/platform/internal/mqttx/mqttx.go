@@ -4,6 +4,14 @@
 // returned, i.e. after the transaction that stored them, and QoS 1
 // publishes that wait for PUBACK. Paho's router only hands each message to
 // a bounded queue per subscription, drained in batches by one worker.
+//
+// Subscriptions are the session's own, never $share/: a broker restores a
+// persistent session's plain subscriptions after a restart, so what devices
+// publish before the client is back is queued for it. Neither broker keeps a
+// shared one (Mosquitto 2.0.11 does not save it; EMQX 5.8's durable sessions
+// refuse it), and a message that no subscription matches is dropped. Several
+// instances therefore each receive every message; handlers make the effect
+// once (the event store skips a stored event id).
 package mqttx
 
 import (
@@ -40,9 +48,8 @@ type Subscription struct {
 
 // Options of a Client.
 type Options struct {
-	Broker     string // tcp://host:port
-	ClientID   string
-	ShareGroup string // subscribe as $share/<group>/<filter> when set
+	Broker   string // tcp://host:port
+	ClientID string
 	// QueueSize bounds each subscription's queue, default 1000. Keep it at
 	// least the broker's in-flight limit (compose.yaml EMQX_MQTT__MAX_INFLIGHT):
 	// the broker never has more unacked messages out, so the router never
@@ -101,16 +108,15 @@ func Connect(opts Options, subs []Subscription) *Client {
 		SetOnConnectHandler(func(c mqtt.Client) {
 			opts.Log.Info("mqtt connected", "broker", opts.Broker, "client_id", opts.ClientID)
 			for _, s := range subs {
-				f := s.Filter
-				if opts.ShareGroup != "" {
-					f = "$share/" + opts.ShareGroup + "/" + f
-				}
-				t := c.Subscribe(f, 1, nil)
+				t := c.Subscribe(s.Filter, 1, nil).(*mqtt.SubscribeToken)
 				go func() {
-					if t.WaitTimeout(10*time.Second) && t.Error() == nil {
-						opts.Log.Info("mqtt subscribed", "filter", f)
+					if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+						opts.Log.Error("mqtt subscribe failed", "filter", s.Filter, "err", t.Error())
+					} else if code := t.Result()[s.Filter]; code > 2 {
+						// 0x80: the broker refused it (an ACL, a broker limit): nothing arrives.
+						opts.Log.Error("mqtt subscribe refused by the broker", "filter", s.Filter, "code", code)
 					} else {
-						opts.Log.Error("mqtt subscribe failed", "filter", f, "err", t.Error())
+						opts.Log.Info("mqtt subscribed", "filter", s.Filter)
 					}
 				}()
 			}
