@@ -9,6 +9,7 @@ the state folder's status file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -82,7 +83,13 @@ def start(
         return bool(current and current.pid == proc.pid and len(current.apps) == len(specs)
                     and all(a.ready for a in current.apps))  # fmt: skip
 
-    if probe.wait_until(all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None):
+    try:
+        ready = probe.wait_until(all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None)
+    except KeyboardInterrupt:
+        # Stopped by its pid: it may not have recorded itself yet.
+        _stop_supervisor(proc.pid, state_dir, stop_timeout + 5)
+        raise
+    if ready:
         return status(state_dir) or DetachedStatus(proc.pid, [])
     if proc.poll() is None:
         stop(state_dir, timeout=stop_timeout + 5)
@@ -124,11 +131,16 @@ def stop(state_dir: Path, timeout: float = 15.0) -> bool:
     if current is None:
         recorded_status.stop_orphans(state_dir, 5)
         return False
-    os.kill(current.pid, signal.SIGTERM)
-    if not group.wait_gone(current.pid, timeout):
-        group.stop_group(current.pid, 5)
-        recorded_status.stop_orphans(state_dir, 5)
+    _stop_supervisor(current.pid, state_dir, timeout)
     return True
+
+
+def _stop_supervisor(pid: int, state_dir: Path, timeout: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not group.wait_gone(pid, timeout):
+        group.stop_group(pid, 5)
+        recorded_status.stop_orphans(state_dir, 5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ Each child leads its own process group (`group.spawn`), writes its own log file,
 echoed to the terminal as `name | line`. Readiness is a real probe polled against a
 deadline. A crash is restarted with doubling backoff; N failed starts in a row of a process
 that has not been ready yet stop everything. SIGINT/SIGTERM/SIGHUP stop every group: TERM,
-then KILL.
+then KILL; one before every process was ready makes the run fail (exit 128 + the signal).
 
 With a state folder, a run holds its exclusive lock for its whole life (a second run is
 refused, whatever the timing) and records itself and each child by kernel identity in
@@ -106,6 +106,7 @@ class Supervisor:
         self.backoff = backoff
         self.stop_timeout = stop_timeout
         self.failure: str | None = None
+        self.interrupted: int | None = None  # the signal that stopped the run, if one did
         self._children = {spec.name: _Child(spec) for spec in specs}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -115,7 +116,9 @@ class Supervisor:
     # --- public ------------------------------------------------------------------------
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Start everything, call `on_ready` once when all are ready, supervise until a signal
-        or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up."""
+        or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up,
+        128 + the signal after one that came before every process was ready."""
+        announced = False
         with self._signals(), self._state():
             tails = [self._tail(child) for child in self._children.values()] if self.echo else []
             try:
@@ -123,7 +126,6 @@ class Supervisor:
                     for child in self._children.values():
                         self._start(child)
                 self.started.set()
-                announced = False
                 while not self._stop.is_set():
                     with self._lock:
                         self._tick()
@@ -141,6 +143,8 @@ class Supervisor:
         if self.failure:
             self.console.say(f"supervisor: {self.failure}")
             return 1
+        if self.interrupted is not None and not announced:
+            return 128 + self.interrupted
         return 0
 
     def request_stop(self) -> None:
@@ -364,6 +368,8 @@ class Supervisor:
             return
 
         def handler(signum: int, _frame: FrameType | None) -> None:
+            if self.interrupted is None:
+                self.interrupted = signum
             self._stop.set()
 
         caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -64,7 +64,8 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         else:
             code = runner.run(lambda: print_urls(current))
     if code != 0:  # the supervisor has said why already, when it knows
-        raise Exit(None if runner.failure else "the apps stopped", code=code)
+        why = "interrupted before the apps were ready" if runner.interrupted else "the apps stopped"
+        raise Exit(None if runner.failure else why, code=code)
 
 
 @task

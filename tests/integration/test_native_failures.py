@@ -48,7 +48,11 @@ def test_component_that_fails_to_start_is_named_and_the_rest_stopped(stack: Stac
     assert stack.inv("status").stdout.count("stopped") == 4
 
 
-def test_ctrl_c_during_up_stops_what_was_started(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=str)
+def test_ctrl_c_sigterm_or_sighup_during_up_stops_what_was_started(
+    stack: Stack, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C, a `kill` and a closed terminal alike: nothing `inv up` started is left."""
     # Hold the MQTT broker in its start until the test says so: however quick the machine,
     # the interrupt arrives while `inv up` is still waiting for it.
     release = tmp_path / "release"
@@ -64,19 +68,19 @@ def test_ctrl_c_during_up_stops_what_was_started(stack: Stack, tmp_path: Path) -
         [*INV, "up"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
-    # Wait for another component to report healthy, then interrupt like a terminal would.
+    # Wait for another component to report healthy, then interrupt it.
     for line in proc.stdout:
         if "✓" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     output = proc.communicate(timeout=60)[0]
     release.touch()
-    assert proc.returncode != 0
-    assert "interrupted" in output
     deadline = time.monotonic() + 5
     while stack.our_processes() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert stack.our_processes() == []
+    assert proc.returncode != 0
+    assert "interrupted" in output
 
 
 def test_clean_needs_yes_then_deletes_state(stack: Stack) -> None:
