@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -16,6 +17,8 @@ import pytest
 import requests
 
 from devenv import ports
+from devenv.proc.record import Record
+from tests.fixtures.running import wait_for
 from tests.fixtures.stack import INV, Stack
 
 pytestmark = pytest.mark.integration
@@ -84,6 +87,51 @@ def test_run_with_a_bad_app_setting_fails_with_the_apps_own_line_and_leaves_no_a
     assert apps_of(stack) == []
     for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
         assert ports.is_free(stack.port(key)), f"{key} still held after the failed run"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=str)
+@pytest.mark.parametrize("mode", [[], ["--detach"]], ids=["foreground", "detached"])
+def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
+    stack: Stack, mode: list[str], sig: signal.Signals
+) -> None:
+    """A `kill` or a closed terminal while the apps start stops them, as Ctrl-C does."""
+    stack.inv("up")
+    broker = Record(stack.state_dir / "native" / "emqx" / "emqx.pid").running()
+    assert broker is not None
+    # A broker that accepts connections but never answers: the monolith cannot get ready,
+    # so however quick the machine, the signal lands while the apps start.
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        proc = subprocess.Popen(
+            [*INV, "run", *mode], env=stack.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: recorded_app_pid(stack) is not None, 180, "the monolith started")
+            proc.send_signal(sig)
+            output = proc.communicate(timeout=60)[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    wait_for(lambda: apps_of(stack) == [], 10, "no app left")
+    for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
+        assert ports.is_free(stack.port(key)), f"{key} still held"
+    assert proc.returncode != 0, output
+    assert "interrupted" in output, output
+    assert "answers through the gateway" not in output
+
+
+def recorded_app_pid(stack: Stack) -> int | None:
+    """The monolith's pid as its supervisor recorded it (None before it is spawned)."""
+    try:
+        recorded = json.loads((stack.state_dir / "apps" / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    identity = recorded["apps"].get("app", {}).get("identity")
+    return identity["pid"] if identity else None
 
 
 def apps_of(stack: Stack) -> list[psutil.Process]:
