@@ -22,8 +22,8 @@ from pathlib import Path
 from devenv.proc import group, probe
 from devenv.proc import status as recorded_status
 from devenv.proc.logs import lines_since
-from devenv.proc.record import AlreadyRunning, Identity
-from devenv.proc.supervisor import ProcessSpec, Supervisor
+from devenv.proc.record import AlreadyRunning, Identity, Lock
+from devenv.proc.supervisor import ProcessSpec, Supervisor, lock_for
 
 LOG_FILE = "supervisor.log"
 # The exit code by which the background supervisor says another one holds the state folder
@@ -60,9 +60,11 @@ def start(
     backoff: tuple[float, float] = (1.0, 30.0),
     stop_timeout: float = 5.0,
     timeout: float = 60.0,
+    lock: Lock | None = None,
 ) -> DetachedStatus:
     """Start the supervisor in the background and wait until every app is ready. Raises
-    AlreadyRunning, or DetachedError with the supervisor's last lines if it gives up."""
+    AlreadyRunning, or DetachedError with the supervisor's last lines if it gives up. `lock`:
+    the supervisor's lock, taken by the caller; the background supervisor inherits it."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     running = status(state_dir)
     if running is not None:
@@ -76,7 +78,11 @@ def start(
     log = state_dir / LOG_FILE
     offset = log.stat().st_size if log.exists() else 0
     argv = [sys.executable, "-m", "devenv.proc.detached", "--state-dir", str(state_dir)]
-    proc = group.spawn(argv, log_file=log, cwd=_REPO_ROOT, feed=json.dumps(config).encode())
+    handed = (lock.fd,) if lock else ()
+    argv += [f"--lock-fd={fd}" for fd in handed]
+    proc = group.spawn(
+        argv, log_file=log, cwd=_REPO_ROOT, feed=json.dumps(config).encode(), pass_fds=handed
+    )
 
     def all_ready() -> bool:
         current = status(state_dir)
@@ -84,7 +90,9 @@ def start(
                     and all(a.ready for a in current.apps))  # fmt: skip
 
     try:
-        ready = probe.wait_until(all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None)
+        ready = probe.wait_until(
+            all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None
+        )
     except KeyboardInterrupt:
         # Stopped by its pid: it may not have recorded itself yet.
         _stop_supervisor(proc.pid, state_dir, stop_timeout + 5)
@@ -150,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--echo", action="store_true", help="also echo app lines (foreground use)")
+    parser.add_argument("--lock-fd", type=int, help="the supervisor's lock, taken by the parent")
     args = parser.parse_args(argv)
     config = json.loads(sys.stdin.read())
     initial, maximum = config.get("backoff", (1.0, 30.0))
@@ -161,12 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_start_crashes=int(config.get("max_start_crashes", 3)),
         backoff=(float(initial), float(maximum)),
         stop_timeout=float(config.get("stop_timeout", 5.0)),
+        lock=None if args.lock_fd is None else adopt_lock(args.state_dir, args.lock_fd),
     )
     try:
         return supervisor.run()
     except AlreadyRunning as exc:
         print(f"error: {exc}", flush=True)
         return EXIT_ALREADY_RUNNING
+
+
+def adopt_lock(state_dir: Path, fd: int) -> Lock:
+    """The supervisor's lock as `start` handed it down."""
+    lock = lock_for(state_dir)
+    return Lock.adopt(lock.path, lock.what, fd)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ class Supervisor:
     shell can see and stop this run (`detached.status/stop`). `backoff`: first and
     longest delay before a restart. `max_start_crashes`: failed starts in a row, before the
     process was ever ready, that end the run; a start that exits with EXIT_BAD_SETTINGS ends
-    it at once. `stop_timeout`: SIGTERM to SIGKILL."""
+    it at once. `stop_timeout`: SIGTERM to SIGKILL. `lock`: the state folder's lock
+    (`lock_for`), already taken by the caller (to build under it); else the run takes it."""
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class Supervisor:
         max_start_crashes: int = 3,
         backoff: tuple[float, float] = (1.0, 30.0),
         stop_timeout: float = 5.0,
+        lock: Lock | None = None,
     ) -> None:
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
@@ -105,6 +107,7 @@ class Supervisor:
         self.max_start_crashes = max_start_crashes
         self.backoff = backoff
         self.stop_timeout = stop_timeout
+        self._held = lock
         self.failure: str | None = None
         self.interrupted: int | None = None  # the signal that stopped the run, if one did
         self._children = {spec.name: _Child(spec) for spec in specs}
@@ -350,8 +353,10 @@ class Supervisor:
             yield
             return
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = Lock(self.state_dir / LOCK_FILE, "the supervisor of these apps")
-        lock.acquire(wait=False)
+        lock = self._held
+        if lock is None:
+            lock = lock_for(self.state_dir)
+            lock.acquire(wait=False)
         try:
             for line in status.stop_orphans(self.state_dir, self.stop_timeout):
                 self.console.say(line)
@@ -385,3 +390,8 @@ class Supervisor:
         tail = Tail(lambda: child.spec.log_file, lambda text: self.console.line(name, text))
         tail.start()
         return tail
+
+
+def lock_for(state_dir: Path) -> Lock:
+    """The lock one supervisor of `state_dir`'s apps holds for its whole life."""
+    return Lock(state_dir / LOCK_FILE, "the supervisor of these apps")

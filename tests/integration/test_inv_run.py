@@ -10,13 +10,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import psutil
 import pytest
 import requests
 
-from devenv import ports
+from devenv import apps, ports
 from devenv.proc.record import Record
 from tests.fixtures.running import wait_for
 from tests.fixtures.stack import INV, Stack
@@ -122,6 +123,34 @@ def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
     assert proc.returncode != 0, output
     assert "interrupted" in output, output
     assert "answers through the gateway" not in output
+
+
+def test_a_second_run_while_the_first_starts_is_refused_in_one_line_before_it_builds(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The first run waits in `inv up` for a held broker, before its build: the second comes
+    # while the first has not started any app yet, the moment two builds used to race.
+    release = tmp_path / "release"
+    stack.hold_at_start("mosquitto", release)
+    first = subprocess.Popen(
+        [*INV, "run"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert first.stdout is not None
+    try:
+        for line in first.stdout:
+            if "✓" in line:  # another component is healthy: the first run is in `inv up`
+                break
+        binary = apps.BINARY.stat().st_mtime_ns if apps.BINARY.exists() else None
+        second = stack.inv("run", check=False, timeout=60)
+        assert second.returncode != 0
+        assert second.stderr.strip().count("\n") == 0, second.stderr
+        assert f"already running (pid {first.pid})" in second.stderr
+        assert "go build" not in second.stdout, second.stdout
+        assert (apps.BINARY.stat().st_mtime_ns if apps.BINARY.exists() else None) == binary
+    finally:
+        first.send_signal(signal.SIGINT)
+        release.touch()
+        first.communicate(timeout=60)
 
 
 def recorded_app_pid(stack: Stack) -> int | None:
