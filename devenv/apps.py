@@ -61,9 +61,14 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             argv=(str(BINARY), "serve"),
             log_file=logs / "app.log",
             env=env,
-            # One process, three servers bound before any serves; ingestion's /readyz checks
-            # PostgreSQL, Kafka and MQTT, the union of the three servers' dependencies.
+            # One process, three servers: each answers its own /readyz (its dependencies),
+            # with the pid that proves it is this process and not another on the port.
             ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
+            also_ready=(
+                f"http://127.0.0.1:{settings.QUERY_PORT}/readyz",
+                f"http://127.0.0.1:{settings.ACTIONS_PORT}/readyz",
+            ),
+            ready_pid=True,
             ready_timeout=60,
         ),
         ProcessSpec(
@@ -73,6 +78,7 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             cwd=AI_SERVICE,
             env=env,
             ready_url=f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz",
+            ready_pid=True,
             ready_timeout=60,
         ),
     ]
@@ -99,7 +105,7 @@ def status(settings: Settings) -> list[ComponentStatus]:
     if running is None:
         return []
     addresses = {
-        "app": f"127.0.0.1:{settings.INGESTION_PORT}-{settings.ACTIONS_PORT}",
+        "app": f"127.0.0.1:{settings.INGESTION_PORT},{settings.QUERY_PORT},{settings.ACTIONS_PORT}",
         "ai": f"127.0.0.1:{settings.AI_INFERENCE_PORT}",
     }
     return [

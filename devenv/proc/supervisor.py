@@ -242,7 +242,7 @@ class Supervisor:
 
     def _probe(self, child: _Child, popen: subprocess.Popen[bytes], attempt: int) -> None:
         spec = child.spec
-        check = spec.ready_check or (probe.http(spec.ready_url) if spec.ready_url else lambda: True)
+        check = spec.readiness(popen.pid)
         try:
             ready = probe.wait_until(
                 check,

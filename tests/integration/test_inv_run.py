@@ -4,10 +4,12 @@ Ctrl-C leaves no app process behind (the infrastructure keeps running until `inv
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +125,34 @@ def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
     assert proc.returncode != 0, output
     assert "interrupted" in output, output
     assert "answers through the gateway" not in output
+
+
+def test_a_foreign_server_on_an_app_port_is_named_and_nothing_starts(stack: Stack) -> None:
+    """Another project's server answers /healthz with 200 on the ingestion port: `inv run`
+    names it and starts nothing, instead of announcing a platform that is not there."""
+    port = stack.port("INGESTION_PORT")
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+    with http.server.HTTPServer(("127.0.0.1", port), Healthy) as foreign:
+        serving = threading.Thread(target=foreign.serve_forever, daemon=True)
+        serving.start()
+        try:
+            result = stack.inv("run", "--detach", check=False, timeout=60)
+        finally:
+            foreign.shutdown()
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.count("\n") == 0, message
+    assert f"port {port} is in use by" in message and f"(pid {os.getpid()})" in message
+    assert "set INGESTION_PORT in .env" in message
+    assert "answers through the gateway" not in result.stdout
+    assert apps_of(stack) == []
+    assert stack.our_processes() == []  # not even the infrastructure
 
 
 def test_a_second_run_while_the_first_starts_is_refused_in_one_line_before_it_builds(
