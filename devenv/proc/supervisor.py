@@ -109,7 +109,7 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self._held = lock
         self.failure: str | None = None
-        self.interrupted: int | None = None  # the signal that stopped the run, if one did
+        self.interrupted: int | None = None  # a signal that came before every process was ready
         self._children = {spec.name: _Child(spec) for spec in specs}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -121,7 +121,6 @@ class Supervisor:
         """Start everything, call `on_ready` once when all are ready, supervise until a signal
         or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up,
         128 + the signal after one that came before every process was ready."""
-        announced = False
         with self._signals(), self._state():
             tails = [self._tail(child) for child in self._children.values()] if self.echo else []
             try:
@@ -129,6 +128,7 @@ class Supervisor:
                     for child in self._children.values():
                         self._start(child)
                 self.started.set()
+                announced = False
                 while not self._stop.is_set():
                     with self._lock:
                         self._tick()
@@ -146,7 +146,7 @@ class Supervisor:
         if self.failure:
             self.console.say(f"supervisor: {self.failure}")
             return 1
-        if self.interrupted is not None and not announced:
+        if self.interrupted is not None:
             return 128 + self.interrupted
         return 0
 
@@ -373,7 +373,8 @@ class Supervisor:
             return
 
         def handler(signum: int, _frame: FrameType | None) -> None:
-            if self.interrupted is None:
+            # Judged by the processes, not by the loop's announcement, which may lag a tick.
+            if self.interrupted is None and not all(c.ready for c in self._children.values()):
                 self.interrupted = signum
             self._stop.set()
 
