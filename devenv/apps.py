@@ -3,15 +3,18 @@ service. What to build, how to start them, and when they count as ready."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
-from devenv import build
-from devenv.backends.base import ComponentStatus, InfraError
+from devenv import build, ports, state
+from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached
-from devenv.proc.record import AlreadyRunning
-from devenv.proc.supervisor import ProcessSpec
+from devenv.proc import status as recorded_status
+from devenv.proc.record import Lock
+from devenv.proc.supervisor import ProcessSpec, lock_for
 from devenv.settings import REPO_ROOT, Settings
 
 GO_MODULE = REPO_ROOT / "services" / "platform"
@@ -19,6 +22,9 @@ GO_PACKAGE = "./cmd/platform"
 AI_SERVICE = REPO_ROOT / "services" / "ai-inference"
 BINARY = REPO_ROOT / "bin" / "platform"
 AI_VENV = AI_SERVICE / ".venv"
+
+# Every port an app listens on: the monolith's three servers and the AI service.
+APP_PORT_KEYS = ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT")
 
 GO_TARGET = build.GoTarget(GO_MODULE, GO_PACKAGE, BINARY)
 AI_TARGET = build.VenvTarget(AI_SERVICE, AI_VENV)
@@ -55,9 +61,14 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             argv=(str(BINARY), "serve"),
             log_file=logs / "app.log",
             env=env,
-            # One process, three servers bound before any serves; ingestion's /readyz checks
-            # PostgreSQL, Kafka and MQTT, the union of the three servers' dependencies.
+            # One process, three servers: each answers its own /readyz (its dependencies),
+            # with the pid that proves it is this process and not another on the port.
             ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
+            also_ready=(
+                f"http://127.0.0.1:{settings.QUERY_PORT}/readyz",
+                f"http://127.0.0.1:{settings.ACTIONS_PORT}/readyz",
+            ),
+            ready_pid=True,
             ready_timeout=60,
         ),
         ProcessSpec(
@@ -67,6 +78,7 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             cwd=AI_SERVICE,
             env=env,
             ready_url=f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz",
+            ready_pid=True,
             ready_timeout=60,
         ),
     ]
@@ -93,7 +105,7 @@ def status(settings: Settings) -> list[ComponentStatus]:
     if running is None:
         return []
     addresses = {
-        "app": f"127.0.0.1:{settings.INGESTION_PORT}-{settings.ACTIONS_PORT}",
+        "app": f"127.0.0.1:{settings.INGESTION_PORT},{settings.QUERY_PORT},{settings.ACTIONS_PORT}",
         "ai": f"127.0.0.1:{settings.AI_INFERENCE_PORT}",
     }
     return [
@@ -112,13 +124,20 @@ def status(settings: Settings) -> list[ComponentStatus]:
     ]
 
 
-def refuse_if_running(settings: Settings) -> None:
-    """Another `inv run` (foreground or detached) already supervises the apps: say so."""
-    running = detached.status(supervisor_dir(settings))
-    if running is not None:
-        raise AlreadyRunning(
-            f"the apps already run (supervisor pid {running.pid}): use them, or `inv down` first"
-        )
+@contextlib.contextmanager
+def claim(settings: Settings, say: Say = print) -> Iterator[Lock]:
+    """Everything `inv run` checks before it starts or builds anything: the supervisor's lock
+    (so a second run is refused at once, not after building over the binary of the first;
+    the supervisor keeps it, a detached one inherits it), the apps a killed supervisor left
+    behind stopped, then every app port free. One error line names what is in the way."""
+    where = supervisor_dir(settings)
+    state.claim(settings.state_dir)
+    lock = lock_for(where)
+    with lock.held(wait=False):
+        for line in recorded_status.stop_orphans(where, settings.STOP_TIMEOUT):
+            say(line)
+        ports.check_free({getattr(settings, key): key for key in APP_PORT_KEYS})
+        yield lock
 
 
 def stop(settings: Settings) -> bool:

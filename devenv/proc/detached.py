@@ -9,6 +9,7 @@ the state folder's status file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -21,8 +22,8 @@ from pathlib import Path
 from devenv.proc import group, probe
 from devenv.proc import status as recorded_status
 from devenv.proc.logs import lines_since
-from devenv.proc.record import AlreadyRunning, Identity
-from devenv.proc.supervisor import ProcessSpec, Supervisor
+from devenv.proc.record import AlreadyRunning, Identity, Lock
+from devenv.proc.supervisor import ProcessSpec, Supervisor, lock_for
 
 LOG_FILE = "supervisor.log"
 # The exit code by which the background supervisor says another one holds the state folder
@@ -59,9 +60,11 @@ def start(
     backoff: tuple[float, float] = (1.0, 30.0),
     stop_timeout: float = 5.0,
     timeout: float = 60.0,
+    lock: Lock | None = None,
 ) -> DetachedStatus:
     """Start the supervisor in the background and wait until every app is ready. Raises
-    AlreadyRunning, or DetachedError with the supervisor's last lines if it gives up."""
+    AlreadyRunning, or DetachedError with the supervisor's last lines if it gives up. `lock`:
+    the supervisor's lock, taken by the caller; the background supervisor inherits it."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     running = status(state_dir)
     if running is not None:
@@ -75,14 +78,26 @@ def start(
     log = state_dir / LOG_FILE
     offset = log.stat().st_size if log.exists() else 0
     argv = [sys.executable, "-m", "devenv.proc.detached", "--state-dir", str(state_dir)]
-    proc = group.spawn(argv, log_file=log, cwd=_REPO_ROOT, feed=json.dumps(config).encode())
+    handed = (lock.fd,) if lock else ()
+    argv += [f"--lock-fd={fd}" for fd in handed]
+    proc = group.spawn(
+        argv, log_file=log, cwd=_REPO_ROOT, feed=json.dumps(config).encode(), pass_fds=handed
+    )
 
     def all_ready() -> bool:
         current = status(state_dir)
         return bool(current and current.pid == proc.pid and len(current.apps) == len(specs)
                     and all(a.ready for a in current.apps))  # fmt: skip
 
-    if probe.wait_until(all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None):
+    try:
+        ready = probe.wait_until(
+            all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None
+        )
+    except KeyboardInterrupt:
+        # Stopped by its pid: it may not have recorded itself yet.
+        _stop_supervisor(proc.pid, state_dir, stop_timeout + 5)
+        raise
+    if ready:
         return status(state_dir) or DetachedStatus(proc.pid, [])
     if proc.poll() is None:
         stop(state_dir, timeout=stop_timeout + 5)
@@ -124,11 +139,16 @@ def stop(state_dir: Path, timeout: float = 15.0) -> bool:
     if current is None:
         recorded_status.stop_orphans(state_dir, 5)
         return False
-    os.kill(current.pid, signal.SIGTERM)
-    if not group.wait_gone(current.pid, timeout):
-        group.stop_group(current.pid, 5)
-        recorded_status.stop_orphans(state_dir, 5)
+    _stop_supervisor(current.pid, state_dir, timeout)
     return True
+
+
+def _stop_supervisor(pid: int, state_dir: Path, timeout: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not group.wait_gone(pid, timeout):
+        group.stop_group(pid, 5)
+        recorded_status.stop_orphans(state_dir, 5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--echo", action="store_true", help="also echo app lines (foreground use)")
+    parser.add_argument("--lock-fd", type=int, help="the supervisor's lock, taken by the parent")
     args = parser.parse_args(argv)
     config = json.loads(sys.stdin.read())
     initial, maximum = config.get("backoff", (1.0, 30.0))
@@ -149,12 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_start_crashes=int(config.get("max_start_crashes", 3)),
         backoff=(float(initial), float(maximum)),
         stop_timeout=float(config.get("stop_timeout", 5.0)),
+        lock=None if args.lock_fd is None else adopt_lock(args.state_dir, args.lock_fd),
     )
     try:
         return supervisor.run()
     except AlreadyRunning as exc:
         print(f"error: {exc}", flush=True)
         return EXIT_ALREADY_RUNNING
+
+
+def adopt_lock(state_dir: Path, fd: int) -> Lock:
+    """The supervisor's lock as `start` handed it down."""
+    lock = lock_for(state_dir)
+    return Lock.adopt(lock.path, lock.what, fd)
 
 
 if __name__ == "__main__":

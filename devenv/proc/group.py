@@ -26,9 +26,11 @@ def spawn(
     env: Mapping[str, str] | None = None,
     user: str | None = None,
     feed: bytes | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start `argv` as the leader of a new session, stdout and stderr appended to `log_file`.
-    `feed` is written to its stdin (then closed): data that must not touch the disk."""
+    `feed` is written to its stdin (then closed): data that must not touch the disk.
+    `pass_fds`: descriptors it inherits (none else)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         proc = subprocess.Popen(
@@ -40,6 +42,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             user=user,
+            pass_fds=tuple(pass_fds),
         )
     if feed is not None and proc.stdin is not None:
         with contextlib.suppress(BrokenPipeError), proc.stdin:

@@ -6,6 +6,7 @@ metadata response, an MQTT CONNACK, Traefik's /ping. Nothing here sleeps to 'let
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+import psutil
 import psycopg
 from confluent_kafka.admin import AdminClient
 from paho.mqtt import client as mqtt
@@ -81,17 +83,35 @@ def mqtt_broker(host: str, port: int) -> Probe:
     return probe
 
 
-def http(url: str, timeout: float = 1.0) -> Probe:
-    """GET `url` answers 2xx; never through a proxy (the target is on this machine)."""
+def http(url: str, timeout: float = 1.0, started: int | None = None) -> Probe:
+    """GET `url` answers 2xx; with `started`, the JSON body's `pid` must be that process or
+    one of its descendants (a worker): another process answering on the port is not ready.
+    Never through a proxy (the target is on this machine)."""
 
     def probe() -> bool:
         try:
             with _NO_PROXY.open(url, timeout=timeout) as response:
-                return 200 <= int(response.status) < 300
+                if not 200 <= int(response.status) < 300:
+                    return False
+                return started is None or answered_by(response.read(), started)
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
     return probe
+
+
+def answered_by(body: bytes, started: int) -> bool:
+    """The JSON `body` names as its `pid` the process `started` or one of its descendants."""
+    try:
+        pid = json.loads(body).get("pid")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(pid, int):
+        return False
+    try:
+        return pid == started or any(p.pid == started for p in psutil.Process(pid).parents())
+    except psutil.Error:
+        return False
 
 
 def tcp(host: str, port: int) -> Probe:

@@ -173,6 +173,21 @@ class Lock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
+    @property
+    def fd(self) -> int:
+        """The open descriptor holding the lock, for a child to inherit (`adopt`)."""
+        if self._fd is None:
+            raise RuntimeError(f"{self.path} is not held")
+        return self._fd
+
+    @classmethod
+    def adopt(cls, path: Path, what: str, fd: int) -> Lock:
+        """The lock a parent took and handed down as `fd`: the flock belongs to the open file,
+        so it stays held while either process has it open. Names this process as the holder."""
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(path, what, fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock

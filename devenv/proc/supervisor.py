@@ -4,7 +4,7 @@ Each child leads its own process group (`group.spawn`), writes its own log file,
 echoed to the terminal as `name | line`. Readiness is a real probe polled against a
 deadline. A crash is restarted with doubling backoff; N failed starts in a row of a process
 that has not been ready yet stop everything. SIGINT/SIGTERM/SIGHUP stop every group: TERM,
-then KILL.
+then KILL; one before every process was ready makes the run fail (exit 128 + the signal).
 
 With a state folder, a run holds its exclusive lock for its whole life (a second run is
 refused, whatever the timing) and records itself and each child by kernel identity in
@@ -82,7 +82,8 @@ class Supervisor:
     shell can see and stop this run (`detached.status/stop`). `backoff`: first and
     longest delay before a restart. `max_start_crashes`: failed starts in a row, before the
     process was ever ready, that end the run; a start that exits with EXIT_BAD_SETTINGS ends
-    it at once. `stop_timeout`: SIGTERM to SIGKILL."""
+    it at once. `stop_timeout`: SIGTERM to SIGKILL. `lock`: the state folder's lock
+    (`lock_for`), already taken by the caller (to build under it); else the run takes it."""
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class Supervisor:
         max_start_crashes: int = 3,
         backoff: tuple[float, float] = (1.0, 30.0),
         stop_timeout: float = 5.0,
+        lock: Lock | None = None,
     ) -> None:
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
@@ -105,7 +107,9 @@ class Supervisor:
         self.max_start_crashes = max_start_crashes
         self.backoff = backoff
         self.stop_timeout = stop_timeout
+        self._held = lock
         self.failure: str | None = None
+        self.interrupted: int | None = None  # a signal that came before every process was ready
         self._children = {spec.name: _Child(spec) for spec in specs}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -115,7 +119,8 @@ class Supervisor:
     # --- public ------------------------------------------------------------------------
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Start everything, call `on_ready` once when all are ready, supervise until a signal
-        or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up."""
+        or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up,
+        128 + the signal after one that came before every process was ready."""
         with self._signals(), self._state():
             tails = [self._tail(child) for child in self._children.values()] if self.echo else []
             try:
@@ -141,6 +146,8 @@ class Supervisor:
         if self.failure:
             self.console.say(f"supervisor: {self.failure}")
             return 1
+        if self.interrupted is not None:
+            return 128 + self.interrupted
         return 0
 
     def request_stop(self) -> None:
@@ -235,7 +242,7 @@ class Supervisor:
 
     def _probe(self, child: _Child, popen: subprocess.Popen[bytes], attempt: int) -> None:
         spec = child.spec
-        check = spec.ready_check or (probe.http(spec.ready_url) if spec.ready_url else lambda: True)
+        check = spec.readiness(popen.pid)
         try:
             ready = probe.wait_until(
                 check,
@@ -346,8 +353,10 @@ class Supervisor:
             yield
             return
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = Lock(self.state_dir / LOCK_FILE, "the supervisor of these apps")
-        lock.acquire(wait=False)
+        lock = self._held
+        if lock is None:
+            lock = lock_for(self.state_dir)
+            lock.acquire(wait=False)
         try:
             for line in status.stop_orphans(self.state_dir, self.stop_timeout):
                 self.console.say(line)
@@ -364,6 +373,9 @@ class Supervisor:
             return
 
         def handler(signum: int, _frame: FrameType | None) -> None:
+            # Judged by the processes, not by the loop's announcement, which may lag a tick.
+            if self.interrupted is None and not all(c.ready for c in self._children.values()):
+                self.interrupted = signum
             self._stop.set()
 
         caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -379,3 +391,8 @@ class Supervisor:
         tail = Tail(lambda: child.spec.log_file, lambda text: self.console.line(name, text))
         tail.start()
         return tail
+
+
+def lock_for(state_dir: Path) -> Lock:
+    """The lock one supervisor of `state_dir`'s apps holds for its whole life."""
+    return Lock(state_dir / LOCK_FILE, "the supervisor of these apps")

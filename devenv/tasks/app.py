@@ -41,30 +41,31 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
         raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
     with user_errors():
         current = settings.load()
-        apps.refuse_if_running(current)  # before a build replaces the binary they run
-        backends.select(current).up([])
-        for line in apps.build_all():
-            print(line)
-        specs = apps.specs(current)  # the monolith applies the migrations as it starts
-        state = apps.supervisor_dir(current)
-        if detach:
-            detached.start(specs, state)
-            print_urls(current)
-            return
-        if watch:
-            go, ai = specs
-            specs = [go, reload.preforked(ai, pyproject=apps.AI_SERVICE / "pyproject.toml")]
-        runner = Supervisor(specs, state_dir=state)
-        if watch:
-            targets: list[reload.Target] = [
-                reload.GoReload("app", apps.GO_MODULE, apps.GO_PACKAGE, state / "builds"),
-                reload.PythonReload("ai", (apps.AI_SERVICE / "ai_inference",)),
-            ]
-            code = reload.run_watch(runner, targets, on_ready=lambda: print_urls(current))
-        else:
-            code = runner.run(lambda: print_urls(current))
+        with apps.claim(current) as lock:  # before a build replaces the binary of another run
+            backends.select(current).up([])
+            for line in apps.build_all():
+                print(line)
+            specs = apps.specs(current)  # the monolith applies the migrations as it starts
+            state = apps.supervisor_dir(current)
+            if detach:
+                detached.start(specs, state, lock=lock)
+                print_urls(current)
+                return
+            if watch:
+                go, ai = specs
+                specs = [go, reload.preforked(ai, pyproject=apps.AI_SERVICE / "pyproject.toml")]
+            runner = Supervisor(specs, state_dir=state, lock=lock)
+            if watch:
+                targets: list[reload.Target] = [
+                    reload.GoReload("app", apps.GO_MODULE, apps.GO_PACKAGE, state / "builds"),
+                    reload.PythonReload("ai", (apps.AI_SERVICE / "ai_inference",)),
+                ]
+                code = reload.run_watch(runner, targets, on_ready=lambda: print_urls(current))
+            else:
+                code = runner.run(lambda: print_urls(current))
     if code != 0:  # the supervisor has said why already, when it knows
-        raise Exit(None if runner.failure else "the apps stopped", code=code)
+        why = "interrupted before the apps were ready" if runner.interrupted else "the apps stopped"
+        raise Exit(None if runner.failure else why, code=code)
 
 
 @task

@@ -4,18 +4,24 @@ Ctrl-C leaves no app process behind (the infrastructure keeps running until `inv
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import psutil
 import pytest
 import requests
 
-from devenv import ports
+from devenv import apps, ports
+from devenv.proc.record import Record
+from tests.fixtures.running import wait_for
 from tests.fixtures.stack import INV, Stack
 
 pytestmark = pytest.mark.integration
@@ -84,6 +90,107 @@ def test_run_with_a_bad_app_setting_fails_with_the_apps_own_line_and_leaves_no_a
     assert apps_of(stack) == []
     for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
         assert ports.is_free(stack.port(key)), f"{key} still held after the failed run"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=str)
+@pytest.mark.parametrize("mode", [[], ["--detach"]], ids=["foreground", "detached"])
+def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
+    stack: Stack, mode: list[str], sig: signal.Signals
+) -> None:
+    """A `kill` or a closed terminal while the apps start stops them, as Ctrl-C does."""
+    stack.inv("up")
+    broker = Record(stack.state_dir / "native" / "emqx" / "emqx.pid").running()
+    assert broker is not None
+    # A broker that accepts connections but never answers: the monolith cannot get ready,
+    # so however quick the machine, the signal lands while the apps start.
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        proc = subprocess.Popen(
+            [*INV, "run", *mode], env=stack.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: recorded_app_pid(stack) is not None, 180, "the monolith started")
+            proc.send_signal(sig)
+            output = proc.communicate(timeout=60)[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    wait_for(lambda: apps_of(stack) == [], 10, "no app left")
+    for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
+        assert ports.is_free(stack.port(key)), f"{key} still held"
+    assert proc.returncode != 0, output
+    assert "interrupted" in output, output
+    assert "answers through the gateway" not in output
+
+
+def test_a_foreign_server_on_an_app_port_is_named_and_nothing_starts(stack: Stack) -> None:
+    """Another project's server answers /healthz with 200 on the ingestion port: `inv run`
+    names it and starts nothing, instead of announcing a platform that is not there."""
+    port = stack.port("INGESTION_PORT")
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+    with http.server.HTTPServer(("127.0.0.1", port), Healthy) as foreign:
+        serving = threading.Thread(target=foreign.serve_forever, daemon=True)
+        serving.start()
+        try:
+            result = stack.inv("run", "--detach", check=False, timeout=60)
+        finally:
+            foreign.shutdown()
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.count("\n") == 0, message
+    assert f"port {port} is in use by" in message and f"(pid {os.getpid()})" in message
+    assert "set INGESTION_PORT in .env" in message
+    assert "answers through the gateway" not in result.stdout
+    assert apps_of(stack) == []
+    assert stack.our_processes() == []  # not even the infrastructure
+
+
+def test_a_second_run_while_the_first_starts_is_refused_in_one_line_before_it_builds(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The first run waits in `inv up` for a held broker, before its build: the second comes
+    # while the first has not started any app yet, the moment two builds used to race.
+    release = tmp_path / "release"
+    stack.hold_at_start("mosquitto", release)
+    first = subprocess.Popen(
+        [*INV, "run"], env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert first.stdout is not None
+    try:
+        for line in first.stdout:
+            if "✓" in line:  # another component is healthy: the first run is in `inv up`
+                break
+        binary = apps.BINARY.stat().st_mtime_ns if apps.BINARY.exists() else None
+        second = stack.inv("run", check=False, timeout=60)
+        assert second.returncode != 0
+        assert second.stderr.strip().count("\n") == 0, second.stderr
+        assert f"already running (pid {first.pid})" in second.stderr
+        assert "go build" not in second.stdout, second.stdout
+        assert (apps.BINARY.stat().st_mtime_ns if apps.BINARY.exists() else None) == binary
+    finally:
+        first.send_signal(signal.SIGINT)
+        release.touch()
+        first.communicate(timeout=60)
+
+
+def recorded_app_pid(stack: Stack) -> int | None:
+    """The monolith's pid as its supervisor recorded it (None before it is spawned)."""
+    try:
+        recorded = json.loads((stack.state_dir / "apps" / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    identity = recorded["apps"].get("app", {}).get("identity")
+    return identity["pid"] if identity else None
 
 
 def apps_of(stack: Stack) -> list[psutil.Process]:

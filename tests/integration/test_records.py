@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devenv import state
 from devenv.proc import detached
 from devenv.proc.detached import DetachedStatus
 from devenv.proc.record import AlreadyRunning, Identity, Record
@@ -208,13 +209,14 @@ def test_inv_run_while_the_apps_run_is_refused_before_it_builds(
     stack: Stack, tmp_path: Path, reaper: list[int]
 ) -> None:
     (port,) = free_ports(1)
-    running = detached.start([pyapp("app", port, tmp_path)], stack.state_dir / "apps")
+    apps_dir = state.claim(stack.state_dir) / "apps"  # as the `inv run` that started them did
+    running = detached.start([pyapp("app", port, tmp_path)], apps_dir)
     reaper.extend([running.pid, *(a.pid for a in running.apps if a.pid)])
     result = stack.inv("run", check=False)
     assert result.returncode == 1
-    assert f"the apps already run (supervisor pid {running.pid})" in result.stderr
+    assert f"the supervisor of these apps is already running (pid {running.pid})" in result.stderr
     assert stack.inv("status").stdout.count("stopped") == 4  # nothing was started
-    assert detached.stop(stack.state_dir / "apps")
+    assert detached.stop(apps_dir)
 
 
 def test_a_bare_pid_file_of_an_earlier_version_is_still_ours(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.proc import detached
+from devenv.proc import detached, probe
 from devenv.proc.record import AlreadyRunning
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
@@ -162,6 +162,31 @@ def test_not_ready_by_the_deadline_counts_as_a_failed_start(tmp_path: Path) -> N
         assert run.finished(30) == 1
     assert supervisor.failure is not None
     assert "app failed 2 starts in a row (last: not ready after 0.5s)" in supervisor.failure
+
+
+def test_another_process_answering_the_probe_is_not_ready(
+    tmp_path: Path, reaper: list[int]
+) -> None:
+    """A foreign server answers the ready URL with 200: not the process started, not ready."""
+    port, foreign_port = free_ports(2)
+    foreign = subprocess.Popen([sys.executable, str(PYAPP), "--port", str(foreign_port)])
+    reaper.append(foreign.pid)
+    url = f"http://127.0.0.1:{foreign_port}/healthz"
+    wait_for(lambda: get(url) is not None, 10, "the foreign server")
+    started = pyapp("app", port, tmp_path, ready_timeout=0.5)
+    fooled = dataclasses.replace(started, ready_url=url, ready_pid=True)
+    supervisor = Supervisor(
+        [fooled], out=io.StringIO(), max_start_crashes=2, backoff=(0.1, 1.0), stop_timeout=1
+    )
+    with running(supervisor) as run:
+        assert run.finished(30) == 1
+    assert "app failed 2 starts in a row (last: not ready after 0.5s)" in str(supervisor.failure)
+    # The same URL counts for the process that answers it, and for its parent (a launcher).
+    assert probe.http(url, started=foreign.pid)()
+    assert probe.http(url, started=os.getpid())()
+    sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    reaper.append(sibling.pid)
+    assert not probe.http(url, started=sibling.pid)()
 
 
 def test_swap_replaces_the_process_and_waits_until_it_is_ready(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ contract; `tests/test_contract.py` fails when one changes without the other.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -159,6 +160,8 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
-    """What `GET /healthz` answers."""
+    """What `GET /healthz` answers: `pid` lets a readiness probe tell the process it started
+    (or one of its workers) from another one answering on the same port."""
 
     status: Literal["ok"] = "ok"
+    pid: int = Field(default_factory=os.getpid, ge=1)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -86,6 +87,9 @@ type Check func(ctx context.Context) error
 type Health struct {
 	Status  string `json:"status"`
 	Service string `json:"service"`
+	// PID lets a readiness probe tell the process it started from another
+	// one answering on the same port.
+	PID int `json:"pid"`
 	buildinfo.Info
 	Checks map[string]string `json:"checks,omitempty"`
 	// DeadLetters: records each consumer dead-lettered since start.
@@ -96,7 +100,7 @@ type Health struct {
 // (every check within 2 s) on mux.
 func HandleHealth(mux *http.ServeMux, service string, checks map[string]Check) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, http.StatusOK, Health{Status: "ok", Service: service, Info: buildinfo.Get()})
+		WriteJSON(w, http.StatusOK, Health{Status: "ok", Service: service, PID: os.Getpid(), Info: buildinfo.Get()})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -123,7 +127,7 @@ func HandleHealth(mux *http.ServeMux, service string, checks map[string]Check) {
 			}()
 		}
 		wg.Wait()
-		h := Health{Status: "ok", Service: service, Info: buildinfo.Get(), Checks: res, DeadLetters: metrics.DeadLetterCounts()}
+		h := Health{Status: "ok", Service: service, PID: os.Getpid(), Info: buildinfo.Get(), Checks: res, DeadLetters: metrics.DeadLetterCounts()}
 		status := http.StatusOK
 		for _, m := range res {
 			if m != "ok" {
