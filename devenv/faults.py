@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv import apps, backends
-from devenv.backends.base import InfraError, Say
+from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached, group, probe
 from devenv.proc.spec import ProcessSpec
 from devenv.settings import Settings
@@ -25,23 +26,35 @@ from devenv.settings import Settings
 FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/failpoint
 
 
-def component_pid(settings: Settings, role: str) -> int:
-    """The pid (process group leader) of a running infrastructure component."""
+def component(settings: Settings, role: str) -> ComponentStatus:
+    """A running infrastructure component, as `inv status` shows it."""
     for row in backends.select(settings, lambda _line: None).status():
-        if row.role == role and row.pid:
-            return row.pid
-    raise InfraError(f"{role} is not running natively; the fault tests need the native backend")
+        if row.role == role and row.state == "running":
+            return row
+    raise InfraError(f"{role} is not running")
 
 
-def kill9_component(settings: Settings, role: str) -> int:
-    """SIGKILL every process of the component (what `docker kill` does to a container) and
-    wait until they are gone. The caller started the stack, so it reaps the leader: a zombie
-    would still hold its pid (PostgreSQL's lock file names it) until our exit."""
-    pid = component_pid(settings, role)
-    group.stop_group(pid, 5, first_signal=signal.SIGKILL)
+def kill9_component(settings: Settings, role: str) -> None:
+    """SIGKILL every process of the component and wait until they are gone: `docker kill`
+    of its container, or of its process group when it runs natively. The caller started a
+    native stack, so it reaps the leader: a zombie would still hold its pid (PostgreSQL's
+    lock file names it) until our exit."""
+    row = component(settings, role)
+    if row.backend == "docker":
+        subprocess.run(["docker", "kill", row.ident], capture_output=True, check=True)
+        if not probe.wait_until(lambda: component_state(settings, role) != "running", 30):
+            raise InfraError(f"the {role} container still runs 30s after `docker kill`")
+        return
+    if row.pid is None:
+        raise InfraError(f"{role} runs natively but its status names no pid")
+    group.stop_group(row.pid, 5, first_signal=signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-    return pid
+        os.waitpid(row.pid, 0)
+
+
+def component_state(settings: Settings, role: str) -> str:
+    rows = backends.select(settings, lambda _line: None).status()
+    return next(row.state for row in rows if row.role == role)
 
 
 def restart_component(settings: Settings, role: str, say: Say = print) -> None:
