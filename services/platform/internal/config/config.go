@@ -258,11 +258,13 @@ func (c Config) MQTTBroker() string {
 }
 
 // ListenAddrs are the addresses a server port listens on: BindHost first,
-// then each of ExtraBindHosts not already listed.
+// then each of ExtraBindHosts not already listed, unless BindHost is a
+// wildcard (0.0.0.0, ::), which covers them.
 func (c Config) ListenAddrs(port int) []string {
 	hosts := []string{c.BindHost}
+	wildcard := net.ParseIP(c.BindHost) != nil && net.ParseIP(c.BindHost).IsUnspecified()
 	for _, h := range strings.Split(c.ExtraBindHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" && !slices.Contains(hosts, h) {
+		if h = strings.TrimSpace(h); !wildcard && h != "" && !slices.Contains(hosts, h) {
 			hosts = append(hosts, h)
 		}
 	}

@@ -58,6 +58,9 @@ func TestExtraBindHostsListenBesideBindHostOnceEach(t *testing.T) {
 	c, err := Load(vars(map[string]string{"APP_EXTRA_BIND_HOSTS": "172.17.0.1,127.0.0.1,::1,172.17.0.1"}))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"127.0.0.1:8081", "172.17.0.1:8081", "[::1]:8081"}, c.ListenAddrs(c.QueryPort))
+	c, err = Load(vars(map[string]string{"APP_BIND_HOST": "0.0.0.0", "APP_EXTRA_BIND_HOSTS": "172.17.0.1"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"0.0.0.0:8081"}, c.ListenAddrs(c.QueryPort), "the wildcard covers them")
 	_, err = Load(vars(map[string]string{"APP_EXTRA_BIND_HOSTS": "172.17.0.1;10.0.0.1"}))
 	require.ErrorContains(t, err, `invalid setting APP_EXTRA_BIND_HOSTS="172.17.0.1;10.0.0.1": use a value matching`)
 }
