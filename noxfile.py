@@ -172,12 +172,15 @@ def contract(session: nox.Session) -> None:
 @nox.parametrize("backend", BACKENDS)
 @kept("*", tools=[GO], reads_settings=True)
 def integration(session: nox.Session, backend: str) -> None:
-    """Real processes on the cell's backend (+ supervisor, reload: native). `-- A --go A`."""
+    """Real infrastructure under the Go tests (+ native: supervisor, reload; docker: the tasks).
+
+    `-- ARGS --go ARGS`: pytest, then go test."""
     args = route(session.posargs)
     install(session, "test")
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
-    if backend == "native":  # these tests drive the native backend's own processes
-        pytest(session, "pytest", "-m", "integration", "tests/integration", chosen=args.pytest)
+    # native: the native backend's own processes; docker: `inv` tasks on the engine
+    marker = "integration" if backend == "native" else "docker"
+    pytest(session, "pytest", "-m", marker, "tests/integration", chosen=args.pytest)
     python = str(Path(str(session.virtualenv.location)) / "bin" / "python")
     with private_infra(session, backend, ["db", "bus", "mqtt"]) as infra:
         env = {**infra.as_env(), "AI_INFERENCE_PYTHON": python}
@@ -199,11 +202,16 @@ def e2e(session: nox.Session, backend: str) -> None:
 
 
 @nox.session(tags=["ci"])
+@nox.parametrize("backend", BACKENDS)
 @kept("*", reads_settings=True)
-def faults(session: nox.Session) -> None:
-    """Real faults on a private native stack: kill -9, a paused app, poison records, 2 apps."""
+def faults(session: nox.Session, backend: str) -> None:
+    """Real faults on a private stack (docker: only `docker kill` of the bus and the database).
+
+    Native: kill -9 of the bus and the database, a paused app, poison records, two apps."""
     install(session, "test")
+    tests = "tests/faults" if backend == "native" else "tests/faults/test_infrastructure.py"
+    env = {"FAULTS_BACKEND": backend, **sessions.compose_project(session)}
     # The suite starts its stack itself (tests/faults/conftest.py): it must be the parent of
     # the processes it kills, to reap them as `inv up`'s exit does.
-    pytest(session, "faults", "-p", "no:cacheprovider", "tests/faults", "-v",
-           chosen=route(session.posargs).pytest)  # fmt: skip
+    pytest(session, "faults", "-p", "no:cacheprovider", tests, "-v",
+           chosen=route(session.posargs).pytest, env=env)  # fmt: skip

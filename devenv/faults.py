@@ -1,7 +1,7 @@
-"""Fault injection against a running private stack (`nox -s faults`): kill -9 an
-infrastructure component's process group as a container kill would, pause and kill the
-monolith, run it with failpoints or as a second instance. Processes are started and stopped
-through the same helpers as `inv run` (the backend, the detached supervisor)."""
+"""Fault injection against a running private stack (`nox -s faults`): kill an infrastructure
+component (`docker kill` of its container, SIGKILL of its process group natively), pause and
+kill the monolith, run it with failpoints or as a second instance. Processes are started and
+stopped through the same helpers as `inv run` (the backend, the detached supervisor)."""
 
 from __future__ import annotations
 
