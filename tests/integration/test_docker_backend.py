@@ -110,13 +110,14 @@ def status_ident(s: Stack, service: str) -> str:
 
 @pytest.mark.parametrize(
     ("name", "service"),
-    [("kafka", "redpanda"), ("postgresql", "postgres"), ("mosquitto", "emqx"),
-     ("traefik", "traefik"), ("db", "postgres"), ("emqx", "emqx")],
-)  # fmt: skip
-def test_logs_of_a_component_by_any_of_its_names(stack: Stack, name: str, service: str) -> None:
-    shown = stack.inv("logs", "-c", name, "--lines", "3").stdout
+    [("kafka", "redpanda"), ("postgresql", "postgres"), ("mosquitto", "emqx"), (None, None)],
+)
+def test_logs_of_a_component_by_its_native_name_or_of_all(
+    stack: Stack, name: str | None, service: str | None
+) -> None:
+    shown = stack.inv("logs", *(["-c", name] if name else []), "--lines", "3").stdout
     prefixes = {line.split(" ", 1)[0] for line in shown.splitlines() if " | " in line}
-    assert prefixes == {f"{service}-1"}, shown
+    assert prefixes == ({f"{service}-1"} if service else {f"{s}-1" for s in SERVICES}), shown
 
 
 def test_doctor_finds_no_problem_with_the_running_stack(stack: Stack) -> None:
