@@ -1,7 +1,8 @@
 """Fault injection against a running private stack (`nox -s faults`): kill an infrastructure
-component (`docker kill` of its container, SIGKILL of its process group natively), pause and
-kill the monolith, run it with failpoints or as a second instance. Processes are started and
-stopped through the same helpers as `inv run` (the backend, the detached supervisor)."""
+component (`docker kill` of its container, SIGKILL of its process group natively), or pause
+it (SIGSTOP, natively); pause and kill the monolith, run it with failpoints or as a second
+instance. Processes are started and stopped through the same helpers as `inv run` (the
+backend, the detached supervisor)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def component(settings: Settings, role: str) -> ComponentStatus:
     raise InfraError(f"{role} is not running")
 
 
+def component_pid(settings: Settings, role: str) -> int:
+    """The pid (process group leader) of a component that runs natively."""
+    pid = component(settings, role).pid
+    if pid is None:
+        raise InfraError(f"{role} is not running natively; this fault needs the native backend")
+    return pid
+
+
 def kill9_component(settings: Settings, role: str) -> None:
     """SIGKILL every process of the component and wait until they are gone: `docker kill`
     of its container, or of its process group when it runs natively. The caller started a
@@ -45,16 +54,27 @@ def kill9_component(settings: Settings, role: str) -> None:
         if not probe.wait_until(lambda: component_state(settings, role) != "running", 30):
             raise InfraError(f"the {role} container still runs 30s after `docker kill`")
         return
-    if row.pid is None:
-        raise InfraError(f"{role} runs natively but its status names no pid")
-    group.stop_group(row.pid, 5, first_signal=signal.SIGKILL)
+    pid = component_pid(settings, role)
+    group.stop_group(pid, 5, first_signal=signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(row.pid, 0)
+        os.waitpid(pid, 0)
 
 
 def component_state(settings: Settings, role: str) -> str:
     rows = backends.select(settings, lambda _line: None).status()
     return next(row.state for row in rows if row.role == role)
+
+
+@contextlib.contextmanager
+def paused_component(settings: Settings, role: str) -> Iterator[None]:
+    """SIGSTOP every process of the component for the duration (a stalled server: its
+    sockets stay open, nothing answers), SIGCONT on exit, even on failure or Ctrl-C."""
+    pid = component_pid(settings, role)
+    try:
+        group.signal_group(pid, signal.SIGSTOP)
+        yield
+    finally:
+        group.signal_group(pid, signal.SIGCONT)
 
 
 def restart_component(settings: Settings, role: str, say: Say = print) -> None:
