@@ -7,10 +7,10 @@ select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go w
 - Pythons come from the classifiers of pyproject.toml (and of the AI service's); pyenv's
   interpreters are found. A missing one skips its cells with one line locally and fails in CI
   (nox's own rule: `error_on_missing_interpreters` is on when CI is set).
-- Backend cells (`integration(native|docker)`, `e2e(native|docker)`): a docker cell skips with
+- Backend cells (`integration`, `e2e`, `faults`, each `(native|docker)`): a docker cell skips with
   one line when no Docker engine answers, unless REQUIRE_DOCKER=1, which only ci.yml sets, so
   `.ci/run` here (CI=true, no engine) runs the native cells and GitHub's runner fails if its
-  engine is missing. `nox -t ci` here therefore runs every cell but the two docker ones.
+  engine is missing. `nox -t ci` here therefore runs every cell but the three docker ones.
 - Arguments after `--` go to the session's runner; `--go` / `--pytest` route what follows in a
   session that has both (devenv/sessions.py). `--force` or NOX_FORCE=1: run even if unchanged.
 - Kept results: locally, a cell whose declared inputs have not changed since it passed is not
