@@ -178,7 +178,7 @@ def integration(session: nox.Session, backend: str) -> None:
     args = route(session.posargs)
     install(session, "test")
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
-    # native: the native backend's own processes; docker: `inv` tasks on the engine
+    # native: tests that drive its own processes; docker: the `inv` tasks and the stand-ins
     marker = "integration" if backend == "native" else "docker"
     pytest(session, "pytest", "-m", marker, "tests/integration", chosen=args.pytest)
     python = str(Path(str(session.virtualenv.location)) / "bin" / "python")

@@ -51,6 +51,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     INFRA_BACKEND: Literal["auto", "docker", "native"] = "auto"
+    INFRA_IMAGES: Literal["official", "local"] = "official"
     STATE_DIR: str = Field(".state", min_length=1)
     UP_TIMEOUT: float = Field(90, gt=0)
     STOP_TIMEOUT: float = Field(10, gt=0)

@@ -16,6 +16,7 @@ from devenv.settings import REPO_ROOT
 GO_MOD = REPO_ROOT / "services" / "platform" / "go.mod"
 _GO_LINE = re.compile(r"^go\s+(\d+)\.(\d+)(?:\.(\d+))?", re.MULTILINE)
 _TOOLCHAIN = re.compile(r"^toolchain\s+go(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+_ARG_USE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -31,8 +32,18 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def bases(path: Path) -> list[str]:
-    """The image of each FROM (stage names excluded), in order."""
-    return [args.split()[0] for word, args in instructions(path) if word == "FROM"]
+    """The image of each FROM (stage names excluded), in order, with an `ARG NAME=default`
+    declared before the first FROM read as its default: what a build without arguments uses."""
+    defaults: dict[str, str] = {}
+    found: list[str] = []
+    for word, args in instructions(path):
+        if word == "ARG" and not found:
+            name, _, default = args.partition("=")
+            defaults[name.strip()] = default.strip()
+        elif word == "FROM":
+            image = args.split()[0]
+            found.append(_ARG_USE.sub(lambda m: defaults.get(m[1] or m[2], m[0]), image))
+    return found
 
 
 def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:
@@ -40,7 +51,7 @@ def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:
     steps = instructions(path)
     words = [word for word, _ in steps]
     stages = {args.split()[-1] for word, args in steps if word == "FROM" and " AS " in args.upper()}
-    found = []
+    found: list[str] = []
     for base in bases(path):
         tag = base.rpartition(":")[2] if ":" in base else ""
         if base not in stages and (not re.search(r"\d+\.\d+", tag) or tag == "latest"):
@@ -67,7 +78,7 @@ def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:
 
 def check_all(cfg: config.AwsConfig | None = None) -> list[str]:
     cfg = cfg or config.load("dev")
-    found = []
+    found: list[str] = []
     for container, dockerfile in cfg.images.items():
         path = REPO_ROOT / dockerfile
         if not path.is_file():

@@ -20,10 +20,10 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from devenv import compose, ports, state
+from devenv.backends import stand_ins
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.backends.native import RECIPES
 from devenv.settings import REPO_ROOT, Settings
@@ -43,15 +43,15 @@ class DockerBackend:
         self.say = say
         self.runner = runner
         self.components = compose.components(settings.as_env())
-        self.files: list[Path] = [compose.COMPOSE_FILE]  # Compose's -f files, in order
 
     def command(self, *args: str) -> list[str]:
         try:
             program = compose.binary()
         except RuntimeError as exc:
             raise InfraError(str(exc)) from None
-        files = [arg for path in self.files for arg in ("-f", str(path))]
-        return [program, "--project-directory", str(REPO_ROOT), *files, *args]
+        files = stand_ins.compose_files(self.settings)  # + the stand-ins under INFRA_IMAGES=local
+        flags = [arg for path in files for arg in ("-f", str(path))]
+        return [program, "--project-directory", str(REPO_ROOT), *flags, *args]
 
     def up(self, names: list[str]) -> None:
         services = self._services(names)
@@ -68,6 +68,7 @@ class DockerBackend:
                 for p in c.ports
             }
         )
+        stand_ins.ensure(self.settings, self.say)  # INFRA_IMAGES=local: the stand-ins, built here
         t0 = time.monotonic()
         failed: tuple[str, subprocess.CompletedProcess[str]] | None = None
         try:

@@ -33,7 +33,7 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 </project>
 """
 
-_LOG4J2 = """status = warn
+LOG4J2 = """status = warn
 appender.console.type = Console
 appender.console.name = STDOUT
 appender.console.layout.type = PatternLayout
@@ -61,7 +61,7 @@ class Kafka(Recipe):
 
     @property
     def libs(self) -> Path:
-        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+        return libs_dir(self.cache)
 
     @property
     def data_dir(self) -> Path:
@@ -70,10 +70,17 @@ class Kafka(Recipe):
     def prepare(self, say: Say) -> None:
         self.java = require("java", "openjdk-17-jre-headless")
         self.home.mkdir(parents=True, exist_ok=True)
-        if not (self.libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
-            self._fetch_jars(say)
-        (self.home / "server.properties").write_text(self._server_properties())
-        (self.home / "log4j2.properties").write_text(_LOG4J2)
+        ensure_jars(self.cache, say)
+        s = self.settings
+        (self.home / "server.properties").write_text(
+            server_properties(
+                listen=f"127.0.0.1:{s.KAFKA_PORT}",
+                advertise=f"127.0.0.1:{s.KAFKA_PORT}",
+                controller=f"127.0.0.1:{s.KAFKA_CONTROLLER_PORT}",
+                log_dirs=str(self.data_dir),
+            )
+        )
+        (self.home / "log4j2.properties").write_text(LOG4J2)
         if not (self.data_dir / "meta.properties").exists():
             say("kafka: format KRaft storage (once)")
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -97,50 +104,6 @@ class Kafka(Recipe):
     def probe(self) -> probes.Probe:
         return probes.kafka("127.0.0.1", self.settings.KAFKA_PORT)
 
-    def _server_properties(self) -> str:
-        s = self.settings
-        return "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{s.KAFKA_CONTROLLER_PORT}",
-                f"listeners=PLAINTEXT://127.0.0.1:{s.KAFKA_PORT},"
-                f"CONTROLLER://127.0.0.1:{s.KAFKA_CONTROLLER_PORT}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.KAFKA_PORT}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                f"log.dirs={self.data_dir}",
-                "num.partitions=3",
-                "auto.create.topics.enable=true",
-                "offsets.topic.replication.factor=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "",
-            ]
-        )
-
-    def _fetch_jars(self, say: Say) -> None:
-        mvn = require("mvn", "maven")
-        say(f"kafka: resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central (once)")
-        with tempfile.TemporaryDirectory() as tmp:
-            pom = Path(tmp) / "pom.xml"
-            pom.write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
-            staged = Path(tmp) / "libs"
-            result = subprocess.run(
-                [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                 f"-DoutputDirectory={staged}", "-DincludeScope=runtime"],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if result.returncode != 0:
-                tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-                raise RuntimeError(f"mvn could not resolve the Kafka jars:\n{tail}")
-            self.libs.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(self.libs, ignore_errors=True)
-            shutil.move(str(staged), self.libs)
-
     def _java(self, main: str, *args: str) -> None:
         result = subprocess.run(
             [self.java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
@@ -151,3 +114,58 @@ class Kafka(Recipe):
             raise RuntimeError(
                 f"{main} {args[0]} failed: {(result.stdout + result.stderr).strip()}"
             )
+
+
+def server_properties(listen: str, advertise: str, controller: str, log_dirs: str) -> str:
+    """One node, broker and controller, for both backends: clients on `listen` (host:port),
+    told to come back on `advertise`; the controller quorum on `controller`."""
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{controller}",
+            f"listeners=PLAINTEXT://{listen},CONTROLLER://{controller}",
+            f"advertised.listeners=PLAINTEXT://{advertise}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={log_dirs}",
+            "num.partitions=3",
+            "auto.create.topics.enable=true",
+            "offsets.topic.replication.factor=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "",
+        ]
+    )
+
+
+def libs_dir(cache: Path) -> Path:
+    return cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def ensure_jars(cache: Path, say: Say) -> Path:
+    """The Kafka jars in the tool cache, resolved by Maven the first time; their folder."""
+    libs = libs_dir(cache)
+    if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        return libs
+    mvn = require("mvn", "maven")
+    say(f"kafka: resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central (once)")
+    with tempfile.TemporaryDirectory() as tmp:
+        pom = Path(tmp) / "pom.xml"
+        pom.write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+        staged = Path(tmp) / "libs"
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             f"-DoutputDirectory={staged}", "-DincludeScope=runtime"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+            raise RuntimeError(f"mvn could not resolve the Kafka jars:\n{tail}")
+        libs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(libs, ignore_errors=True)
+        shutil.move(str(staged), libs)
+    return libs

