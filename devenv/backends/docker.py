@@ -93,8 +93,11 @@ class DockerBackend:
 
     def dry_run_up(self, names: list[str]) -> list[str]:
         """The commands `up` runs on a project where nothing runs yet, as it echoes them."""
-        steps = [PS_ARGS, *self._up_steps(self._services(names))]
-        return [shlex.join(self.command(*args)) for args in steps]
+        lines = [shlex.join(self.command(*PS_ARGS))]
+        if self.settings.INFRA_IMAGES == "local":
+            lines.append("# INFRA_IMAGES=local: the stand-in images are built first (layer cache)")
+        services = self._services(names)
+        return lines + [shlex.join(self.command(*args)) for args in self._up_steps(services)]
 
     def _up_steps(self, services: list[str]) -> list[Sequence[str]]:
         """What `up` runs, in order, once it knows which services to start."""
