@@ -70,24 +70,18 @@ class DockerBackend:
         )
         stand_ins.ensure(self.settings, self.say)  # INFRA_IMAGES=local: the stand-ins, built here
         t0 = time.monotonic()
-        failed: tuple[str, subprocess.CompletedProcess[str]] | None = None
         try:
-            for args in self._up_steps(todo):
-                result = self._run(*args, check=False)
-                if result.returncode != 0:
-                    failed = args[0], result
-                    break
+            result = self._run(*self._up_args(todo), check=False)
         except KeyboardInterrupt:
             self.say("interrupted: stopping what this `inv up` started")
             self._run("stop", *todo, check=False)
             raise
-        if failed:
-            verb, result = failed
+        if result.returncode != 0:
             details = self._run("logs", "--no-color", "--tail", "20", *todo, check=False).stdout
             self._run("stop", *todo, check=False)
             raise InfraError(
-                f"docker compose {verb} failed (exit {result.returncode}); stopped "
-                f"{', '.join(todo)}.\n{result.stderr.strip()}\nLast log lines:\n{details}"
+                f"docker compose up failed (exit {result.returncode}); stopped {', '.join(todo)}.\n"
+                f"{result.stderr.strip()}\nLast log lines:\n{details}"
             )
         self.say(f"all healthy in {time.monotonic() - t0:.1f}s (docker)")
 
@@ -96,13 +90,11 @@ class DockerBackend:
         lines = [shlex.join(self.command(*PS_ARGS))]
         if self.settings.INFRA_IMAGES == "local":
             lines.append("# INFRA_IMAGES=local: the stand-in images are built first (layer cache)")
-        services = self._services(names)
-        return lines + [shlex.join(self.command(*args)) for args in self._up_steps(services)]
+        return [*lines, shlex.join(self.command(*self._up_args(self._services(names))))]
 
-    def _up_steps(self, services: list[str]) -> list[Sequence[str]]:
-        """What `up` runs, in order, once it knows which services to start."""
+    def _up_args(self, services: list[str]) -> list[str]:
         timeout = str(int(self.settings.UP_TIMEOUT))
-        return [("up", "--detach", "--wait", "--wait-timeout", timeout, *services)]
+        return ["up", "--detach", "--wait", "--wait-timeout", timeout, *services]
 
     def down(self, names: list[str]) -> None:
         if names:
