@@ -162,9 +162,10 @@ class DockerBackend:
         container that `inv up` started again after a crash is as old as that start)."""
         if not ids:
             return {}
-        out = self._docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", *ids).stdout
+        # A container removed since `ps` is missing from the answer (and the exit code is 1).
+        args = ("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", *ids)
         uptimes = {}
-        for line in out.splitlines():
+        for line in self._docker(*args, check=False).stdout.splitlines():
             full_id, started_at = line.split()
             since = uptime(started_at)
             uptimes.update({short: since for short in ids if full_id.startswith(short)})
@@ -185,8 +186,8 @@ class DockerBackend:
         self.say(f"$ {shlex.join(argv)}")
         return self._call(argv, check, capture)
 
-    def _docker(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self._call(["docker", *args], check=True, capture=True)
+    def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._call(["docker", *args], check=check, capture=True)
 
     def _call(
         self, argv: list[str], check: bool, capture: bool
