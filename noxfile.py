@@ -7,10 +7,10 @@ select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go w
 - Pythons come from the classifiers of pyproject.toml (and of the AI service's); pyenv's
   interpreters are found. A missing one skips its cells with one line locally and fails in CI
   (nox's own rule: `error_on_missing_interpreters` is on when CI is set).
-- Backend cells (`integration(native|docker)`, `e2e(native|docker)`): a docker cell skips with
+- Backend cells (`integration`, `e2e`, `faults`, each `(native|docker)`): a docker cell skips with
   one line when no Docker engine answers, unless REQUIRE_DOCKER=1, which only ci.yml sets, so
   `.ci/run` here (CI=true, no engine) runs the native cells and GitHub's runner fails if its
-  engine is missing. `nox -t ci` here therefore runs every cell but the two docker ones.
+  engine is missing. `nox -t ci` here therefore runs every cell but the three docker ones.
 - Arguments after `--` go to the session's runner; `--go` / `--pytest` route what follows in a
   session that has both (devenv/sessions.py). `--force` or NOX_FORCE=1: run even if unchanged.
 - Kept results: locally, a cell is not run again while no file of the repository and none of
@@ -164,11 +164,13 @@ def contract(session: nox.Session) -> None:
 @nox.parametrize("backend", BACKENDS)
 @kept(tools=[GO], reads_settings=True)
 def integration(session: nox.Session, backend: str) -> None:
-    """Real processes on a backend (native: supervisor, reload; docker: stand-ins). `-- A --go A`"""
+    """Real infrastructure under the Go tests (+ native: supervisor, reload; docker: the tasks).
+
+    `-- ARGS --go ARGS`: pytest, then go test."""
     args = route(session.posargs)
     install(session, "test")
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
-    # native: tests that drive its own processes; docker: the stand-in images, built and run
+    # native: tests that drive its own processes; docker: the `inv` tasks and the stand-ins
     marker = "integration" if backend == "native" else "docker"
     pytest(session, "pytest", "-m", marker, "tests/integration", chosen=args.pytest)
     python = str(Path(str(session.virtualenv.location)) / "bin" / "python")
@@ -192,11 +194,16 @@ def e2e(session: nox.Session, backend: str) -> None:
 
 
 @nox.session(tags=["ci"])
+@nox.parametrize("backend", BACKENDS)
 @kept(tools=[GO], reads_settings=True)
-def faults(session: nox.Session) -> None:
-    """Real faults on a private native stack: kill -9, a paused app, poison records, 2 apps."""
+def faults(session: nox.Session, backend: str) -> None:
+    """Real faults on a private stack (docker: only `docker kill` of the bus and the database).
+
+    Native: kill -9 of the bus and the database, a paused app, poison records, two apps."""
     install(session, "test")
+    tests = "tests/faults" if backend == "native" else "tests/faults/test_infrastructure.py"
+    env = {"FAULTS_BACKEND": backend, **sessions.compose_project(session)}
     # The suite starts its stack itself (tests/faults/conftest.py): it must be the parent of
     # the processes it kills, to reap them as `inv up`'s exit does.
-    pytest(session, "faults", "-p", "no:cacheprovider", "tests/faults", "-v",
-           chosen=route(session.posargs).pytest)  # fmt: skip
+    pytest(session, "faults", "-p", "no:cacheprovider", tests, "-v",
+           chosen=route(session.posargs).pytest, env=env)  # fmt: skip

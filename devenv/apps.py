@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from devenv import build, ports, state
+from devenv import backends, build, ports, state
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached
 from devenv.proc import status as recorded_status
@@ -25,6 +25,7 @@ AI_VENV = AI_SERVICE / ".venv"
 
 # Every port an app listens on: the monolith's three servers and the AI service.
 APP_PORT_KEYS = ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT")
+EXTRA_BIND_HOSTS = "APP_EXTRA_BIND_HOSTS"
 
 GO_TARGET = build.GoTarget(GO_MODULE, GO_PACKAGE, BINARY)
 AI_TARGET = build.VenvTarget(AI_SERVICE, AI_VENV)
@@ -53,14 +54,14 @@ def migrate(settings: Settings) -> None:
 
 
 def specs(settings: Settings) -> list[ProcessSpec]:
-    logs = settings.state_dir / "apps"
     env = settings.as_env()
+    logs = log_files(settings)
     return [
         ProcessSpec(
             name="app",
             argv=(str(BINARY), "serve"),
-            log_file=logs / "app.log",
-            env=env,
+            log_file=logs["app"],
+            env={**env, EXTRA_BIND_HOSTS: ",".join(listen_hosts(settings))},
             # One process, three servers: each answers its own /readyz (its dependencies),
             # with the pid that proves it is this process and not another on the port.
             ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
@@ -74,7 +75,7 @@ def specs(settings: Settings) -> list[ProcessSpec]:
         ProcessSpec(
             name="ai",
             argv=(str(AI_VENV / "bin" / "python"), "-m", "ai_inference"),
-            log_file=logs / "ai.log",
+            log_file=logs["ai"],
             cwd=AI_SERVICE,
             env=env,
             ready_url=f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz",
@@ -82,6 +83,14 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             ready_timeout=60,
         ),
     ]
+
+
+def listen_hosts(settings: Settings) -> list[str]:
+    """The monolith's APP_EXTRA_BIND_HOSTS: the setting's, then the addresses where the
+    backend's gateway sends to the apps (on a Linux Docker engine, its bridge's)."""
+    given = [host for host in settings.value(EXTRA_BIND_HOSTS).split(",") if host]
+    reached = backends.select(settings, say=lambda _line: None).upstream_hosts()
+    return list(dict.fromkeys([*given, *reached]))
 
 
 def supervisor_dir(settings: Settings) -> Path:
@@ -146,4 +155,4 @@ def stop(settings: Settings) -> bool:
 
 
 def log_files(settings: Settings) -> dict[str, Path]:
-    return {spec.name: spec.log_file for spec in specs(settings)}
+    return {name: supervisor_dir(settings) / f"{name}.log" for name in ("app", "ai")}

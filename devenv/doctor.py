@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devenv import apps, backends, ports, settings
+from devenv import apps, backends, compose, ports, settings, state
+from devenv.backends.docker import DockerBackend
 from devenv.backends.native.recipe import MissingToolError, require
 from devenv.proc import group
 
@@ -63,14 +64,18 @@ def run(out: Out) -> int:
 
     out("backend")
     engine = backends.docker_engine_answers()
-    chosen = current.INFRA_BACKEND
+    recorded = state.recorded_backend(current.state_dir)
+    chosen = recorded or current.INFRA_BACKEND
     if chosen == "auto":
         chosen = "docker" if engine else "native"
     answers = "answers" if engine else "not reachable"
-    ok(f"{chosen} (INFRA_BACKEND={current.INFRA_BACKEND}; docker engine {answers})")
+    why = "the running stack's" if recorded else f"INFRA_BACKEND={current.INFRA_BACKEND}"
+    ok(f"{chosen} ({why}; docker engine {answers})")
     problem = backends.docker_problem() if chosen == "docker" else None
     if problem:
         bad(problem)
+    elif chosen == "docker":
+        ok(_docker_paths(current))
 
     out("tools")
     for tool in (NATIVE_TOOLS if chosen == "native" else ()) + APP_TOOLS:
@@ -78,11 +83,13 @@ def run(out: Out) -> int:
         (ok if healthy else bad)(message)
 
     out("ports")
-    ours = _our_processes(current)
+    rows = _our_stack(current)
+    ours = {member.pid for row in rows if row.pid for member in group.group_members(row.pid)}
+    published = {port for row in rows for port in row.ports}
     for port, key in sorted(current.port_owner().items()):
         if ports.is_free(port):
             ok(f"{port} free ({key})")
-        elif ports.holder_pid(port) in ours:
+        elif port in published or ports.holder_pid(port) in ours:
             ok(f"{port} in use by this project's running stack ({key})")
         else:
             who = ports.holder(port)
@@ -92,14 +99,24 @@ def run(out: Out) -> int:
     return problems
 
 
-def _our_processes(current: settings.Settings) -> set[int]:
-    """Every process of the stack this project runs: the recorded infrastructure and apps,
-    with their children (a server's workers may hold the port)."""
+def _docker_paths(current: settings.Settings) -> str:
+    """Which Compose runs, and where the containerised gateway reaches the apps."""
+    program = compose.binary()
+    done = subprocess.run(
+        [program, "version", "--short"], capture_output=True, text=True, check=False
+    )
+    hosts = DockerBackend(current, lambda _: None).upstream_hosts()
+    reach = f"127.0.0.1 and {', '.join(hosts)} (the engine's bridge)" if hosts else "127.0.0.1"
+    return f"compose {done.stdout.strip()} ({program}); the gateway reaches the apps on {reach}"
+
+
+def _our_stack(current: settings.Settings) -> list[backends.ComponentStatus]:
+    """The stack this project runs: its processes (and their children: a server's workers
+    may hold the port) and the ports its containers publish."""
     try:
-        rows = backends.select(current, lambda _: None).status() + apps.status(current)
+        return backends.select(current, lambda _: None).status() + apps.status(current)
     except backends.InfraError:  # the backend cannot run: said above
-        return set()
-    return {member.pid for row in rows if row.pid for member in group.group_members(row.pid)}
+        return []
 
 
 def _check_tool(tool: Tool) -> tuple[bool, str]:

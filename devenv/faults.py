@@ -1,8 +1,8 @@
-"""Fault injection against a running private stack (`nox -s faults`): kill -9 an
-infrastructure component's process group as a container kill would, or pause it (SIGSTOP);
-pause and kill the monolith, run it with failpoints or as a second instance. Processes are
-started and stopped through the same helpers as `inv run` (the backend, the detached
-supervisor)."""
+"""Fault injection against a running private stack (`nox -s faults`): kill an infrastructure
+component (`docker kill` of its container, SIGKILL of its process group natively), or pause
+it (SIGSTOP, natively); pause and kill the monolith, run it with failpoints or as a second
+instance. Processes are started and stopped through the same helpers as `inv run` (the
+backend, the detached supervisor)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv import apps, backends
-from devenv.backends.base import InfraError, Say
+from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached, group, probe
 from devenv.proc.spec import ProcessSpec
 from devenv.settings import Settings
@@ -26,23 +27,42 @@ from devenv.settings import Settings
 FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/failpoint
 
 
-def component_pid(settings: Settings, role: str) -> int:
-    """The pid (process group leader) of a running infrastructure component."""
+def component(settings: Settings, role: str) -> ComponentStatus:
+    """A running infrastructure component, as `inv status` shows it."""
     for row in backends.select(settings, lambda _line: None).status():
-        if row.role == role and row.pid:
-            return row.pid
-    raise InfraError(f"{role} is not running natively; the fault tests need the native backend")
+        if row.role == role and row.state == "running":
+            return row
+    raise InfraError(f"{role} is not running")
 
 
-def kill9_component(settings: Settings, role: str) -> int:
-    """SIGKILL every process of the component (what `docker kill` does to a container) and
-    wait until they are gone. The caller started the stack, so it reaps the leader: a zombie
-    would still hold its pid (PostgreSQL's lock file names it) until our exit."""
+def component_pid(settings: Settings, role: str) -> int:
+    """The pid (process group leader) of a component that runs natively."""
+    pid = component(settings, role).pid
+    if pid is None:
+        raise InfraError(f"{role} is not running natively; this fault needs the native backend")
+    return pid
+
+
+def kill9_component(settings: Settings, role: str) -> None:
+    """SIGKILL every process of the component and wait until they are gone: `docker kill`
+    of its container, or of its process group when it runs natively. The caller started a
+    native stack, so it reaps the leader: a zombie would still hold its pid (PostgreSQL's
+    lock file names it) until our exit."""
+    row = component(settings, role)
+    if row.backend == "docker":
+        subprocess.run(["docker", "kill", row.ident], capture_output=True, check=True)
+        if not probe.wait_until(lambda: component_state(settings, role) != "running", 30):
+            raise InfraError(f"the {role} container still runs 30s after `docker kill`")
+        return
     pid = component_pid(settings, role)
     group.stop_group(pid, 5, first_signal=signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    return pid
+
+
+def component_state(settings: Settings, role: str) -> str:
+    rows = backends.select(settings, lambda _line: None).status()
+    return next(row.state for row in rows if row.role == role)
 
 
 @contextlib.contextmanager

@@ -186,6 +186,7 @@ def private_infra(session: nox.Session, backend: str, names: list[str]) -> Itera
     with _environ(project):
         backend_ = backends.select(current, session.log)
         try:
+            backend_.remove_data()  # what a killed run of this cell left behind
             backend_.up(names)
             yield current
         finally:
@@ -200,9 +201,13 @@ def _private(
     folder = REPO_ROOT / ".state" / cell_slug(session.name)
     shutil.rmtree(folder, ignore_errors=True)  # cold: fresh every run
     env = {**isolated_env(folder), "INFRA_BACKEND": backend}
-    project = {"COMPOSE_PROJECT_NAME": f"platform-{cell_slug(session.name)}".lower()}
     session.log(f"starting a private {backend} {what} on free ports; state and logs in {folder}")
-    return env, project
+    return env, compose_project(session)
+
+
+def compose_project(session: nox.Session) -> dict[str, str]:
+    """The cell's own Compose project: its containers and volumes meet no one else's."""
+    return {"COMPOSE_PROJECT_NAME": f"platform-{cell_slug(session.name)}".lower()}
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ def platform_running(settings: Settings, say: Say = print) -> Iterator[None]:
     afterwards, even on failure or Ctrl-C. Logs stay in STATE_DIR for whoever reads them next."""
     backend = backends.select(settings, say)
     try:
+        backend.remove_data()  # what a killed run left behind (a Compose project's volumes)
         backend.up([])
         for line in apps.build_all():
             say(line)

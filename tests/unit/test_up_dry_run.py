@@ -1,4 +1,4 @@
-"""`inv up --dry-run`: the exact `docker compose` commands, and nothing started."""
+"""`inv up --dry-run`: the exact Compose commands, and nothing started."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytest
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from devenv import compose
 from devenv.settings import REPO_ROOT
 from devenv.tasks import infra
 
-COMPOSE = f"docker compose --project-directory {REPO_ROOT} -f {REPO_ROOT / 'compose.yaml'}"
+COMPOSE = f"{compose.binary()} --project-directory {REPO_ROOT} -f {REPO_ROOT / 'compose.yaml'}"
 
 
 @pytest.fixture
@@ -60,3 +61,13 @@ def test_dry_run_of_an_unknown_component_is_one_clear_error(
     assert exit_.value.code == 1
     assert str(exit_.value.message).startswith("error: no component 'kafak': choose one of db")
     assert capsys.readouterr().out == ""
+
+
+def test_dry_run_takes_the_native_program_names_too(
+    nothing_runs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    infra.up(Context(), component=["kafka", "postgresql", "mosquitto", "traefik"], dry_run=True)
+
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{COMPOSE} up --detach --wait --wait-timeout 45 redpanda postgres emqx traefik"
+    )

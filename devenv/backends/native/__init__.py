@@ -126,6 +126,9 @@ class NativeBackend:
         for recipe in self.recipes.values():
             recipe.remove_data()
 
+    def upstream_hosts(self) -> list[str]:
+        return []  # the native Traefik runs on this host: it reaches the apps on loopback
+
     # --- inspection -----------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
         result = []

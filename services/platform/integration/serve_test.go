@@ -35,8 +35,8 @@ func TestServeEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	c, ing, stop := serveApp(t, "e2e")
 	sfx := uuid.NewString()[:8]
-	q := qclient.New("http://"+c.Addr(c.QueryPort), nil)
-	act := actclient.New("http://"+c.Addr(c.ActionsPort), nil)
+	q := qclient.New("http://"+c.ListenAddrs(c.QueryPort)[0], nil)
+	act := actclient.New("http://"+c.ListenAddrs(c.ActionsPort)[0], nil)
 
 	// A device: publishes telemetry, receives commands, acks them.
 	var mu sync.Mutex
@@ -142,7 +142,7 @@ func serveApp(t *testing.T, prefix string) (c config.Config, ing *ingclient.Clie
 		}
 	})
 	t.Cleanup(func() { _ = stop() })
-	ing = ingclient.New("http://"+c.Addr(c.IngestionPort), nil)
+	ing = ingclient.New("http://"+c.ListenAddrs(c.IngestionPort)[0], nil)
 	require.Eventually(t, func() bool { _, err := ing.Ready(ctx); return err == nil }, 30*time.Second, 50*time.Millisecond, "ingestion /readyz")
 	return c, ing, stop
 }

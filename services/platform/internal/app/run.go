@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"platform/internal/config"
@@ -23,20 +24,26 @@ type listener struct {
 
 type listeners []listener
 
-// listen binds the three servers' ports; a busy one names its setting.
+// listen binds the three servers' ports on each listen address; a busy one
+// names its setting.
 func listen(cfg config.Config) (listeners, error) {
 	var lns listeners
 	for _, s := range []struct {
 		server string
 		port   int
 	}{{"ingestion", cfg.IngestionPort}, {"query", cfg.QueryPort}, {"actions", cfg.ActionsPort}} {
-		ln, err := net.Listen("tcp", cfg.Addr(s.port))
-		if err != nil {
-			lns.close()
-			return nil, fmt.Errorf("%s server cannot listen on %s: %w (set %s_PORT to a free port)",
-				s.server, cfg.Addr(s.port), err, strings.ToUpper(s.server))
+		for _, addr := range cfg.ListenAddrs(s.port) {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				lns.close()
+				fix := "set " + strings.ToUpper(s.server) + "_PORT to a free port"
+				if !errors.Is(err, syscall.EADDRINUSE) {
+					fix = "set APP_BIND_HOST and APP_EXTRA_BIND_HOSTS to addresses of this host"
+				}
+				return nil, fmt.Errorf("%s server cannot listen on %s: %w (%s)", s.server, addr, err, fix)
+			}
+			lns = append(lns, listener{s.server, ln})
 		}
-		lns = append(lns, listener{s.server, ln})
 	}
 	return lns, nil
 }

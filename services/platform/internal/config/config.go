@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,10 +25,13 @@ import (
 // Config is every setting of the monolith. Tags: env (key), envDefault,
 // validate (range of a number) and secret (masked in logs).
 type Config struct {
-	BindHost      string `env:"APP_BIND_HOST" envDefault:"127.0.0.1"`
-	IngestionPort int    `env:"INGESTION_PORT" envDefault:"8080" validate:"min=1,max=65535"`
-	QueryPort     int    `env:"QUERY_PORT" envDefault:"8081" validate:"min=1,max=65535"`
-	ActionsPort   int    `env:"ACTIONS_PORT" envDefault:"8082" validate:"min=1,max=65535"`
+	BindHost string `env:"APP_BIND_HOST" envDefault:"127.0.0.1"`
+	// ExtraBindHosts are comma-separated addresses the servers listen on
+	// besides BindHost (ListenAddrs).
+	ExtraBindHosts string `env:"APP_EXTRA_BIND_HOSTS" envDefault:""`
+	IngestionPort  int    `env:"INGESTION_PORT" envDefault:"8080" validate:"min=1,max=65535"`
+	QueryPort      int    `env:"QUERY_PORT" envDefault:"8081" validate:"min=1,max=65535"`
+	ActionsPort    int    `env:"ACTIONS_PORT" envDefault:"8082" validate:"min=1,max=65535"`
 
 	PostgresHost     string `env:"POSTGRES_HOST" envDefault:"127.0.0.1"`
 	PostgresPort     int    `env:"POSTGRES_PORT" envDefault:"5432" validate:"min=1,max=65535"`
@@ -250,5 +254,20 @@ func (c Config) MQTTBroker() string {
 	return "tcp://" + net.JoinHostPort(c.MQTTHost, strconv.Itoa(c.MQTTPort))
 }
 
-// Addr is the listen address of a server port.
-func (c Config) Addr(port int) string { return net.JoinHostPort(c.BindHost, strconv.Itoa(port)) }
+// ListenAddrs are the addresses a server port listens on: BindHost first,
+// then each of ExtraBindHosts not already listed, unless BindHost is a
+// wildcard (0.0.0.0, ::), which covers them.
+func (c Config) ListenAddrs(port int) []string {
+	hosts := []string{c.BindHost}
+	wildcard := net.ParseIP(c.BindHost) != nil && net.ParseIP(c.BindHost).IsUnspecified()
+	for _, h := range strings.Split(c.ExtraBindHosts, ",") {
+		if h = strings.TrimSpace(h); !wildcard && h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	addrs := make([]string, len(hosts))
+	for i, h := range hosts {
+		addrs[i] = net.JoinHostPort(h, strconv.Itoa(port))
+	}
+	return addrs
+}

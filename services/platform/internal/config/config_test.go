@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:9092", c.KafkaBroker())
 	assert.Equal(t, "tcp://127.0.0.1:1883", c.MQTTBroker())
 	assert.Equal(t, "http://127.0.0.1:8090", c.AIInferenceURL())
-	assert.Equal(t, "127.0.0.1:8081", c.Addr(c.QueryPort))
+	assert.Equal(t, []string{"127.0.0.1:8081"}, c.ListenAddrs(c.QueryPort))
 	assert.Equal(t, "telemetry.v1", c.TopicTelemetry)
 	assert.Equal(t, "telemetry.dlq", c.TopicTelemetryDLQ)
 	assert.Equal(t, "anomalies.v1", c.TopicAnomalies)
@@ -51,6 +51,17 @@ func TestOverrides(t *testing.T) {
 	assert.Equal(t, 64, c.KafkaPartitions)
 	assert.Equal(t, "http://[::1]:8090", c.AIInferenceURL())
 	assert.Contains(t, c.PostgresDSN(), "p%20w%40x")
+}
+
+func TestExtraBindHostsListenBesideBindHostOnceEach(t *testing.T) {
+	c, err := Load(vars(map[string]string{"APP_EXTRA_BIND_HOSTS": "172.17.0.1,127.0.0.1,::1,172.17.0.1"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"127.0.0.1:8081", "172.17.0.1:8081", "[::1]:8081"}, c.ListenAddrs(c.QueryPort))
+	c, err = Load(vars(map[string]string{"APP_BIND_HOST": "0.0.0.0", "APP_EXTRA_BIND_HOSTS": "172.17.0.1"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"0.0.0.0:8081"}, c.ListenAddrs(c.QueryPort), "the wildcard covers them")
+	_, err = Load(vars(map[string]string{"APP_EXTRA_BIND_HOSTS": "172.17.0.1;10.0.0.1"}))
+	require.ErrorContains(t, err, `invalid setting APP_EXTRA_BIND_HOSTS="172.17.0.1;10.0.0.1": use a value matching`)
 }
 
 func TestEmptyValueTakesTheDefault(t *testing.T) {

@@ -80,6 +80,8 @@ func (d *declaration) check(v string) string {
 		return "use one of " + strings.Join(d.Enum, ", ")
 	case d.pattern != nil && !d.pattern.MatchString(v) && d.Format == "duration":
 		return fmt.Sprintf("use a positive whole number of ms, s or m, such as %s", example)
+	case d.pattern != nil && !d.pattern.MatchString(v) && example == "":
+		return "use a value matching " + d.Pattern
 	case d.pattern != nil && !d.pattern.MatchString(v):
 		return fmt.Sprintf("use a value matching %s, such as %s", d.Pattern, example)
 	case d.MinLength != nil && utf8.RuneCountInString(v) < *d.MinLength:

@@ -1,0 +1,153 @@
+"""The docker backend's tasks as a user runs them, on a real engine (`nox -s
+"integration(docker)"`): `inv up [-c NAME] [--dry-run]`, `status`, `logs`, `doctor`, `down`,
+`clean --yes`. Compose runs without the CLI plugin (DOCKER_CONFIG points at an empty folder).
+The tests share one private project, in file order; the last one deletes it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devenv.backends.docker import DockerBackend
+from devenv.settings import load
+from tests.fixtures.stack import Stack
+
+pytestmark = pytest.mark.docker
+SERVICES = ("postgres", "redpanda", "emqx", "traefik")
+STARTED = time.time()  # nothing of this module's project is older
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("docker")
+    (root / "docker-config").mkdir()  # no CLI plugins: Compose must not need one
+    s = Stack(root / "state")
+    s.env.update(
+        INFRA_BACKEND="docker",
+        COMPOSE_PROJECT_NAME=f"platform-test-{uuid.uuid4().hex[:8]}",
+        DOCKER_CONFIG=str(root / "docker-config"),
+    )
+    try:
+        yield s
+    finally:
+        s.inv("clean", "--yes", check=False)
+        assert project_containers(s) == [] and project_volumes(s) == []
+
+
+def docker(s: Stack, *args: str) -> list[str]:
+    done = subprocess.run(["docker", *args], env=s.env, capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def project_containers(s: Stack, *args: str) -> list[str]:
+    label = f"label=com.docker.compose.project={s.env['COMPOSE_PROJECT_NAME']}"
+    return docker(
+        s, "ps", "--filter", label, "--format", '{{.Label "com.docker.compose.service"}}', *args
+    )
+
+
+def project_volumes(s: Stack) -> list[str]:
+    label = f"label=com.docker.compose.project={s.env['COMPOSE_PROJECT_NAME']}"
+    return docker(s, "volume", "ls", "--quiet", "--filter", label)
+
+
+def status(s: Stack) -> dict[str, list[str]]:
+    """`inv status` rows by service: state, health, uptime (the last column)."""
+    rows = {}
+    for line in s.inv("status").stdout.splitlines():
+        cells = line.split()
+        if len(cells) >= 6 and cells[1] in SERVICES:
+            rows[cells[1]] = [cells[3], cells[4], cells[-1]]
+    return rows
+
+
+def seconds(shown: str) -> int:
+    """`inv status`'s uptime (42s, 3m07s, 1h02m) in seconds."""
+    parts = dict((unit, int(n)) for n, unit in re.findall(r"(\d+)([hms])", shown))
+    return parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+
+
+def test_up_runs_what_its_dry_run_prints_and_a_second_up_is_a_no_op(stack: Stack) -> None:
+    shown = stack.inv("up", "--dry-run").stdout.splitlines()[1:]
+    planned = [line for line in shown if not line.startswith("# ")]  # INFRA_IMAGES=local's
+    t0 = time.monotonic()
+    done = stack.inv("up")
+    cold = time.monotonic() - t0
+    ran = [line[2:] for line in done.stdout.splitlines() if line.startswith("$ ")]
+    assert ran == planned
+    assert sorted(project_containers(stack)) == sorted(SERVICES)
+    t0 = time.monotonic()
+    again = stack.inv("up")
+    print(f"inv up on docker: cold {cold:.1f}s, warm (all up) {time.monotonic() - t0:.1f}s")
+    assert "already up: postgres, redpanda, emqx, traefik (docker)" in again.stdout
+
+
+def test_status_counts_uptime_from_the_containers_start_in_utc(stack: Stack) -> None:
+    stack.env["TZ"] = "Asia/Kolkata"  # +05:30: a time read as local would be 5.5 h off
+    try:
+        docker(stack, "kill", status_ident(stack, "redpanda"))
+        stack.inv("up", "-c", "kafka")
+        rows = status(stack)
+    finally:
+        del stack.env["TZ"]
+    assert all(rows[s][:2] == ["running", "healthy"] for s in SERVICES), rows
+    since_module = time.time() - STARTED
+    assert all(seconds(rows[s][2]) <= since_module + 2 for s in SERVICES), rows
+    # Started again after the kill, not created again: its uptime counts from that start.
+    assert seconds(rows["redpanda"][2]) < seconds(rows["postgres"][2]), rows
+
+
+def status_ident(s: Stack, service: str) -> str:
+    line = next(x for x in s.inv("status").stdout.splitlines() if f" {service} " in x)
+    return line.split()[6]
+
+
+@pytest.mark.parametrize(
+    ("name", "service"),
+    [("kafka", "redpanda"), ("postgresql", "postgres"), ("mosquitto", "emqx"), (None, None)],
+)
+def test_logs_of_a_component_by_its_native_name_or_of_all(
+    stack: Stack, name: str | None, service: str | None
+) -> None:
+    shown = stack.inv("logs", *(["-c", name] if name else []), "--lines", "3").stdout
+    prefixes = {line.split(" ", 1)[0] for line in shown.splitlines() if " | " in line}
+    assert prefixes == ({f"{service}-1"} if service else {f"{s}-1" for s in SERVICES}), shown
+
+
+def test_doctor_finds_no_problem_with_the_running_stack(stack: Stack) -> None:
+    report = stack.inv("doctor").stdout  # exit 0: no port counted as someone else's
+    hosts = DockerBackend(load(environ=stack.env)).upstream_hosts()
+    assert "docker (the running stack's; docker engine answers)" in report
+    assert f"the gateway reaches the apps on {' and '.join(['127.0.0.1', *hosts])}" in report
+
+
+def test_down_of_one_component_stops_only_it(stack: Stack) -> None:
+    stack.inv("down", "-c", "mosquitto")
+    assert sorted(project_containers(stack)) == sorted(set(SERVICES) - {"emqx"})
+    assert status(stack)["emqx"][0] == "stopped"
+    stack.inv("up", "-c", "mqtt")
+    assert status(stack)["emqx"][:2] == ["running", "healthy"]
+
+
+def test_down_keeps_the_data_and_clean_starts_afresh(stack: Stack) -> None:
+    with stack.pg() as db:
+        db.execute("CREATE TABLE kept_across_down (n int)")
+    stack.inv("down")
+    assert project_containers(stack, "--all") == []
+    assert len(project_volumes(stack)) == 3
+    stack.inv("up", "-c", "postgresql")
+    with stack.pg() as db:
+        assert db.execute("SELECT count(*) FROM kept_across_down").fetchone() == (0,)
+    stack.inv("clean", "--yes")
+    assert project_containers(stack, "--all") == [] and project_volumes(stack) == []
+    assert not Path(stack.env["STATE_DIR"]).exists()
+    stack.inv("up", "-c", "db")
+    with stack.pg() as db, pytest.raises(psycopg.errors.UndefinedTable):
+        db.execute("SELECT count(*) FROM kept_across_down")
