@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
+from devenv import declared
 from tests.unit.aws_account import REGION
 
 # fixture -> the heavy tool behind it
@@ -26,6 +27,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.path.name in TOOL_MODULES
         ):
             item.add_marker(pytest.mark.tools)
+
+
+@pytest.fixture(autouse=True)
+def declared_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every setting at its declared default unless the test sets it: the caller's environment
+    (`.ci/run` exports INFRA_IMAGES=local and REQUIRE_DOCKER=1, a developer may export a port)
+    must not change what a unit test sees."""
+    for key in [*declared.settings(), "REQUIRE_DOCKER"]:
+        monkeypatch.delenv(key, raising=False)
 
 
 @pytest.fixture
