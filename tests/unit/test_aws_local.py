@@ -27,7 +27,8 @@ SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "EMQX_DASHBOARD_PASSWORD": "emqx-s3
 
 @pytest.fixture(scope="module")
 def model(dev_definition: dict[str, Any]) -> dict[str, Any]:
-    return local.translate(dev_definition, config.load("dev"), {"VERSION": "1.2.3"})
+    images = local.Images(build_args={"VERSION": "1.2.3", "GO_IMAGE": "go:local"})
+    return local.translate(dev_definition, config.load("dev"), images, {80: 18000, 1883: 11883})
 
 
 def loaded(path: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -48,11 +49,11 @@ def test_the_same_six_containers_in_one_network_namespace(
     for name in others:
         assert model["services"][name]["network_mode"] == f"service:{first}"
         assert "ports" not in model["services"][name]
-    # What the security group can open, on the laptop's loopback only.
+    # What the security group can open, on the laptop's loopback only, at the given ports.
     assert model["services"][first]["ports"] == [
-        "127.0.0.1:1883:1883",
+        "127.0.0.1:11883:1883",
         "127.0.0.1:18083:18083",
-        "127.0.0.1:80:80",
+        "127.0.0.1:18000:80",
         "127.0.0.1:8180:8180",
     ]
     # A net.* sysctl belongs to the namespace: set where the namespace is made.
