@@ -35,6 +35,7 @@ with requirements_installed():
         private_infra,
         private_stack,
         pytest,
+        require_engine,
         route,
     )
 
@@ -206,4 +207,14 @@ def faults(session: nox.Session) -> None:
     # The suite starts its stack itself (tests/faults/conftest.py): it must be the parent of
     # the processes it kills, to reap them as `inv up`'s exit does.
     pytest(session, "faults", "-p", "no:cacheprovider", "tests/faults", "-v",
+           chosen=route(session.posargs).pytest)  # fmt: skip
+
+
+@nox.session(name="aws-local", tags=["ci"])
+@kept("*", reads_settings=True)
+def aws_local(session: nox.Session) -> None:
+    """`inv aws.local`'s six containers on the engine: a reading and a spike through them."""
+    require_engine(session, "docker")
+    install(session, "test")
+    pytest(session, "aws-local", "tests/aws_local", "-v", "-s",
            chosen=route(session.posargs).pytest)  # fmt: skip

@@ -2,8 +2,10 @@
 # The AI inference service for the ECS task (ADR-0007). Context: the repository root.
 # Dependencies come from services/ai-inference/pyproject.toml, the declaration `inv build`
 # installs from; no HEALTHCHECK: ECS probes the container from the task definition.
+# The base is a build argument (INFRA_IMAGES=local: devenv/backends/stand_ins.py `build_bases`).
+ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
 
-FROM python:3.12.8-slim-bookworm
+FROM ${PYTHON_IMAGE}
 # No .pyc writes: the task runs this container with a read-only root filesystem.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -16,6 +16,7 @@ from devenv.settings import REPO_ROOT
 GO_MOD = REPO_ROOT / "services" / "platform" / "go.mod"
 _GO_LINE = re.compile(r"^go\s+(\d+)\.(\d+)(?:\.(\d+))?", re.MULTILINE)
 _TOOLCHAIN = re.compile(r"^toolchain\s+go(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+_ARG_USE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -31,8 +32,18 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def bases(path: Path) -> list[str]:
-    """The image of each FROM (stage names excluded), in order."""
-    return [args.split()[0] for word, args in instructions(path) if word == "FROM"]
+    """The image of each FROM (stage names excluded), in order, with an `ARG NAME=default`
+    declared before the first FROM read as its default: what a build without arguments uses."""
+    defaults: dict[str, str] = {}
+    found = []
+    for word, args in instructions(path):
+        if word == "ARG" and not found:
+            name, _, default = args.partition("=")
+            defaults[name.strip()] = default.strip()
+        elif word == "FROM":
+            image = args.split()[0]
+            found.append(_ARG_USE.sub(lambda m: defaults.get(m[1] or m[2], m[0]), image))
+    return found
 
 
 def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:

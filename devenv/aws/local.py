@@ -93,8 +93,8 @@ def translate(
     first = containers[0]["name"]
     services = {c["name"]: _service(c, cfg) for c in containers}
     for name, service in services.items():
-        compose_name = cfg.containers[name].compose if name in cfg.containers else None
-        service.update(images.replacing(compose_name, service))
+        if name not in cfg.images:  # ours are built, on the local bases where asked
+            service.update(images.replacing(cfg.containers[name].compose, service))
     for name, dockerfile in cfg.images.items():
         tag = services[name]["image"].rsplit(":", 1)[1]
         services[name]["image"] = f"{cfg.repository(name)}:{tag}"

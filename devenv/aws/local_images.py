@@ -8,6 +8,7 @@ what each replaces, so `inv up` and `inv aws.local` cannot disagree about it."""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import yaml
@@ -34,11 +35,25 @@ def select(settings: Settings, say: Say, *, build: bool) -> Images:
             bases = stand_ins.base_args()
     except InfraError as exc:
         raise AwsError(str(exc)) from None
+    entries = override()
+    if build:  # as the task runs image@digest: what was just built, whatever a tag says later
+        entries = {name: {**spec, "image": image_id(spec["image"])} for name, spec in entries.items()}
+        bases = {arg: image_id(image) for arg, image in bases.items()}
     return Images(
         build_args={**stamps, **bases},
-        stand_ins=override(),
+        stand_ins=entries,
         compose_env=dict(stand_ins.CLASSIC_BUILDER),
     )
+
+
+def image_id(image: str) -> str:
+    done = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise AwsError(f"image {image} was just built but Docker does not find it: {done.stderr}")
+    return done.stdout.strip()
 
 
 def override() -> dict[str, dict[str, Any]]:
