@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
 from devenv.settings import REPO_ROOT
 
+Say = Callable[[str], None]
 COMPOSE_OUT = REPO_ROOT / "deploy" / "rendered" / "compose.aws-local.yaml"
 # ECS dependsOn conditions and their Compose equivalents.
 CONDITIONS = {
@@ -207,13 +209,20 @@ def up(path: Path, env: Mapping[str, str]) -> None:
         raise AwsError(f"docker compose up failed (exit {code}): see its output above")
 
 
-def up_detached(path: Path, env: Mapping[str, str], wait_seconds: int) -> None:
-    """`up --build --detach --wait`: returns once every container is healthy. One that is not
-    within `wait_seconds` fails it: each container's state and the unhealthy ones' last log
-    lines are printed, then the task is taken down (volumes kept): nothing is left running."""
-    args = ["up", "--build", "--detach", "--wait", f"--wait-timeout={wait_seconds}"]
+def up_detached(path: Path, env: Mapping[str, str], wait_seconds: int, say: Say) -> None:
+    """Build, then `up --detach --wait`: returns once every container is healthy. One that is
+    not within `wait_seconds` fails it: each container's state and the unhealthy ones' last
+    log lines are printed, then the task is taken down (volumes kept): nothing left running."""
+    started = time.monotonic()
+    code = run(path, ["build"], env).returncode
+    if code != 0:
+        raise AwsError(f"docker compose build failed (exit {code}): see its output above")
+    built = time.monotonic()
+    args = ["up", "--no-build", "--detach", "--wait", f"--wait-timeout={wait_seconds}"]
     code = run(path, args, env).returncode
     if code == 0:
+        say(f"images built in {built - started:.1f}s, every container healthy "
+            f"{time.monotonic() - built:.1f}s later")  # fmt: skip
         return
     run(path, ["ps", "--all"], env)
     for name in unhealthy(path, env):

@@ -164,7 +164,7 @@ def local(  # noqa: PLR0917 (Invoke turns each parameter into a flag)
             print(f"gateway http://{gateway}, MQTT {broker} once healthy; Ctrl-C stops the task")
             local_run.up(path, compose_env)
             return
-        local_run.up_detached(path, compose_env, local_run.wait_seconds(definition))
+        local_run.up_detached(path, compose_env, local_run.wait_seconds(definition), print)
         print(f"healthy: gateway http://{gateway}, MQTT {broker}; `inv aws.local --down` stops it")
 
 

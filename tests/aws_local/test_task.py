@@ -76,7 +76,7 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
         yield t
     finally:
         if path.exists():
-            local.down(path, t.env, volumes=True)
+            local.down(path, {**t.env, **local.placeholders(config.load("dev").secrets)}, volumes=True)
         assert leftovers(project) == [], f"left behind by project {project}"
 
 
