@@ -173,12 +173,13 @@ def contract(session: nox.Session) -> None:
 @nox.parametrize("backend", BACKENDS)
 @kept("*", tools=[GO], reads_settings=True)
 def integration(session: nox.Session, backend: str) -> None:
-    """Real processes on the cell's backend (+ supervisor, reload: native). `-- A --go A`."""
+    """Real processes on a backend (native: supervisor, reload; docker: stand-ins). `-- A --go A`"""
     args = route(session.posargs)
     install(session, "test")
     install_ai(session)  # the Go anomaly-loop test runs the real inference service
-    if backend == "native":  # these tests drive the native backend's own processes
-        pytest(session, "pytest", "-m", "integration", "tests/integration", chosen=args.pytest)
+    # native: tests that drive its own processes; docker: the stand-in images, built and run
+    marker = "integration" if backend == "native" else "docker"
+    pytest(session, "pytest", "-m", marker, "tests/integration", chosen=args.pytest)
     python = str(Path(str(session.virtualenv.location)) / "bin" / "python")
     with private_infra(session, backend, ["db", "bus", "mqtt"]) as infra:
         env = {**infra.as_env(), "AI_INFERENCE_PYTHON": python}

@@ -1,7 +1,8 @@
 """Fault injection against a running private stack (`nox -s faults`): kill -9 an
-infrastructure component's process group as a container kill would, pause and kill the
-monolith, run it with failpoints or as a second instance. Processes are started and stopped
-through the same helpers as `inv run` (the backend, the detached supervisor)."""
+infrastructure component's process group as a container kill would, or pause it (SIGSTOP);
+pause and kill the monolith, run it with failpoints or as a second instance. Processes are
+started and stopped through the same helpers as `inv run` (the backend, the detached
+supervisor)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def kill9_component(settings: Settings, role: str) -> int:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
     return pid
+
+
+@contextlib.contextmanager
+def paused_component(settings: Settings, role: str) -> Iterator[None]:
+    """SIGSTOP every process of the component for the duration (a stalled server: its
+    sockets stay open, nothing answers), SIGCONT on exit, even on failure or Ctrl-C."""
+    pid = component_pid(settings, role)
+    try:
+        group.signal_group(pid, signal.SIGSTOP)
+        yield
+    finally:
+        group.signal_group(pid, signal.SIGCONT)
 
 
 def restart_component(settings: Settings, role: str, say: Say = print) -> None:

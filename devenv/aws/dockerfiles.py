@@ -35,7 +35,7 @@ def bases(path: Path) -> list[str]:
     """The image of each FROM (stage names excluded), in order, with an `ARG NAME=default`
     declared before the first FROM read as its default: what a build without arguments uses."""
     defaults: dict[str, str] = {}
-    found = []
+    found: list[str] = []
     for word, args in instructions(path):
         if word == "ARG" and not found:
             name, _, default = args.partition("=")
@@ -51,7 +51,7 @@ def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:
     steps = instructions(path)
     words = [word for word, _ in steps]
     stages = {args.split()[-1] for word, args in steps if word == "FROM" and " AS " in args.upper()}
-    found = []
+    found: list[str] = []
     for base in bases(path):
         tag = base.rpartition(":")[2] if ":" in base else ""
         if base not in stages and (not re.search(r"\d+\.\d+", tag) or tag == "latest"):
@@ -78,7 +78,7 @@ def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:
 
 def check_all(cfg: config.AwsConfig | None = None) -> list[str]:
     cfg = cfg or config.load("dev")
-    found = []
+    found: list[str] = []
     for container, dockerfile in cfg.images.items():
         path = REPO_ROOT / dockerfile
         if not path.is_file():

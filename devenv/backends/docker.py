@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from devenv import compose, ports
-from devenv.backends import images
+from devenv.backends import stand_ins
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.settings import REPO_ROOT, Settings
 
@@ -34,8 +34,9 @@ class DockerBackend:
         self.components = compose.components(settings.as_env())
 
     def command(self, *args: str) -> list[str]:
-        files = [arg for path in images.compose_files(self.settings) for arg in ("-f", str(path))]
-        return ["docker", "compose", "--project-directory", str(REPO_ROOT), *files, *args]
+        files = stand_ins.compose_files(self.settings)  # + the stand-ins under INFRA_IMAGES=local
+        flags = [arg for path in files for arg in ("-f", str(path))]
+        return ["docker", "compose", "--project-directory", str(REPO_ROOT), *flags, *args]
 
     def up(self, names: list[str]) -> None:
         services = self._services(names)
@@ -52,7 +53,7 @@ class DockerBackend:
                 for p in c.ports
             }
         )
-        images.ensure(self.settings, self.say)  # INFRA_IMAGES=local: the stand-ins, built here
+        stand_ins.ensure(self.settings, self.say)  # INFRA_IMAGES=local: the stand-ins, built here
         t0 = time.monotonic()
         try:
             result = self._run(*self._up_args(todo), check=False)

@@ -64,6 +64,12 @@ def group_members(pid: int) -> list[psutil.Process]:
     return [p for p in members.values() if _alive(p)]
 
 
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send `sig` to the group led by `pid` and to every member and descendant (SIGSTOP and
+    SIGCONT of a whole server, workers included)."""
+    _signal_all(pid, group_members(pid), sig)
+
+
 def stop_group(
     pid: int,
     timeout: float,

@@ -1,5 +1,5 @@
 """Mosquitto from the OS package, with a generated config bound to 127.0.0.1. `config` also
-renders the docker backend's stand-in broker (devenv/backends/images.py): one broker config."""
+renders the docker backend's stand-in broker (devenv/backends/stand_ins.py): one broker config."""
 
 from __future__ import annotations
 

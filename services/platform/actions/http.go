@@ -112,7 +112,7 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrConflict):
 		httpx.WriteError(w, http.StatusConflict, httpx.CodeConflict, err.Error())
 	case err != nil:
-		httpx.Internal(w, r, s.log, err)
+		httpx.Failed(w, r, s.log, err)
 	case created:
 		w.Header().Set("Location", "/actions/v1/commands/"+cmd.CommandID.String())
 		httpx.WriteJSON(w, http.StatusCreated, cmd)
@@ -133,7 +133,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNotFound):
 		httpx.WriteError(w, http.StatusNotFound, httpx.CodeNotFound, "command "+id.String()+" not found")
 	case err != nil:
-		httpx.Internal(w, r, s.log, err)
+		httpx.Failed(w, r, s.log, err)
 	default:
 		httpx.WriteJSON(w, http.StatusOK, cmd)
 	}

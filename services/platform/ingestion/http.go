@@ -84,7 +84,7 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.svc.Ingest(r.Context(), readings)
 	if err != nil {
-		httpx.Internal(w, r, s.log, err)
+		httpx.Failed(w, r, s.log, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, client.IngestResponse{Accepted: res.Accepted, Duplicates: res.Duplicates})

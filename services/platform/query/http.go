@@ -62,7 +62,7 @@ func (s *Server) deviceID(w http.ResponseWriter, r *http.Request) (string, bool)
 func (s *Server) known(w http.ResponseWriter, r *http.Request, exists func(context.Context, string) (bool, error), id string) bool {
 	ok, err := exists(r.Context(), id)
 	if err != nil {
-		httpx.Internal(w, r, s.log, err)
+		httpx.Failed(w, r, s.log, err)
 		return false
 	}
 	if !ok {
@@ -94,7 +94,7 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 	l, err := s.store.latest(r.Context(), id)
 	switch {
 	case err != nil:
-		httpx.Internal(w, r, s.log, err)
+		httpx.Failed(w, r, s.log, err)
 	case l == nil:
 		httpx.WriteError(w, http.StatusNotFound, httpx.CodeNotFound, "device "+id+" not found")
 	default:

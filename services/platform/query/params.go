@@ -107,11 +107,11 @@ func (p *params) done(w http.ResponseWriter) bool {
 }
 
 // writePage answers 200 with the page of rows (page) in the body that body
-// makes of it, or 500 when the store failed (err).
+// makes of it, or httpx.Failed's answer when the store failed (err).
 func writePage[T any](w http.ResponseWriter, r *http.Request, log *slog.Logger, rows []T, err error, limit int,
 	cursorOf func(last T) any, body func(rows []T, next *string) any) {
 	if err != nil {
-		httpx.Internal(w, r, log, err)
+		httpx.Failed(w, r, log, err)
 		return
 	}
 	rows, next := page(rows, limit, cursorOf)

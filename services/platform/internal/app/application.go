@@ -48,7 +48,8 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 	actionsSrv := actions.New(actions.Deps{Pool: in.pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
 		Relay: outbox.Config{Timing: timing}})
 
-	a.mq = mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup, Log: log.With("component", "mqtt")},
+	a.mq = mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID, ShareGroup: cfg.MQTTShareGroup,
+		HandlerTimeout: cfg.RequestTimeout, Log: log.With("component", "mqtt")},
 		[]mqttx.Subscription{ingestionSrv.Subscription(), actionsSrv.AckSubscription()})
 	cmdRelay, err := actionsSrv.CommandRelay(a.mq)
 	if err != nil {
@@ -78,10 +79,12 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 		return a.fail(err)
 	}
 
+	// Every request waits at most REQUEST_TIMEOUT on a dependency, then answers 503.
+	bounded := func(h http.Handler) http.Handler { return httpx.Bound(cfg.RequestTimeout, h) }
 	a.handlers = map[string]http.Handler{
-		"ingestion": ingestionSrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "kafka": in.pingKafka, "mqtt": a.mq.Ping}),
-		"query":     querySrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "kafka": in.pingKafka, "inference": scorer.Ping}),
-		"actions":   actionsSrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "mqtt": a.mq.Ping}),
+		"ingestion": bounded(ingestionSrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "kafka": in.pingKafka, "mqtt": a.mq.Ping})),
+		"query":     bounded(querySrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "kafka": in.pingKafka, "inference": scorer.Ping})),
+		"actions":   bounded(actionsSrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "mqtt": a.mq.Ping})),
 	}
 	a.workers = []func(context.Context){
 		func(ctx context.Context) { dedup.RunPruner(ctx, in.pool, time.Hour, dedup.Retention, log) },

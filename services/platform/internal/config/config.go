@@ -52,6 +52,8 @@ type Config struct {
 
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// RequestTimeout bounds an HTTP request and an MQTT intake batch.
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"5s"`
 
 	OutboxPollInterval time.Duration `env:"OUTBOX_POLL_INTERVAL" envDefault:"500ms"`
 	OutboxBatchSize    int           `env:"OUTBOX_BATCH_SIZE" envDefault:"1000" validate:"min=1,max=10000"`

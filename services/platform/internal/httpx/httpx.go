@@ -1,5 +1,6 @@
 // Package httpx holds what the three HTTP servers share: server timeouts,
-// JSON and error responses (error.schema.json) and the health endpoints.
+// the request bound (bound.go), JSON and error responses (error.schema.json)
+// and the health endpoints.
 package httpx
 
 import (
@@ -56,6 +57,7 @@ const (
 	CodeConflict        = "conflict"
 	CodeUnsupportedType = "unsupported_media_type"
 	CodeInternal        = "internal"
+	CodeUnavailable     = "unavailable"
 )
 
 // WriteJSON writes v with status.
@@ -75,12 +77,6 @@ func WriteError(w http.ResponseWriter, status int, code, msg string, details ...
 		b.Error.Details = []Detail{}
 	}
 	WriteJSON(w, status, b)
-}
-
-// Internal logs err and answers 500 without leaking it.
-func Internal(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	WriteError(w, http.StatusInternalServerError, CodeInternal, "internal error")
 }
 
 // Check is one readiness probe.

@@ -48,7 +48,11 @@ type Options struct {
 	// the broker never has more unacked messages out, so the router never
 	// blocks.
 	QueueSize int
-	Log       *slog.Logger
+	// HandlerTimeout bounds one handler call (none when 0): a handler stuck
+	// on a stalled database gives up, its batch stays unacknowledged and is
+	// retried with backoff, so intake resumes when the database does.
+	HandlerTimeout time.Duration
+	Log            *slog.Logger
 }
 
 type inbound struct {
@@ -173,7 +177,7 @@ func (cl *Client) worker(s Subscription, q chan inbound) {
 		}
 		backoff := 100 * time.Millisecond
 		for {
-			err := s.Handler(cl.ctx, msgs)
+			err := cl.handle(s, msgs)
 			if err == nil {
 				break
 			}
@@ -190,6 +194,16 @@ func (cl *Client) worker(s Subscription, q chan inbound) {
 			m.Ack() // PUBACK only after the handler stored (or dead-lettered) it
 		}
 	}
+}
+
+// handle runs the subscription's handler within HandlerTimeout.
+func (cl *Client) handle(s Subscription, msgs []Message) error {
+	ctx, cancel := cl.ctx, context.CancelFunc(func() {})
+	if cl.opts.HandlerTimeout > 0 {
+		ctx, cancel = context.WithTimeout(cl.ctx, cl.opts.HandlerTimeout)
+	}
+	defer cancel()
+	return s.Handler(ctx, msgs)
 }
 
 // Publish sends payload with QoS 1 and waits for the broker's PUBACK.

@@ -10,6 +10,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// connectTimeout bounds a connection attempt the server does not answer
+// (stalled, or its packets dropped), so that it gives its pool slot back.
+const connectTimeout = 5 * time.Second
+
 // Connect opens a pool and pings it within 5 s.
 func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
@@ -18,6 +22,9 @@ func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "platform"
 	// pgx prepares and caches statements. With the default plan cache mode
