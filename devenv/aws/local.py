@@ -21,8 +21,8 @@ import boto3
 import yaml
 
 from devenv import compose, lint
-from devenv.aws import dockerfiles
 from devenv import settings as local_settings
+from devenv.aws import dockerfiles
 from devenv.aws.clients import translated
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
@@ -83,14 +83,15 @@ def project(cfg: AwsConfig) -> str:
 def translate(
     definition: Mapping[str, Any],
     cfg: AwsConfig,
-    images: Images,
+    images: Images | None = None,
     host_ports: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
     """The Compose model of `definition`. Only the first container owns the namespace, so it
     publishes the ports the security group can open (the gateway's and the broker's, on
     127.0.0.1, at `host_ports[container port]`, else the same number) and carries the
     namespace's sysctls; the others join it. Our own images are built from their Dockerfiles,
-    as `inv aws.push` would; the third-party ones run as `images` says."""
+    as `inv aws.push` would; the third-party ones run as `images` says (default: the task's)."""
+    images = images or Images()
     containers = definition["containerDefinitions"]
     first = containers[0]["name"]
     services = {c["name"]: _service(c, cfg) for c in containers}
@@ -317,7 +318,7 @@ def wait_seconds(definition: Mapping[str, Any]) -> int:
 
     def ready_by(name: str) -> int:
         c = containers[name]
-        probe = c["healthCheck"]
+        probe: dict[str, int] = c["healthCheck"]
         own = probe["startPeriod"] + probe["retries"] * (probe["interval"] + probe["timeout"])
         before = [ready_by(d["containerName"]) for d in c.get("dependsOn", [])]
         return own + max(before, default=0)

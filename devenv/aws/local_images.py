@@ -2,7 +2,7 @@
 default), or, where no image registry answers (INFRA_IMAGES=local), the stand-ins built on
 this machine for the third-party containers, and the local bases for our three Dockerfiles.
 
-The stand-ins are the docker backend's (devenv/backends/images.py): the same compose override
+The stand-ins are the docker backend's (devenv/backends/stand_ins.py): the same compose override
 (deploy/images/stand-ins/compose.stand-ins.yaml), keyed by compose.yaml service name, says
 what each replaces, so `inv up` and `inv aws.local` cannot disagree about it."""
 
@@ -16,7 +16,7 @@ import yaml
 from devenv.aws import images as our_images
 from devenv.aws.errors import AwsError
 from devenv.aws.local import Images
-from devenv.backends import images as stand_ins
+from devenv.backends import stand_ins
 from devenv.backends.base import InfraError, Say
 from devenv.settings import Settings
 
@@ -32,12 +32,14 @@ def select(settings: Settings, say: Say, *, build: bool) -> Images:
             stand_ins.ensure(settings, say)
             bases = stand_ins.build_bases(say)
         else:
-            bases = stand_ins.base_args()
+            bases = stand_ins.base_images()
     except InfraError as exc:
         raise AwsError(str(exc)) from None
     entries = override()
-    if build:  # as the task runs image@digest: what was just built, whatever a tag says later
-        entries = {name: {**spec, "image": image_id(spec["image"])} for name, spec in entries.items()}
+    if build:  # as the task runs image@digest: what was just built, whatever a tag says next
+        entries = {
+            name: {**spec, "image": image_id(spec["image"])} for name, spec in entries.items()
+        }
         bases = {arg: image_id(image) for arg, image in bases.items()}
     return Images(
         build_args={**stamps, **bases},

@@ -11,16 +11,15 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv.aws import clients, config, images, network, runtime, validate
+from devenv import settings
+from devenv.aws import clients, config, images, local_images, network, runtime, validate
 from devenv.aws import deploy as deployer
 from devenv.aws import local as local_run
-from devenv.aws import local_images
 from devenv.aws import pin as pinning
 from devenv.aws import purge as purging
 from devenv.aws import render as rendering
 from devenv.aws import revision as git
 from devenv.aws.errors import AwsError
-from devenv import settings
 from devenv.settings import REPO_ROOT
 from devenv.tasks import user_errors
 

@@ -47,8 +47,13 @@ class Task:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.settings.GATEWAY_PORT}"
 
+    @property
+    def compose_env(self) -> dict[str, str]:
+        """For commands that load the file but need no secret (the task has its values)."""
+        return {**self.env, **local.placeholders(config.load("dev").secrets)}
+
     def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return local.run(self.path, list(args), self.env, capture=True)
+        return local.run(self.path, list(args), self.compose_env, capture=True)
 
     def post(self, path: str, body: Any) -> requests.Response:
         return requests.post(self.gateway + path, json=body, timeout=30)
@@ -72,11 +77,11 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
             env=t.env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         print(f"aws.local: built and healthy in {time.monotonic() - started:.1f}s")
-        assert done.returncode == 0, f"inv aws.local --detach failed:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, f"inv aws.local --detach:\n{done.stdout}\n{done.stderr}"
         yield t
     finally:
         if path.exists():
-            local.down(path, {**t.env, **local.placeholders(config.load("dev").secrets)}, volumes=True)
+            local.down(path, t.compose_env, volumes=True)
         assert leftovers(project) == [], f"left behind by project {project}"
 
 
@@ -181,13 +186,15 @@ def add_device_user(task: Task, username: str, password: str) -> None:
     else:
         add_emqx_user(settings, username, password)
     port, login = settings.MQTT_PORT, (username, password)
-    eventually(lambda: not connack(port, login).is_failure, what=f"the broker accepts {username}")
+    eventually(lambda: not connack(port, login).is_failure, what=f"{username} may connect")
 
 
 def add_emqx_user(settings: local_settings.Settings, username: str, password: str) -> None:
     api = f"http://127.0.0.1:{settings.EMQX_DASHBOARD_PORT}/api/v5"
     secret = settings.EMQX_DASHBOARD_PASSWORD.get_secret_value()
-    login = requests.post(f"{api}/login", json={"username": "admin", "password": secret}, timeout=10)
+    login = requests.post(
+        f"{api}/login", json={"username": "admin", "password": secret}, timeout=10
+    )
     login.raise_for_status()
     created = requests.post(
         f"{api}/authentication/password_based:built_in_database/users",
