@@ -11,6 +11,7 @@ select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go w
   one line when no Docker engine answers, unless REQUIRE_DOCKER=1, which only ci.yml sets, so
   `.ci/run` here (CI=true, no engine) runs the native cells and GitHub's runner fails if its
   engine is missing. `nox -t ci` here therefore runs every cell but the two docker ones.
+  `aws-local` (`inv aws.local`'s six containers, a smoke test through them) follows the same rule.
 - Arguments after `--` go to the session's runner; `--go` / `--pytest` route what follows in a
   session that has both (devenv/sessions.py). `--force` or NOX_FORCE=1: run even if unchanged.
 - Kept results: locally, a cell whose declared inputs have not changed since it passed is not

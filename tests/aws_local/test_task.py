@@ -76,7 +76,8 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
             [*INV, "aws.local", "--detach", "--output", str(path)],
             env=t.env, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        print(f"aws.local: built and healthy in {time.monotonic() - started:.1f}s")
+        timings = [line for line in done.stdout.splitlines() if line.startswith("images built")]
+        print(f"aws.local: up in {time.monotonic() - started:.1f}s ({'; '.join(timings)})")
         assert done.returncode == 0, f"inv aws.local --detach:\n{done.stdout}\n{done.stderr}"
         yield t
     finally:
