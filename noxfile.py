@@ -7,10 +7,10 @@ select by tag (`-t quick`: lint + the unit tests on 3.11 + the AI scoring + Go w
 - Pythons come from the classifiers of pyproject.toml (and of the AI service's); pyenv's
   interpreters are found. A missing one skips its cells with one line locally and fails in CI
   (nox's own rule: `error_on_missing_interpreters` is on when CI is set).
-- Backend cells (`integration`, `e2e`, `faults`, each `(native|docker)`): a docker cell skips with
-  one line when no Docker engine answers, unless REQUIRE_DOCKER=1, which only ci.yml sets, so
-  `.ci/run` here (CI=true, no engine) runs the native cells and GitHub's runner fails if its
-  engine is missing. `nox -t ci` here therefore runs every cell but the three docker ones.
+- Backend cells (`integration`, `e2e`, `faults`, each `(native|docker)`) and `aws-local`: a
+  docker cell skips with one line when no Docker engine answers, unless REQUIRE_DOCKER=1, which
+  ci.yml and .ci/run set (.ci/run starts a private engine, ./scripts/with-docker-engine, and
+  builds stand-in images, INFRA_IMAGES=local, since no registry answers there).
 - Arguments after `--` go to the session's runner; `--go` / `--pytest` route what follows in a
   session that has both (devenv/sessions.py). `--force` or NOX_FORCE=1: run even if unchanged.
 - Kept results: locally, a cell is not run again while no file of the repository and none of
@@ -36,6 +36,7 @@ with requirements_installed():
         private_infra,
         private_stack,
         pytest,
+        require_engine,
         route,
     )
 
@@ -207,3 +208,13 @@ def faults(session: nox.Session, backend: str) -> None:
     # the processes it kills, to reap them as `inv up`'s exit does.
     pytest(session, "faults", "-p", "no:cacheprovider", tests, "-v",
            chosen=route(session.posargs).pytest, env=env)  # fmt: skip
+
+
+@nox.session(name="aws-local", tags=["ci"])
+@kept(tools=[GO], reads_settings=True)
+def aws_local(session: nox.Session) -> None:
+    """`inv aws.local`'s six containers on the engine: a reading and a spike through them."""
+    require_engine(session, "docker")
+    install(session, "test")
+    pytest(session, "aws-local", "tests/aws_local", "-v", "-s",
+           chosen=route(session.posargs).pytest)  # fmt: skip

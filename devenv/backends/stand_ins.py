@@ -73,14 +73,19 @@ def ensure(settings: Settings, say: Say) -> None:
 
 def build_bases(say: Say) -> dict[str, str]:
     ensure_base(say)
-    contexts = {image_context[1]: image_context[0] for image_context in _stand_ins().values()}
-    args = {}
+    images = base_images()
     for arg, name in BUILD_BASES.items():
-        context = STAND_INS / name
-        image = contexts.get(context, f"platform-stand-in/{name}:{SUITE}")
-        build(image, context, say, args=_go_proxy() if name == "go" else {})
-        args[arg] = image
-    return args
+        build(images[arg], STAND_INS / name, say, args=_go_proxy() if name == "go" else {})
+    return images
+
+
+def base_images() -> dict[str, str]:
+    """The build arguments `build_bases` returns, without building (a dry run names them)."""
+    contexts = {context: image for image, context in _stand_ins().values()}
+    return {
+        arg: contexts.get(STAND_INS / name, f"platform-stand-in/{name}:{SUITE}")
+        for arg, name in BUILD_BASES.items()
+    }
 
 
 def service_images() -> dict[str, str]:

@@ -11,7 +11,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv.aws import clients, config, images, network, runtime, validate
+from devenv import settings
+from devenv.aws import clients, config, images, local_images, network, runtime, validate
 from devenv.aws import deploy as deployer
 from devenv.aws import local as local_run
 from devenv.aws import pin as pinning
@@ -122,26 +123,48 @@ def pin(c: Context, env: str = "dev") -> None:
         "env": ENV_HELP,
         "dry_run": "Write and check the compose file only; start nothing.",
         "output": "Where to write it (default deploy/rendered/compose.aws-local.yaml).",
+        "detach": "Return once every container is healthy; the task keeps running.",
+        "down": "Stop a detached task (its data is kept).",
     }
 )
-def local(c: Context, env: str = "dev", dry_run: bool = False, output: str = "") -> None:
+def local(  # noqa: PLR0917 (Invoke turns each parameter into a flag)
+    c: Context,
+    env: str = "dev",
+    dry_run: bool = False,
+    output: str = "",
+    detach: bool = False,
+    down: bool = False,
+) -> None:
     """Run the rendered task definition on this machine with docker compose (Ctrl-C stops it)."""
     with aws_errors():
         cfg = config.load(env)
         region = clients.region(cfg.region)
         definition = rendering.render(cfg, rendering.Target(region, git.current().tag))
         validate.check(definition)
-        model = local_run.translate(definition, cfg, images.build_args())
+        current = settings.load()
+        built = local_images.select(current, print, build=not (dry_run or down))
+        ports = local_run.host_ports(cfg, current.as_env())
+        model = local_run.translate(definition, cfg, built, ports)
         path = local_run.write(model, *([Path(output)] if output else []))
         names = local_run.secret_names(definition, cfg)
         local_run.check(path, names)
         print(f"{path}: accepted by docker compose config")
+        if down:
+            local_run.down(path, local_run.placeholders(names))
+            return
         if dry_run:
             print(f"would run: docker compose -f {path} up --build (secrets: {', '.join(names)})")
             return
         secrets, source = local_run.secret_values(names, region)
         print(f"secrets {', '.join(names)} from {source}")
-        local_run.up(path, secrets)
+        compose_env = {**built.compose_env, **secrets}
+        gateway, broker = (f"127.0.0.1:{ports[port]}" for port in (80, 1883))
+        if not detach:
+            print(f"gateway http://{gateway}, MQTT {broker} once healthy; Ctrl-C stops the task")
+            local_run.up(path, compose_env)
+            return
+        local_run.up_detached(path, compose_env, local_run.wait_seconds(definition), print)
+        print(f"healthy: gateway http://{gateway}, MQTT {broker}; `inv aws.local --down` stops it")
 
 
 @task(help={"env": ENV_HELP})

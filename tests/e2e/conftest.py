@@ -97,6 +97,8 @@ class MqttClient:
 
     host: str
     port: int
+    # A broker that refuses anonymous clients (the ECS task's) is given the device's login.
+    login: tuple[str, str] | None = None
     received: dict[str, list[bytes]] = field(default_factory=dict)
     arrived: threading.Condition = field(default_factory=threading.Condition)
     subscribed: set[int] = field(default_factory=set)
@@ -107,6 +109,8 @@ class MqttClient:
         )
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        if self.login:
+            self.client.username_pw_set(*self.login)
         self.client.connect(self.host, self.port)
         self.client.loop_start()
 

@@ -12,9 +12,11 @@ import yaml
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from devenv.aws import config, local, revision
+from devenv import settings
+from devenv.aws import config, local, local_images, revision
 from devenv.aws.errors import AwsError
 from devenv.aws.revision import Revision
+from devenv.backends import stand_ins
 from devenv.tasks import aws as aws_tasks
 from tests.unit.aws_account import (
     REGION,
@@ -27,7 +29,8 @@ SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "EMQX_DASHBOARD_PASSWORD": "emqx-s3
 
 @pytest.fixture(scope="module")
 def model(dev_definition: dict[str, Any]) -> dict[str, Any]:
-    return local.translate(dev_definition, config.load("dev"), {"VERSION": "1.2.3"})
+    images = local.Images(build_args={"VERSION": "1.2.3", "GO_IMAGE": "go:local"})
+    return local.translate(dev_definition, config.load("dev"), images, {80: 18000, 1883: 11883})
 
 
 def loaded(path: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -48,11 +51,11 @@ def test_the_same_six_containers_in_one_network_namespace(
     for name in others:
         assert model["services"][name]["network_mode"] == f"service:{first}"
         assert "ports" not in model["services"][name]
-    # What the security group can open, on the laptop's loopback only.
+    # What the security group can open, on the laptop's loopback only, at the given ports.
     assert model["services"][first]["ports"] == [
-        "127.0.0.1:1883:1883",
+        "127.0.0.1:11883:1883",
         "127.0.0.1:18083:18083",
-        "127.0.0.1:80:80",
+        "127.0.0.1:18000:80",
         "127.0.0.1:8180:8180",
     ]
     # A net.* sysctl belongs to the namespace: set where the namespace is made.
@@ -83,10 +86,65 @@ def test_start_order_user_limits_and_probes_follow_the_task(
     assert services["app"]["build"] == {
         "context": ".",
         "dockerfile": "deploy/images/app.Dockerfile",
-        "args": {"VERSION": "1.2.3"},
+        "args": {"VERSION": "1.2.3", "GO_IMAGE": "go:local"},  # what its Dockerfile declares
     }
     assert services["app"]["image"] == "platform/app:0123456789ab"
     assert model["volumes"] == {"emqx-data": {}, "postgres-data": {}, "redpanda-data": {}}
+
+
+def test_under_local_images_the_stand_ins_replace_only_what_their_binary_changes(
+    dev_definition: dict[str, Any], model: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = local_images.select(settings.load(environ={"INFRA_IMAGES": "local"}), print,
+                                 build=False)  # fmt: skip
+    local_model = local.translate(dev_definition, config.load("dev"), images)
+    official, stand_in = model["services"], local_model["services"]
+    override = yaml.safe_load(stand_ins.OVERRIDE.read_text())["services"]
+    # Keyed by compose service: the task's redpanda is compose's redpanda, mqtt-broker is emqx.
+    assert stand_in["postgres"]["image"] == override["postgres"]["image"]
+    assert stand_in["redpanda"]["image"] == override["redpanda"]["image"]
+    assert stand_in["mqtt-broker"]["image"] == override["emqx"]["image"]
+    # The probe's command is the stand-in's; its timings stay the task's.
+    for name, service in (("redpanda", "redpanda"), ("mqtt-broker", "emqx")):
+        assert stand_in[name]["healthcheck"] == {
+            **official[name]["healthcheck"],
+            "test": override[service]["healthcheck"]["test"],
+        }
+    assert stand_in["postgres"]["healthcheck"] == official["postgres"]["healthcheck"]
+    # Everything else as the task says: command, user, read-only root, limits, environment.
+    for name in official:
+        for key in ("command", "user", "read_only", "mem_limit", "cpus", "environment"):
+            assert stand_in[name].get(key) == official[name].get(key), (name, key)
+    # Our three are built as ever, on the local bases their Dockerfiles declare.
+    assert stand_in["traefik"]["image"] == official["traefik"]["image"]
+    assert stand_in["traefik"]["build"]["args"]["TRAEFIK_IMAGE"] == override["traefik"]["image"]
+    assert set(stand_in["app"]["build"]["args"]) == {
+        "VERSION",
+        "COMMIT",
+        "BUILD_TIME",
+        "GO_IMAGE",
+        "RUNTIME_IMAGE",
+    }
+    assert images.compose_env == {"DOCKER_BUILDKIT": "0"}
+
+
+def test_the_gateway_and_broker_are_published_where_the_settings_say() -> None:
+    env = settings.load(environ={"GATEWAY_PORT": "18001", "MQTT_PORT": "18002"}).as_env()
+    ports = local.host_ports(config.load("dev"), env)
+    assert ports == {80: 18001, 8180: 8180, 1883: 18002, 18083: 18083}
+
+
+def test_it_waits_as_long_as_ecs_would_along_the_start_order(
+    dev_definition: dict[str, Any],
+) -> None:
+    def bound(name: str) -> int:
+        c = next(c for c in dev_definition["containerDefinitions"] if c["name"] == name)
+        p = c["healthCheck"]
+        return p["startPeriod"] + p["retries"] * (p["interval"] + p["timeout"])
+
+    # traefik waits for app, which waits for the slowest of the brokers and the database.
+    slowest = max(bound(name) for name in ("postgres", "redpanda", "mqtt-broker"))
+    assert local.wait_seconds(dev_definition) == bound("traefik") + bound("app") + slowest
 
 
 def test_compose_accepts_it_and_reads_what_the_task_would_get(
