@@ -62,12 +62,14 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             argv=(str(BINARY), "serve"),
             log_file=logs["app"],
             env={**env, EXTRA_BIND_HOSTS: ",".join(listen_hosts(settings))},
-            # One process, three servers: each answers its own /readyz (its dependencies),
-            # with the pid that proves it is this process and not another on the port.
+            # One process, three servers, each answering with the pid that proves it is this
+            # process and not another on the port. Ingestion's /readyz checks PostgreSQL, Kafka
+            # and MQTT; the others' /healthz, not /readyz: query's checks the AI service, a
+            # process of its own whose slow start must not count as the monolith's failure.
             ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
             also_ready=(
-                f"http://127.0.0.1:{settings.QUERY_PORT}/readyz",
-                f"http://127.0.0.1:{settings.ACTIONS_PORT}/readyz",
+                f"http://127.0.0.1:{settings.QUERY_PORT}/healthz",
+                f"http://127.0.0.1:{settings.ACTIONS_PORT}/healthz",
             ),
             ready_pid=True,
             ready_timeout=60,

@@ -220,7 +220,12 @@ def up_detached(path: Path, env: Mapping[str, str], wait_seconds: int, say: Say)
         raise AwsError(f"docker compose build failed (exit {code}): see its output above")
     built = time.monotonic()
     args = ["up", "--no-build", "--detach", "--wait", f"--wait-timeout={wait_seconds}"]
-    code = run(path, args, env).returncode
+    try:
+        code = run(path, args, env).returncode
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into it by the task
+        say("interrupted: taking down what this start brought up")
+        down(path, env)
+        raise
     if code == 0:
         say(f"images built in {built - started:.1f}s, every container healthy "
             f"{time.monotonic() - built:.1f}s later")  # fmt: skip

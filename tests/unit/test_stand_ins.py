@@ -60,6 +60,12 @@ def test_the_mirror_comes_from_the_machines_apt_sources(tmp_path: Path) -> None:
     assert stand_ins.debian_mirror((deb822, one_line)) == "http://mirror.example/debian"
     assert stand_ins.debian_mirror((tmp_path / "none", one_line)) == "http://other.example/debian"
     assert stand_ins.debian_mirror((tmp_path / "none",)) == stand_ins.DEFAULT_MIRROR
+    with_options = tmp_path / "options.list"
+    with_options.write_text("deb [signed-by=/k.gpg] http://third.example/debian bookworm main\n")
+    assert stand_ins.debian_mirror((with_options,)) == "http://third.example/debian"
+    ubuntu = tmp_path / "ubuntu.sources"
+    ubuntu.write_text("Types: deb\nURIs: http://archive.ubuntu.com/ubuntu\nSuites: noble\n")
+    assert stand_ins.debian_mirror((ubuntu,)) == stand_ins.DEFAULT_MIRROR
 
 
 def test_the_broker_config_is_the_native_one_on_the_containers_listener(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -80,7 +81,7 @@ router = APIRouter(prefix="/v1", tags=["inference"], route_class=FastJSONRoute)
 
 @health_router.get("/healthz", response_model=Health, summary="Liveness")
 async def healthz() -> Health:
-    return Health()
+    return Health(pid=os.getpid())
 
 
 @router.get("/model", response_model=ModelInfo, summary="The model and its parameters")

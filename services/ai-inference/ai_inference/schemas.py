@@ -6,7 +6,6 @@ contract; `tests/test_contract.py` fails when one changes without the other.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -164,4 +163,4 @@ class Health(BaseModel):
     (or one of its workers) from another one answering on the same port."""
 
     status: Literal["ok"] = "ok"
-    pid: int = Field(default_factory=os.getpid, ge=1)
+    pid: int = Field(ge=1)
