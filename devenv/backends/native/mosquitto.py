@@ -4,6 +4,7 @@ one Mosquitto config: a docker stand-in broker renders it too."""
 from __future__ import annotations
 
 from devenv import compose
+from devenv.backends.native.needs import MOSQUITTO
 from devenv.backends.native.recipe import Launch, Recipe, Say, current_user, require
 from devenv.proc import probe as probes
 
@@ -54,12 +55,13 @@ def config(listener: str, data_dir: str, user: str) -> str:
 
 class Mosquitto(Recipe):
     program = "mosquitto"
+    needs = (MOSQUITTO,)
 
     def listen_ports(self) -> list[int]:
         return [self.settings.MQTT_PORT]
 
     def prepare(self, say: Say) -> None:
-        self.binary = require("mosquitto", "mosquitto", "/usr/sbin")
+        self.binary = require(MOSQUITTO)
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         (self.home / "mosquitto.conf").write_text(
             config(
@@ -74,7 +76,7 @@ class Mosquitto(Recipe):
     def launch(self) -> Launch:
         return Launch(
             argv=[
-                require("mosquitto", "mosquitto", "/usr/sbin"),
+                require(MOSQUITTO),
                 "-c",
                 str(self.home / "mosquitto.conf"),
             ],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import os
 import shutil
@@ -16,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from devenv.backends.base import InfraError
+from devenv.backends.native.needs import POSTGRES
 from devenv.backends.native.recipe import Launch, Recipe, Say, require, unprivileged_user
 from devenv.proc import probe as probes
 from devenv.proc.record import write_atomic
@@ -23,6 +23,7 @@ from devenv.proc.record import write_atomic
 
 class Postgres(Recipe):
     program = "postgresql"
+    needs = (POSTGRES,)
     # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
     stop_signal = signal.SIGINT
     signal_leader_only = True
@@ -32,12 +33,9 @@ class Postgres(Recipe):
 
     @property
     def bin_dir(self) -> Path:
-        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=_major)
-        on_path = shutil.which("postgres")
-        found = candidates[-1] if candidates else on_path
-        if not found:
-            require("postgres", "postgresql")
-        return Path(str(found)).resolve().parent
+        """The folder of the server its need finds (the newest major); initdb is beside it."""
+        (server,) = self.needs
+        return Path(require(server)).resolve().parent
 
     @property
     def data_dir(self) -> Path:
@@ -200,7 +198,3 @@ def own_private_folder(path: Path) -> None:
 
 def _user_can_reach(user: str, path: Path) -> bool:
     return subprocess.run(["test", "-x", str(path)], user=user, check=False).returncode == 0
-
-
-def _major(path: str) -> int:
-    return int(Path(path).parent.parent.name)

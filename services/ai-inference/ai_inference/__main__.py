@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import uvicorn
 
-from ai_inference.settings import Settings, load_or_exit
+from ai_inference.contracts import EXIT_CONFIG, SchemasMissing
+
+try:  # the settings' defaults and the bodies' patterns are read from schemas/ as they load
+    from ai_inference.settings import Settings, load_or_exit
+except SchemasMissing as exc:
+    print(f"ai-inference: {exc}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG) from None
 
 LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "error": "ERROR"}
 

@@ -20,16 +20,17 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-MAX_POINTS = 4096
-MAX_ABS_VALUE = 1e15
-# The platform's shared definitions (schemas/telemetry-reading.schema.json): the detector
-# forwards device ids, metric names and timestamps that passed ingestion's validation.
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-METRIC_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-TIMESTAMP_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
+from ai_inference.contracts import resolve
+
+# Read from schemas/score-request.schema.json, which takes device ids and timestamps from the
+# platform's shared definitions (telemetry-reading.schema.json): the detector forwards what
+# passed ingestion's validation.
+_REQUEST = "score-request.schema.json#"
+MAX_POINTS: int = resolve(f"{_REQUEST}/properties/points")["maxItems"]
+MAX_ABS_VALUE: float = resolve(f"{_REQUEST}/$defs/point/properties/value")["maximum"]
+DEVICE_ID_PATTERN: str = resolve(f"{_REQUEST}/properties/device_id")["pattern"]
+METRIC_PATTERN: str = resolve(f"{_REQUEST}/properties/metric")["pattern"]
+TIMESTAMP_PATTERN: str = resolve(f"{_REQUEST}/$defs/point/properties/ts")["pattern"]
 
 # Timestamps stay text in the models (checked by the pattern, in pydantic-core) so an
 # anomaly echoes the reading's `ts` exactly as sent, nanoseconds included; they are parsed

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ai_inference.contracts import setting
+
 MODEL_NAME = "robust-zscore"
 MODEL_VERSION = "1.0.0"
 MODEL_DESCRIPTION = (
@@ -29,9 +31,10 @@ MODEL_DESCRIPTION = (
     "|score| >= `threshold`; the first `min_history` readings of a window score 0."
 )
 
-# Cost grows with points x window: a 4096-point request scores in ~4 ms at window 64 and
-# ~11 ms (24 MiB transient) at this bound, instead of half a second at window 4096.
-MAX_WINDOW = 256
+# AI_WINDOW's declared maximum (256). Cost grows with points x window: a 4096-point request
+# scores in ~4 ms at window 64 and ~11 ms (24 MiB transient) at 256, instead of half a second
+# at window 4096.
+MAX_WINDOW: int = setting("AI_WINDOW")["maximum"]
 
 MAD_TO_SIGMA = 1.4826
 MEANAD_TO_SIGMA = 1.2533
@@ -41,12 +44,13 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class ModelParams:
-    """The model's parameters; `Settings` is where they come from."""
+    """The model's parameters; `Settings` is where they come from. The defaults are the
+    settings' declared defaults."""
 
-    window: int = 64
-    min_history: int = 16
-    threshold: float = 5.0
-    min_scale: float = 1e-6
+    window: int = setting("AI_WINDOW")["default"]
+    min_history: int = setting("AI_MIN_HISTORY")["default"]
+    threshold: float = setting("AI_ANOMALY_THRESHOLD")["default"]
+    min_scale: float = setting("AI_MIN_SCALE")["default"]
 
     def __post_init__(self) -> None:
         if not 1 <= self.window <= MAX_WINDOW:

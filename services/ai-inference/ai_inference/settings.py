@@ -1,26 +1,34 @@
-"""Settings: built-in defaults < `.env` in the working directory < process environment.
+"""Settings: declared defaults < `.env` in the working directory < process environment.
 
 Every key is declared in the repository's schemas/settings.schema.json (x-readers
-"ai-inference"), which generates `.env.example`; a contract test holds this model to it.
-`load_or_exit` turns a bad value into one line naming the key, the value and the fix.
+"ai-inference"), which generates `.env.example`: each field's default, bounds and pattern are
+read from there (`declared`); its type (and an enum, as a Literal) is written here, where mypy
+sees it, and a contract test holds it to the declaration. `load_or_exit` turns a bad value
+into one line naming the key, the value and the fix.
 """
 
 from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ai_inference.scoring import MAX_WINDOW, ModelParams
+from ai_inference.contracts import EXIT_CONFIG, setting
+from ai_inference.scoring import ModelParams
 
-# A host name or an IP address (the declaration's pattern for every *_HOST setting).
-HOST_PATTERN = r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$"
-# sysexits' EX_CONFIG: the supervisor of `inv run` stops at once instead of restarting.
-EXIT_BAD_SETTINGS = 78
 FIX = "fix it in .env or the environment (see .env.example, section 'AI inference service')"
+# JSON Schema keyword -> pydantic's name for the same constraint.
+CONSTRAINTS = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "pattern": "pattern"}
+
+
+def declared(key: str, **extra: Any) -> Any:
+    """The field read from environment key `key`, with the declared default and constraints."""
+    spec = setting(key)
+    constraints = {ours: spec[theirs] for theirs, ours in CONSTRAINTS.items() if theirs in spec}
+    return Field(default=spec["default"], validation_alias=key, **constraints, **extra)
 
 
 class Settings(BaseSettings):
@@ -36,22 +44,14 @@ class Settings(BaseSettings):
         case_sensitive=True,
     )
 
-    host: str = Field(
-        default="127.0.0.1", validation_alias="AI_INFERENCE_HOST", pattern=HOST_PATTERN
-    )
-    port: int = Field(default=8090, validation_alias="AI_INFERENCE_PORT", ge=1, le=65535)
-    workers: int = Field(default=1, validation_alias="AI_INFERENCE_WORKERS", ge=1, le=64)
-    log_level: Literal["debug", "info", "warn", "error"] = Field(
-        default="info", validation_alias="LOG_LEVEL"
-    )
-    window: int = Field(default=64, validation_alias="AI_WINDOW", ge=1, le=MAX_WINDOW)
-    min_history: int = Field(default=16, validation_alias="AI_MIN_HISTORY", ge=1, le=MAX_WINDOW)
-    threshold: float = Field(
-        default=5.0, validation_alias="AI_ANOMALY_THRESHOLD", gt=0, allow_inf_nan=False
-    )
-    min_scale: float = Field(
-        default=1e-6, validation_alias="AI_MIN_SCALE", gt=0, allow_inf_nan=False
-    )
+    host: str = declared("AI_INFERENCE_HOST")
+    port: int = declared("AI_INFERENCE_PORT")
+    workers: int = declared("AI_INFERENCE_WORKERS")
+    log_level: Literal["debug", "info", "warn", "error"] = declared("LOG_LEVEL")
+    window: int = declared("AI_WINDOW")
+    min_history: int = declared("AI_MIN_HISTORY")
+    threshold: float = declared("AI_ANOMALY_THRESHOLD", allow_inf_nan=False)
+    min_scale: float = declared("AI_MIN_SCALE", allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _history_fits_window(self) -> Self:
@@ -96,9 +96,9 @@ def get_settings() -> Settings:
 
 
 def load_or_exit() -> Settings:
-    """`get_settings`, or one line on stderr and exit status EXIT_BAD_SETTINGS."""
+    """`get_settings`, or one line on stderr and exit status EXIT_CONFIG."""
     try:
         return get_settings()
     except SettingsError as exc:
         print(f"ai-inference: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTINGS) from None
+        raise SystemExit(EXIT_CONFIG) from None

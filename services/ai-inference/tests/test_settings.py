@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ai_inference import contracts
 from ai_inference.__main__ import log_config
 from ai_inference.scoring import ModelParams
 from ai_inference.settings import Settings, SettingsError, load
@@ -108,6 +110,42 @@ def test_entry_point_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("ai-inference: AI_ANOMALY_THRESHOLD='high' is invalid:")
+
+
+def test_defaults_and_bounds_are_the_declarations(default_settings: Settings) -> None:
+    """Read from schemas/settings.schema.json: a default changed there is the service's."""
+    declared = contracts.document(contracts.SETTINGS)["properties"]
+    assert default_settings.window == declared["AI_WINDOW"]["default"]
+    assert default_settings.threshold == declared["AI_ANOMALY_THRESHOLD"]["default"]
+    assert ModelParams() == default_settings.model_params
+
+
+def test_a_checkout_without_schemas_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """The package where the layout puts it, with no schemas/ beside services/: the entry
+    point names the missing file and exits EX_CONFIG (the supervisor does not restart it)."""
+    service = tmp_path / "services" / "ai-inference"
+    shutil.copytree(
+        Path(contracts.__file__).parent,
+        service / "ai_inference",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ai_inference"],
+        env=env,
+        cwd=service,  # `-m` imports the package from here, not the checkout's
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 78
+    missing = tmp_path / "schemas" / contracts.SETTINGS
+    assert proc.stderr.splitlines() == [
+        f"ai-inference: {missing} not found: the service reads the repository's schemas/ two "
+        "folders above its package; run it from the checkout, or copy schemas/ there in the "
+        "image (deploy/images/ai-inference.Dockerfile)"
+    ]
 
 
 def test_logging_goes_to_stdout_and_access_log_follows_level(
