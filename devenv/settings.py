@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from devenv import declared
+from devenv.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,7 @@ PgName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=63)]
 FIX = "fix it in .env or the environment (see .env.example)"
 
 
-class SettingsError(Exception):
+class SettingsError(UserError):
     """A setting is missing its mark: the message is the one line the user sees."""
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devenv.errors import UserError
 from devenv.proc import group, probe
 from devenv.proc import status as recorded_status
 from devenv.proc.logs import lines_since
@@ -32,8 +33,8 @@ EXIT_ALREADY_RUNNING = 75
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class DetachedError(RuntimeError):
-    pass
+class DetachedError(UserError):
+    """The background supervisor did not get every app ready: the message quotes its log."""
 
 
 @dataclass(frozen=True)

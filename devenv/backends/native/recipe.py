@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devenv.compose import Component
+from devenv.errors import UserError
 from devenv.proc.probe import Probe
 from devenv.settings import Settings
 
 Say = Callable[[str], None]
 
 
-class MissingToolError(Exception):
+class MissingToolError(UserError):
     """A program the component needs is not installed; the message says how to install it."""
 
 
