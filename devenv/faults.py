@@ -18,9 +18,9 @@ from pathlib import Path
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devenv import apps, backends
+from devenv import apps, backends, poll
 from devenv.backends.base import ComponentStatus, InfraError, Say
-from devenv.proc import detached, group, probe
+from devenv.proc import detached, group
 from devenv.proc.spec import ProcessSpec
 from devenv.settings import Settings
 
@@ -51,7 +51,7 @@ def kill9_component(settings: Settings, role: str) -> None:
     row = component(settings, role)
     if row.backend == "docker":
         subprocess.run(["docker", "kill", row.ident], capture_output=True, check=True)
-        if not probe.wait_until(lambda: component_state(settings, role) != "running", 30):
+        if not poll.until(lambda: component_state(settings, role) != "running", 30):
             raise InfraError(f"the {role} container still runs 30s after `docker kill`")
         return
     pid = component_pid(settings, role)
@@ -154,7 +154,7 @@ def forget_mqtt_session(settings: Settings, client_id: str) -> None:
     client.connect("127.0.0.1", settings.MQTT_PORT)
     client.loop_start()
     try:
-        if not probe.wait_until(client.is_connected, 10, interval=0.05):
+        if not poll.until(client.is_connected, 10, interval=0.05):
             raise InfraError(f"could not connect as {client_id} to end its MQTT session")
     finally:
         client.disconnect()
