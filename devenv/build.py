@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from devenv.errors import UserError
+
 STAMP_NAME = ".devenv-deps.sha256"
 MIN_PYTHON = (3, 11)
 _DOWNLOADING = "go: downloading "
@@ -28,11 +30,11 @@ _NAMED = 3  # up to this many recompiled packages are named in the summary line
 PROGRESS_EVERY = 5.0  # seconds between progress lines of a long build
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(UserError):
     """A tool is missing or too old; one-line message: tool, version needed, how to install."""
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError):
     """The compiler or installer failed; `output` holds its own lines (file:line for Go)."""
 
     def __init__(self, message: str, output: str) -> None:

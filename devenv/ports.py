@@ -7,9 +7,11 @@ import socket
 
 import psutil
 
+from devenv.errors import UserError
 
-class PortBusyError(Exception):
-    pass
+
+class PortBusyError(UserError):
+    """Ports the stack needs are taken: the message names each, its holder and the setting."""
 
 
 def is_free(port: int, host: str = "127.0.0.1") -> bool:

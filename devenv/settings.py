@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from devenv import declared
+from devenv.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,7 @@ def declared_field(key: str) -> Any:
     return Field(SecretStr(default) if spec.get("x-secret") else default, **constraints)
 
 
-class SettingsError(Exception):
+class SettingsError(UserError):
     """A setting is missing its mark: the message is the one line the user sees."""
 
 

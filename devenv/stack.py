@@ -1,4 +1,5 @@
-"""Stacks that test sessions bring up and take down again: only what they started."""
+"""The private stacks that test sessions bring up (free ports, their own state folder) and
+take down again, even on failure or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -28,22 +29,6 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
     env = dict(zip(PORT_KEYS, map(str, free_ports(len(PORT_KEYS))), strict=True))
     env.update(STATE_DIR=str(state_dir), INFRA_BACKEND="native")
     return env
-
-
-@contextlib.contextmanager
-def infra_running(settings: Settings, names: list[str], say: Say = print) -> Iterator[None]:
-    """Make sure `names` run for the duration; stop afterwards those this call started."""
-    backend = backends.select(settings, say)
-    before = {row.role for row in backend.status() if row.state == "running"}
-    backend.up(names)
-    started = [
-        row.role for row in backend.status() if row.state == "running" and row.role not in before
-    ]
-    try:
-        yield
-    finally:
-        if started:
-            backend.down(started)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devenv import poll
 from devenv.backends.native import mosquitto
 from devenv.backends.native.recipe import current_user
 from devenv.proc import probe
@@ -61,7 +62,7 @@ class Broker:
         self.proc = subprocess.Popen([binary, "-c", str(self.home / "mosquitto.conf")],
                                      stdout=log, stderr=log)  # fmt: skip
         ready = probe.mqtt_broker("127.0.0.1", self.port)
-        if not probe.wait_until(ready, 10, interval=0.02):
+        if not poll.until(ready, 10, interval=0.02):
             sys.exit(f"mosquitto did not answer on {self.port}: see {self.home}/mosquitto.log")
 
     def kill(self) -> None:
@@ -76,7 +77,7 @@ def connect(port: int, client_id: str, clean: bool = True) -> mqtt.Client:
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    if not probe.wait_until(client.is_connected, 10, interval=0.01):
+    if not poll.until(client.is_connected, 10, interval=0.01):
         sys.exit(f"could not connect to the broker on {port}")
     return client
 
@@ -85,7 +86,7 @@ def hold_session(port: int) -> None:
     """The app's session: persistent, one plain subscription, then offline."""
     app = connect(port, "app", clean=False)
     app.subscribe("devices/+/telemetry", 1)[1]
-    probe.wait_until(lambda: False, 0.3)  # let the SUBACK arrive before leaving
+    poll.until(lambda: False, 0.3)  # let the SUBACK arrive before leaving
     app.disconnect()
     app.loop_stop()
 
@@ -97,7 +98,7 @@ def drain(port: int) -> set[str]:
     seen = -1
     while seen != len(got):  # until 3 s pass without a new message (a loaded machine)
         seen = len(got)
-        probe.wait_until(lambda: False, 3.0)
+        poll.until(lambda: False, 3.0)
     app.disconnect()
     app.loop_stop()
     return got
@@ -130,7 +131,7 @@ def kill_run(root: Path, on_changes: bool, after: float) -> tuple[int, int, floa
     ]
     for t in threads:
         t.start()
-    probe.wait_until(lambda: False, after)
+    poll.until(lambda: False, after)
     killed_at = time.monotonic()
     broker.kill()
     stop.set()

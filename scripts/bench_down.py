@@ -23,7 +23,7 @@ from devenv import apps, backends, ports
 from devenv.proc import detached
 from devenv.settings import PORT_KEYS, load
 from scripts.bench_up import machine
-from tests.fixtures.stack import Stack
+from tests.support.stack import Stack
 
 
 def one_run(tmp: Path) -> tuple[float, list[str]]:

@@ -21,19 +21,14 @@ Prints p50/p95 and the ratios; `--idle N` first measures the CPU our idle watche
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -43,18 +38,12 @@ sys.path.insert(0, str(REPO))
 
 from devenv import build  # noqa: E402
 from devenv.proc import group, reload  # noqa: E402
-from devenv.proc.supervisor import ProcessSpec, Supervisor  # noqa: E402
-
-FIXTURES = REPO / "tests" / "fixtures"
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@dataclass
-class Runner:
-    port: int
-    edit: Callable[[str], object]
-    history: list[reload.ReloadEvent] | None = None  # ours record each reload; air does not
-    served: Callable[[str], bool] | None = None  # default: / answers the edited text
+from devenv.proc.supervisor import ProcessSpec  # noqa: E402
+from devenv.stack import free_ports  # noqa: E402
+from scripts.bench_reload_monolith import bench_monolith  # noqa: E402
+from tests.support.reload_bench import Runner, measure, pct, supervised  # noqa: E402
+from tests.support.running import FIXTURES, PYAPP, get  # noqa: E402
+from tests.support.wait import eventually  # noqa: E402
 
 
 def main() -> int:
@@ -65,8 +54,6 @@ def main() -> int:
     parser.add_argument("--monolith", action="store_true", help="the real Go monolith")
     args = parser.parse_args()
     if args.monolith:
-        from scripts.bench_reload_monolith import bench_monolith  # noqa: PLC0415 - it imports this module
-
         return bench_monolith(args.iterations, args.air)
     with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -107,7 +94,7 @@ def devenv_go(work: Path) -> Iterator[Runner]:
     module = _copy_goapp(work)
     binary = work / "bin" / "goapp"
     build.go_build(module, ".", binary, ldflags_vars={}, echo=None)
-    port = _free_port()
+    (port,) = free_ports(1)
     spec = ProcessSpec(
         "app",
         (str(binary), "-addr", f"127.0.0.1:{port}"),
@@ -115,7 +102,7 @@ def devenv_go(work: Path) -> Iterator[Runner]:
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
     target = reload.GoReload("app", module, ".", work / "reload")
-    with _supervised(spec, target) as reloader:
+    with supervised(spec, target) as reloader:
         yield Runner(port, lambda text: _say_go(module, text), reloader.history)
 
 
@@ -125,15 +112,15 @@ def devenv_python(work: Path) -> Iterator[Runner]:
     source.mkdir(parents=True)
     message = source / "message.txt"
     message.write_text("start")
-    port = _free_port()
-    pyapp = (sys.executable, str(FIXTURES / "pyapp.py"), "--port", str(port))
+    (port,) = free_ports(1)
+    pyapp = (sys.executable, str(PYAPP), "--port", str(port))
     spec = ProcessSpec(
         "ai",
         (*pyapp, "--message-file", str(message)),
         work / "ai.log",
         ready_url=f"http://127.0.0.1:{port}/healthz",
     )
-    with _supervised(spec, reload.PythonReload("ai", (source,))) as reloader:
+    with supervised(spec, reload.PythonReload("ai", (source,))) as reloader:
         yield Runner(port, message.write_text, reloader.history)
 
 
@@ -142,7 +129,7 @@ def devenv_preforked(work: Path) -> Iterator[Runner]:
     """The zapp fixture (its dependency takes 1.5 s to import) under the zygote."""
     app = work / "pyzapp"
     shutil.copytree(FIXTURES / "pyzapp", app)
-    port = _free_port()
+    (port,) = free_ports(1)
     spec = ProcessSpec(
         "zapp",
         (sys.executable, "-m", "zapp", "--port", str(port)),
@@ -152,7 +139,7 @@ def devenv_preforked(work: Path) -> Iterator[Runner]:
     )
     message = app / "zapp" / "message.py"
     target = reload.PythonReload("zapp", (app / "zapp",))
-    with _supervised(reload.preforked(spec, preload=["heavy_dep"]), target) as reloader:
+    with supervised(reload.preforked(spec, preload=["heavy_dep"]), target) as reloader:
         yield Runner(
             port, lambda text: message.write_text(f"MESSAGE = {text!r}\n"), reloader.history
         )
@@ -161,50 +148,15 @@ def devenv_preforked(work: Path) -> Iterator[Runner]:
 @contextmanager
 def air(work: Path, air: str, extra: list[str]) -> Iterator[Runner]:
     module = _copy_goapp(work)
-    port = _free_port()
+    (port,) = free_ports(1)
     env = {**os.environ, "GOAPP_ADDR": f"127.0.0.1:{port}"}
     proc = group.spawn([air, *extra], log_file=work / "air.log", cwd=module, env=env)
     try:
-        _wait(lambda: _get(port) == "hello v1", 120, "air's first build")
+        eventually(lambda: get(f"http://127.0.0.1:{port}/") == "hello v1", 120, "air's first build")
         yield Runner(port, lambda text: _say_go(module, text))
     finally:
         group.stop_group(proc.pid, 5)
         proc.wait()
-
-
-@contextmanager
-def _supervised(spec: ProcessSpec, target: reload.Target) -> Iterator[reload.Reloader]:
-    supervisor = Supervisor([spec], out=io.StringIO(), echo=False)
-    reloader = reload.Reloader(supervisor, [target], out=io.StringIO())
-    ready = threading.Event()
-    thread = threading.Thread(target=supervisor.run, args=(ready.set,), daemon=True)
-    thread.start()
-    try:
-        if not ready.wait(30):
-            raise RuntimeError(f"{spec.name} did not get ready; see {spec.log_file}")
-        reloader.start()
-        yield reloader
-    finally:
-        reloader.close()
-        supervisor.request_stop()
-        thread.join(30)
-
-
-def measure(runner: Runner, expected: str) -> float:
-    reloads = len(runner.history) if runner.history is not None else 0
-    served = runner.served or (lambda text: _get(runner.port) == text)
-    start = time.perf_counter()
-    runner.edit(expected)
-    while not served(expected):
-        if time.perf_counter() - start > 60:
-            raise RuntimeError(f"no answer {expected!r} after 60 s")
-        time.sleep(0.01)
-    took = time.perf_counter() - start
-    if runner.history is not None:
-        history = runner.history
-        _wait(lambda: len(history) > reloads, 10, "the reload recorded")
-    time.sleep(0.3)  # let the watcher and the new process settle before the next edit
-    return took
 
 
 def breakdown(name: str, history: list[reload.ReloadEvent]) -> None:
@@ -231,32 +183,6 @@ def _copy_goapp(work: Path) -> Path:
 
 def _say_go(module: Path, text: str) -> None:
     (module / "message.go").write_text(f'package main\n\nconst message = "{text}"\n')
-
-
-def _get(port: int, path: str = "/") -> str | None:
-    try:
-        with _NO_PROXY.open(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(samples: list[float], percentile: int) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[percentile - 1]
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ from devenv import apps, build
 from devenv.proc import group, reload
 from devenv.proc.supervisor import ProcessSpec
 from devenv.settings import REPO_ROOT, Settings, load
-from devenv.stack import infra_running
-from scripts.bench_reload import Runner, _free_port, _get, _supervised, _wait, measure, pct
+from devenv.stack import free_ports
+from tests.support.reload_bench import Runner, measure, pct, supervised
+from tests.support.running import get
+from tests.support.stack import infra_running
+from tests.support.wait import eventually
 
 PACKAGE = apps.GO_PACKAGE
 
@@ -71,7 +74,7 @@ def _monolith_copy(work: Path) -> Path:
 
 
 def _monolith_env(settings: Settings, name: str) -> tuple[dict[str, str], int]:
-    ingestion, query, actions = (_free_port() for _ in range(3))
+    ingestion, query, actions = free_ports(3)
     env = {**settings.as_env(), "INGESTION_PORT": str(ingestion), "QUERY_PORT": str(query),
            "ACTIONS_PORT": str(actions), "MQTT_CLIENT_ID": f"bench-{name}"}  # fmt: skip
     for key in ("QUERY_CONSUMER_GROUP", "ANOMALY_CONSUMER_GROUP", "ACTIONS_CONSUMER_GROUP"):
@@ -91,7 +94,7 @@ def _monolith_runner(module: Path, port: int, history: list[reload.ReloadEvent] 
 
     def served(_text: str) -> bool:
         now = _listener(port)
-        return now not in (None, before[0]) and _get(port, "/healthz") is not None
+        return now not in (None, before[0]) and get(f"http://127.0.0.1:{port}/healthz") is not None
 
     return Runner(port, edit, history, served)
 
@@ -105,7 +108,7 @@ def devenv_monolith(work: Path, settings: Settings) -> Iterator[Runner]:
     spec = ProcessSpec("app", (str(binary), "serve"), work / "app.log", env=env,
                        ready_url=f"http://127.0.0.1:{port}/readyz", ready_timeout=60)  # fmt: skip
     target = reload.GoReload("app", module, PACKAGE, work / "reload")
-    with _supervised(spec, target) as reloader:
+    with supervised(spec, target) as reloader:
         yield _monolith_runner(module, port, reloader.history)
 
 
@@ -118,7 +121,9 @@ def air_monolith(work: Path, settings: Settings, air: str) -> Iterator[Runner]:
     proc = group.spawn([air, *flags], log_file=work / "air.log", cwd=module,
                        env={**os.environ, **env})  # fmt: skip
     try:
-        _wait(lambda: _get(port, "/healthz") is not None, 180, "air's first build")
+        eventually(
+            lambda: get(f"http://127.0.0.1:{port}/healthz") is not None, 180, "air's first build"
+        )
         yield _monolith_runner(module, port, None)
     finally:
         group.stop_group(proc.pid, 5)

@@ -15,8 +15,8 @@ from devenv.aws import images, lock, network, pin, render, runtime, validate
 from devenv.aws.clients import Aws, error_code, parameter
 from devenv.aws.config import AwsConfig, ssm_name
 from devenv.aws.errors import AwsError
-from devenv.aws.parity import routes
 from devenv.aws.waiting import Patience
+from devenv.gateway import routes
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from devenv.errors import UserError
 
-class AwsError(Exception):
+
+class AwsError(UserError):
     """A failure the user can act on; the message says what happened and how to fix it."""

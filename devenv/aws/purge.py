@@ -79,6 +79,8 @@ def _wait_no_mount_targets(
     def gone() -> bool | None:
         nonlocal left
         left = aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]
+        if left:
+            say(f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted")
         return not left or None
 
     def late() -> str:
@@ -88,11 +90,4 @@ def _wait_no_mount_targets(
             f"({states}): run `inv aws.down --purge --yes` again"
         )
 
-    waiting.until(
-        gone,
-        late,
-        patience,
-        waiting=lambda: say(
-            f"  waiting for {len(left)} mount target(s) of {file_system} to be deleted"
-        ),
-    )
+    waiting.until(gone, late, patience)

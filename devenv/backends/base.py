@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from devenv.errors import UserError
+
 Say = Callable[[str], None]
 
 
-class InfraError(Exception):
+class InfraError(UserError):
     """A failure the user can act on; the message says what and how."""
 
 

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devenv.proc import group, probe
+from devenv import poll
+from devenv.errors import UserError
+from devenv.proc import group
 from devenv.proc import status as recorded_status
 from devenv.proc.logs import lines_since
 from devenv.proc.record import AlreadyRunning, Identity, Lock
@@ -32,8 +34,8 @@ EXIT_ALREADY_RUNNING = 75
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class DetachedError(RuntimeError):
-    pass
+class DetachedError(UserError):
+    """The background supervisor did not get every app ready: the message quotes its log."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,7 @@ def start(
                     and all(a.ready for a in current.apps))  # fmt: skip
 
     try:
-        ready = probe.wait_until(
-            all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None
-        )
+        ready = poll.until(all_ready, timeout, interval=0.05, alive=lambda: proc.poll() is None)
     except KeyboardInterrupt:
         # Stopped by its pid: it may not have recorded itself yet.
         _stop_supervisor(proc.pid, state_dir, stop_timeout + 5)

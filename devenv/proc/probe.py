@@ -1,4 +1,4 @@
-"""Readiness probes that speak each component's own protocol, and a deadline-bound poller.
+"""Readiness probes that speak each component's own protocol (`devenv.poll.until` polls them).
 
 A probe answers True only when a real client got a real answer: a PostgreSQL query, a Kafka
 metadata response, an MQTT CONNACK, Traefik's /ping. Nothing here sleeps to 'let it start'.
@@ -10,7 +10,6 @@ import json
 import logging
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -123,29 +122,3 @@ def tcp(host: str, port: int) -> Probe:
             return False
 
     return probe
-
-
-class Cancelled(Exception):
-    """The wait was called off (Ctrl-C or another component failed)."""
-
-
-def wait_until(
-    probe: Probe,
-    timeout: float,
-    *,
-    interval: float = 0.1,
-    cancel: threading.Event | None = None,
-    alive: Callable[[], bool] | None = None,
-) -> bool:
-    """Poll `probe` until it answers True or `timeout` passes. Stops early when `alive` says
-    the process died (no point waiting for a corpse) or `cancel` is set."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled
-        if probe():
-            return True
-        if alive is not None and not alive():
-            return False
-        time.sleep(interval)
-    return False

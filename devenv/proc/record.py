@@ -25,14 +25,16 @@ from typing import Any
 
 import psutil
 
+from devenv.errors import UserError
+
 _PROC = Path("/proc")
 
 
-class StateWriteError(OSError):
+class StateWriteError(UserError, OSError):
     """A state file could not be written (disk full, read-only): the message says which."""
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(UserError):
     """Another command holds the lock: the message names its pid and what to do."""
 
 

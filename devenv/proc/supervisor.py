@@ -32,7 +32,8 @@ from typing import TextIO
 
 import psutil
 
-from devenv.proc import group, probe, status
+from devenv import poll
+from devenv.proc import group, status
 from devenv.proc.console import Console
 from devenv.proc.logs import Tail, lines_since
 from devenv.proc.record import (
@@ -244,14 +245,14 @@ class Supervisor:
         spec = child.spec
         check = spec.readiness(popen.pid)
         try:
-            ready = probe.wait_until(
+            ready = poll.until(
                 check,
                 spec.ready_timeout,
                 interval=_PROBE_INTERVAL,
                 cancel=self._stop,
                 alive=lambda: popen.poll() is None,
             )
-        except probe.Cancelled:
+        except poll.Cancelled:
             ready = None
         with self._lock:
             if child.attempt == attempt and ready:

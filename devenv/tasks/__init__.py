@@ -10,23 +10,7 @@ from types import FrameType
 
 from invoke.exceptions import Exit
 
-from devenv.backends.base import InfraError
-from devenv.build import BuildError, ToolchainError
-from devenv.ports import PortBusyError
-from devenv.proc.detached import DetachedError
-from devenv.proc.record import AlreadyRunning, StateWriteError
-from devenv.settings import SettingsError
-
-USER_ERRORS = (
-    SettingsError,
-    InfraError,
-    PortBusyError,
-    BuildError,
-    ToolchainError,
-    DetachedError,
-    AlreadyRunning,
-    StateWriteError,
-)
+from devenv.errors import UserError
 
 
 @contextlib.contextmanager
@@ -36,7 +20,7 @@ def user_errors() -> Iterator[None]:
     try:
         with terminations_as_interrupts():
             yield
-    except USER_ERRORS as exc:
+    except UserError as exc:
         raise Exit(f"error: {exc}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None

@@ -28,13 +28,10 @@ ENV_HELP = "Environment name: tags, family and log group follow it (default dev)
 
 @contextlib.contextmanager
 def aws_errors() -> Iterator[None]:
-    """An AwsError (or a settings error) is one line on stderr and exit code 1."""
-    with user_errors():
-        try:
-            with clients.translated():
-                yield
-        except AwsError as exc:
-            raise Exit(f"error: {exc}", code=1) from None
+    """A failure of boto3 becomes an AwsError, and that (like any user error) one line on
+    stderr and exit code 1."""
+    with user_errors(), clients.translated():
+        yield
 
 
 @task(

@@ -24,8 +24,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devenv import settings as local_settings
 from devenv.aws import config, local, render
 from devenv.stack import isolated_env
-from tests.e2e.conftest import MqttClient, device_id, eventually, readings
-from tests.fixtures.stack import INV
+from tests.support.clients import MqttClient, device_id, readings
+from tests.support.stack import INV
+from tests.support.wait import eventually
 
 # The first test's set-up builds the six images (cold: minutes); the probes bound the rest.
 pytestmark = [pytest.mark.aws_local, pytest.mark.timeout(3600)]

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import MqttClient, Stack, acknowledge, device_id, eventually, readings
+from tests.support.clients import MqttClient, Platform, acknowledge, device_id, readings
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
 
 def test_spike_yields_an_anomaly_and_a_cooldown_command(
-    stack: Stack, device_mqtt: MqttClient
+    stack: Platform, device_mqtt: MqttClient
 ) -> None:
     device = device_id("anom")
     device_mqtt.subscribe(f"devices/{device}/commands")
@@ -59,5 +60,5 @@ def test_spike_yields_an_anomaly_and_a_cooldown_command(
     assert len(device_mqtt.received[f"devices/{device}/commands"]) == 1
 
 
-def test_anomalies_of_an_unknown_device_is_404(stack: Stack) -> None:
+def test_anomalies_of_an_unknown_device_is_404(stack: Platform) -> None:
     assert stack.get(f"/query/v1/devices/{device_id()}/anomalies").status_code == 404

@@ -7,13 +7,13 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import MqttClient, Stack, acknowledge, device_id
+from tests.support.clients import MqttClient, Platform, acknowledge, device_id
 
 pytestmark = pytest.mark.e2e
 
 
 def test_command_reaches_the_device_and_its_ack_is_recorded(
-    stack: Stack, device_mqtt: MqttClient
+    stack: Platform, device_mqtt: MqttClient
 ) -> None:
     device = device_id("cmd")
     device_mqtt.subscribe(f"devices/{device}/commands")
@@ -45,11 +45,11 @@ def test_command_reaches_the_device_and_its_ack_is_recorded(
     "path",
     ["/v1/score", "/v1/model", "/healthz", "/readyz", "/", "/admin", "/ai/v1/score", "/ingestx"],
 )
-def test_gateway_exposes_only_the_three_prefixes(stack: Stack, path: str) -> None:
+def test_gateway_exposes_only_the_three_prefixes(stack: Platform, path: str) -> None:
     assert stack.get(path).status_code == 404
 
 
-def test_gateway_routes_each_prefix_to_its_server(stack: Stack) -> None:
+def test_gateway_routes_each_prefix_to_its_server(stack: Platform) -> None:
     assert stack.get("/query/v1/devices").status_code == 200
     assert stack.get(f"/query/v1/devices/{device_id()}/latest").status_code == 404
     assert stack.get(f"/actions/v1/commands/{uuid.uuid4()}").status_code == 404

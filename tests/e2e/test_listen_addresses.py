@@ -10,7 +10,7 @@ import pytest
 
 from devenv import backends
 from devenv.backends.docker import interface_ipv4
-from tests.e2e.conftest import Stack
+from tests.support.clients import Platform
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def answers(address: str, port: int) -> bool:
         return sock.connect_ex((address, port)) == 0
 
 
-def test_the_servers_answer_on_loopback_and_the_engine_bridge_only(stack: Stack) -> None:
+def test_the_servers_answer_on_loopback_and_the_engine_bridge_only(stack: Platform) -> None:
     settings = stack.settings
     bridge = backends.select(settings, lambda _line: None).upstream_hosts()
     given = [host for host in settings.value("APP_EXTRA_BIND_HOSTS").split(",") if host]

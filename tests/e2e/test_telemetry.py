@@ -12,17 +12,18 @@ import pytest
 import requests
 from confluent_kafka import Consumer
 
-from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
+from tests.support.clients import MqttClient, Platform, device_id, readings
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
 
-def latest(stack: Stack, device: str) -> dict[str, Any] | None:
+def latest(stack: Platform, device: str) -> dict[str, Any] | None:
     response = stack.get(f"/query/v1/devices/{device}/latest")
     return response.json() if response.status_code == 200 else None
 
 
-def all_readings(stack: Stack, device: str, **params: Any) -> list[dict[str, Any]]:
+def all_readings(stack: Platform, device: str, **params: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
@@ -40,7 +41,7 @@ def all_readings(stack: Stack, device: str, **params: Any) -> list[dict[str, Any
             return items
 
 
-def test_http_batch_becomes_readable_from_the_query_api(stack: Stack) -> None:
+def test_http_batch_becomes_readable_from_the_query_api(stack: Platform) -> None:
     device = device_id()
     batch = readings(device, 5, temperature=20.0, humidity=40.0)
     response = stack.post("/ingest/v1/telemetry", {"readings": batch})
@@ -60,7 +61,7 @@ def test_http_batch_becomes_readable_from_the_query_api(stack: Stack) -> None:
 
 
 def test_mqtt_telemetry_is_stored_and_a_malformed_message_goes_to_the_dlq(
-    stack: Stack, device_mqtt: MqttClient
+    stack: Platform, device_mqtt: MqttClient
 ) -> None:
     device = device_id("mqtt")
     dlq = Consumer(
@@ -98,7 +99,7 @@ def test_mqtt_telemetry_is_stored_and_a_malformed_message_goes_to_the_dlq(
     assert state["version"] == 1
 
 
-def test_the_same_batch_twice_is_stored_once(stack: Stack) -> None:
+def test_the_same_batch_twice_is_stored_once(stack: Platform) -> None:
     device = device_id("dup")
     batch = {"readings": readings(device, 3)}
     assert stack.post("/ingest/v1/telemetry", batch).json() == {"accepted": 3, "duplicates": 0}
@@ -120,7 +121,7 @@ def test_the_same_batch_twice_is_stored_once(stack: Stack) -> None:
     ],
 )
 def test_bad_bodies_are_rejected_and_nothing_is_stored(
-    stack: Stack, name: str, body: Any, status: int, code: str
+    stack: Platform, name: str, body: Any, status: int, code: str
 ) -> None:
     device = device_id("bad")
     if body == "WRONG_TYPES":
@@ -145,7 +146,7 @@ def test_bad_bodies_are_rejected_and_nothing_is_stored(
     assert stack.get(f"/query/v1/devices/{device}/latest").status_code == 404
 
 
-def test_concurrent_http_and_mqtt_2000_readings_over_20_devices(stack: Stack) -> None:
+def test_concurrent_http_and_mqtt_2000_readings_over_20_devices(stack: Platform) -> None:
     devices = [device_id(f"load{i:02d}") for i in range(20)]
     plan = {device: readings(device, 100) for device in devices}
 

@@ -4,26 +4,17 @@ the relay moving on (failpoints), and two instances on one stack."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from typing import Any
 
 import pytest
 import requests
 
-from devenv import faults
 from devenv import stack as stacks
-from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
-from tests.faults.conftest import (
-    PAUSE_SECONDS,
-    Outcome,
-    Publisher,
-    mqtt_messages,
-    post_until_accepted,
-    record,
-    wait_all_stored,
-)
+from tests.support import delivery, faults
+from tests.support.clients import MqttClient, Platform, device_id, readings
+from tests.support.delivery import Outcome, Publisher
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -32,31 +23,26 @@ pytestmark = pytest.mark.faults
 PAUSED_DEVICES, PAUSED_PER_DEVICE = 200, 25
 
 
-def test_app_paused_under_mqtt_load_loses_nothing(stack: Stack, publisher: Publisher) -> None:
+def test_app_paused_under_mqtt_load_loses_nothing(stack: Platform, publisher: Publisher) -> None:
     plan = {
         d: readings(d, PAUSED_PER_DEVICE)
         for d in (device_id("pause") for _ in range(PAUSED_DEVICES))
     }
-    pid = faults.app_pid(stack.settings)
-    assert pid, "the app runs"
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with faults.app_paused(stack.settings) as pid:
         paused_at = time.monotonic()
-        sent = publisher.publish_all(mqtt_messages(plan))  # every one acked by the broker
+        sent = publisher.publish_all(delivery.mqtt_messages(plan))  # every one acked by the broker
         assert sent > 1020, "more than a default broker session queue holds"
         # The fault is a pause of a given length, not a wait for the machine.
-        time.sleep(max(0.0, PAUSE_SECONDS - (time.monotonic() - paused_at)))
-    finally:
-        os.kill(pid, signal.SIGCONT)
+        time.sleep(max(0.0, faults.PAUSE_SECONDS - (time.monotonic() - paused_at)))
     resumed_at = time.monotonic()
-    duplicates = wait_all_stored(stack, plan, f"after a {PAUSE_SECONDS:.0f}s pause")
+    duplicates = delivery.wait_all_stored(stack, plan, f"after a {faults.PAUSE_SECONDS:.0f}s pause")
     assert duplicates == 0
     assert faults.app_pid(stack.settings) == pid
-    record(Outcome(f"app SIGSTOP {PAUSE_SECONDS:.0f}s under MQTT load", sent, sent, duplicates,
-                   time.monotonic() - resumed_at))  # fmt: skip
+    fault = f"app SIGSTOP {faults.PAUSE_SECONDS:.0f}s under MQTT load"
+    delivery.record(Outcome(fault, sent, sent, duplicates, time.monotonic() - resumed_at))
 
 
-def test_kill9_between_broker_ack_and_relay_progress(stack: Stack) -> None:
+def test_kill9_between_broker_ack_and_relay_progress(stack: Platform) -> None:
     """Failpoints kill the monolith right after a broker acked a batch: before the event
     relay moves its cursor (Kafka) and before the command relay deletes its rows (MQTT);
     restarted without them, the relays publish those batches again. Duplicates on the wire
@@ -72,15 +58,15 @@ def test_kill9_between_broker_ack_and_relay_progress(stack: Stack) -> None:
         points = ("event-relay-after-publish", "command-relay-after-publish")
         with faults.apps_with_failpoints(stack.settings, *points) as spec:
             offset = spec.log_file.stat().st_size
-            post_until_accepted(stack, rows[:40])
-            post_until_accepted(stack, rows[40:])
+            delivery.post_until_accepted(stack, rows[:40])
+            delivery.post_until_accepted(stack, rows[40:])
             hit = f"failpoint {points[0]} hit"
             eventually(lambda: hit in spec.log_file.read_text()[offset:], 60,
                        "the failpoint's kill")  # fmt: skip
             killed_at = time.monotonic()
         shown = spec.log_file.read_text()[offset:]
         kills = sum(shown.count(f"failpoint {p} hit") for p in points)  # each: a batch again
-        duplicates = wait_all_stored(stack, {device: rows}, "after the restart")
+        duplicates = delivery.wait_all_stored(stack, {device: rows}, "after the restart")
         commands = eventually(lambda: device_mqtt.received.get(f"devices/{device}/commands"),
                               60, "the cooldown command on MQTT")  # fmt: skip
         recovered = time.monotonic() - killed_at
@@ -94,11 +80,11 @@ def test_kill9_between_broker_ack_and_relay_progress(stack: Stack) -> None:
     listed = stack.get(f"/actions/v1/commands/{command_ids.pop()}")
     assert listed.status_code == 200 and listed.json()["name"] == "cooldown"
     fault = f"kill -9 app after broker ack, before relay moves on (x{kills})"
-    record(Outcome(fault, len(rows), len(rows), duplicates, recovered))
+    delivery.record(Outcome(fault, len(rows), len(rows), duplicates, recovered))
 
 
 def test_two_instances_split_mqtt_without_loss_or_reconnect_loop(
-    stack: Stack, publisher: Publisher
+    stack: Platform, publisher: Publisher
 ) -> None:
     ports = stacks.free_ports(3)
     with faults.second_instance(stack.settings, ports) as spec:
@@ -107,21 +93,21 @@ def test_two_instances_split_mqtt_without_loss_or_reconnect_loop(
         plan = {d: readings(d, 20) for d in (device_id("two") for _ in range(50))}
         http_plan = {d: readings(d, 20) for d in (device_id("two-http") for _ in range(10))}
         started = time.monotonic()
-        sent = publisher.publish_all(mqtt_messages(plan))
+        sent = publisher.publish_all(delivery.mqtt_messages(plan))
         for n, rows in enumerate(http_plan.values()):
             # Half straight to the second instance's ingestion port, half through the gateway.
             if n % 2:
                 post_direct(ports[0], rows)
             else:
-                post_until_accepted(stack, rows)
-        duplicates = wait_all_stored(stack, {**plan, **http_plan}, "two instances")
+                delivery.post_until_accepted(stack, rows)
+        duplicates = delivery.wait_all_stored(stack, {**plan, **http_plan}, "two instances")
         elapsed = time.monotonic() - started
         logs = [first_log.read_text()[first_offset:], spec.log_file.read_text()]
     assert duplicates == 0
     for text in logs:
         assert "mqtt connection lost" not in text, "an instance was kicked off the broker"
     total = sent + sum(len(r) for r in http_plan.values())
-    record(Outcome("two app instances on one stack", total, total, duplicates, elapsed))
+    delivery.record(Outcome("two app instances on one stack", total, total, duplicates, elapsed))
 
 
 def post_direct(port: int, rows: list[dict[str, Any]]) -> None:

@@ -11,17 +11,9 @@ from typing import Any
 
 import pytest
 
-from devenv import faults
-from tests.e2e.conftest import Stack, device_id, readings
-from tests.faults.conftest import (
-    Outcome,
-    Publisher,
-    app_paused,
-    mosquitto_saved,
-    mqtt_messages,
-    record,
-    wait_all_stored,
-)
+from tests.support import delivery, faults
+from tests.support.clients import Platform, device_id, readings
+from tests.support.delivery import Outcome, Publisher
 
 pytestmark = pytest.mark.faults
 
@@ -35,43 +27,45 @@ def plan_of(prefix: str, devices: int, per_device: int) -> dict[str, list[dict[s
     return {d: readings(d, per_device) for d in (device_id(prefix) for _ in range(devices))}
 
 
-def publish(stack: Stack, plan: dict[str, list[dict[str, Any]]]) -> int:
+def publish(stack: Platform, plan: dict[str, list[dict[str, Any]]]) -> int:
     """Publish from a fresh connection (a device reconnecting after the restart)."""
     publisher = Publisher(stack.settings.MQTT_PORT)
     try:
-        return publisher.publish_all(mqtt_messages(plan))
+        return publisher.publish_all(delivery.mqtt_messages(plan))
     finally:
         publisher.close()
 
 
-def test_clean_broker_restart_keeps_what_it_acknowledged(stack: Stack) -> None:
+def test_clean_broker_restart_keeps_what_it_acknowledged(stack: Platform) -> None:
     before = plan_of("mq-clean-before", AFTER_DEVICES, AFTER_PER_DEVICE)
     after = plan_of("mq-clean-after", AFTER_DEVICES, AFTER_PER_DEVICE)
-    with app_paused(stack.settings):
+    with faults.app_paused(stack.settings):
         sent = publish(stack, before)  # queued for the paused app's session
         faults.stop_component(stack.settings, "mqtt")  # inv down -c mqtt
         faults.restart_component(stack.settings, "mqtt", say=lambda _line: None)
         restarted_at = time.monotonic()
         sent += publish(stack, after)  # right away: the app is not back yet
-    duplicates = wait_all_stored(stack, {**before, **after}, "after a clean broker restart")
+    duplicates = delivery.wait_all_stored(
+        stack, {**before, **after}, "after a clean broker restart"
+    )
     assert duplicates == 0
-    record(Outcome("broker down + up, app paused across it", sent, sent, duplicates,
+    delivery.record(Outcome("broker down + up, app paused across it", sent, sent, duplicates,
                    time.monotonic() - restarted_at))  # fmt: skip
 
 
-def test_kill9_of_the_broker_keeps_what_it_saved(stack: Stack) -> None:
+def test_kill9_of_the_broker_keeps_what_it_saved(stack: Platform) -> None:
     """kill -9 once the broker saved what it acknowledged (Mosquitto saves every second: what
     it acknowledged in the second before a crash is the window the README states)."""
     queued = plan_of("mq-kill-queued", QUEUED_DEVICES, QUEUED_PER_DEVICE)
     after = plan_of("mq-kill-after", AFTER_DEVICES, AFTER_PER_DEVICE)
-    with app_paused(stack.settings):
+    with faults.app_paused(stack.settings):
         sent = publish(stack, queued)
-        mosquitto_saved(stack.settings)
+        faults.mosquitto_saved(stack.settings)
         faults.kill9_component(stack.settings, "mqtt")
         faults.restart_component(stack.settings, "mqtt", say=lambda _line: None)
         restarted_at = time.monotonic()
         sent += publish(stack, after)
-    duplicates = wait_all_stored(stack, {**queued, **after}, "after kill -9 of the broker")
+    duplicates = delivery.wait_all_stored(stack, {**queued, **after}, "after kill -9 of the broker")
     assert duplicates == 0
-    record(Outcome("kill -9 broker, app paused, inv up", sent, sent, duplicates,
+    delivery.record(Outcome("kill -9 broker, app paused, inv up", sent, sent, duplicates,
                    time.monotonic() - restarted_at))  # fmt: skip

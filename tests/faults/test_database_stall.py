@@ -17,16 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from devenv import faults
-from tests.e2e.conftest import Stack, device_id, eventually, readings
-from tests.faults.conftest import (
-    RECOVERY_TIMEOUT,
-    Outcome,
-    Publisher,
-    mqtt_messages,
-    record,
-    wait_all_stored,
-)
+from tests.support import delivery, faults
+from tests.support.clients import Platform, device_id, readings
+from tests.support.delivery import Outcome, Publisher
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -96,7 +90,7 @@ def timed_get(url: str) -> tuple[requests.Response, float]:
     return response, time.monotonic() - started
 
 
-def test_database_stall_bounds_every_request(stack: Stack, publisher: Publisher) -> None:
+def test_database_stall_bounds_every_request(stack: Platform, publisher: Publisher) -> None:
     limit = seconds(stack.settings.value("REQUEST_TIMEOUT")) + MARGIN_SECONDS
     readyz = f"http://127.0.0.1:{stack.settings.INGESTION_PORT}/readyz"
     clients = [IngestClient(stack.gateway + "/ingest/v1/telemetry") for _ in range(CLIENTS)]
@@ -114,22 +108,22 @@ def test_database_stall_bounds_every_request(stack: Stack, publisher: Publisher)
             with faults.paused_component(stack.settings, "db"):
                 stalled_at = time.monotonic()
                 probes = [pool.submit(timed_get, url) for url in (readyz, query_url)]
-                publisher.publish_all(mqtt_messages(during))  # PUBACKed by the broker
+                publisher.publish_all(delivery.mqtt_messages(during))  # PUBACKed by the broker
                 # The fault is a stall of a given length, not a wait for the machine.
                 time.sleep(max(0.0, STALL_SECONDS - (time.monotonic() - stalled_at)))
             resumed_at = time.monotonic()
             (not_ready, readyz_took), (query, query_took) = (p.result() for p in probes)
             eventually(lambda: requests.get(readyz, timeout=10).status_code == 200,
-                       RECOVERY_TIMEOUT, "/readyz ready after the stall")  # fmt: skip
+                       delivery.RECOVERY_TIMEOUT, "/readyz ready after the stall")  # fmt: skip
             eventually(lambda: all(c.accepted_since(resumed_at) for c in clients),
-                       RECOVERY_TIMEOUT, "every client's 2xx after the stall")  # fmt: skip
+                       delivery.RECOVERY_TIMEOUT, "every client's 2xx after the stall")  # fmt: skip
         finally:
             stop.set()
         for run in runs:
             run.result()
-    publisher.publish_all(mqtt_messages(after))
+    publisher.publish_all(delivery.mqtt_messages(after))
     plan = {**{c.device: c.accepted for c in clients}, **during, **after}
-    duplicates = wait_all_stored(stack, plan, "after the database stall")
+    duplicates = delivery.wait_all_stored(stack, plan, "after the database stall")
     recovered = time.monotonic() - resumed_at
 
     answers = [a for c in clients for a in c.answers]
@@ -153,4 +147,4 @@ def test_database_stall_bounds_every_request(stack: Stack, publisher: Publisher)
     fault = (
         f"db SIGSTOP {STALL_SECONDS:.0f}s, HTTP+MQTT: slowest {slowest:.1f}s, {len(refused)} 503s"
     )
-    record(Outcome(fault, stored, stored, duplicates, recovered))
+    delivery.record(Outcome(fault, stored, stored, duplicates, recovered))

@@ -11,24 +11,17 @@ from typing import Any
 
 import pytest
 
-from devenv import faults
-from tests.e2e.conftest import Stack, device_id, eventually, readings
-from tests.faults.conftest import (
-    BACKEND,
-    Outcome,
-    Publisher,
-    mqtt_messages,
-    post_until_accepted,
-    record,
-    wait_all_stored,
-)
+from tests.support import delivery, faults
+from tests.support.clients import Platform, device_id, readings
+from tests.support.delivery import Outcome, Publisher
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.faults
 
 DEVICES, PER_DEVICE, BATCH = 10, 100, 20
 
 
-def ingest_under_fault(stack: Stack, publisher: Publisher, role: str) -> None:
+def ingest_under_fault(stack: Platform, publisher: Publisher, role: str) -> None:
     """Half the devices over HTTP (retrying as a client would), half over MQTT; the role's
     process group is killed once a third of the HTTP batches went through, then brought back
     with `inv up`. The monolith must be the same process afterwards."""
@@ -44,13 +37,13 @@ def ingest_under_fault(stack: Stack, publisher: Publisher, role: str) -> None:
 
     def send_http() -> None:
         for n, batch in enumerate(batches):
-            post_until_accepted(stack, batch)
+            delivery.post_until_accepted(stack, batch)
             if n == len(batches) // 3:
                 sent_enough.set()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         http_done = pool.submit(send_http)
-        mqtt_done = pool.submit(publisher.publish_all, mqtt_messages(over_mqtt))
+        mqtt_done = pool.submit(publisher.publish_all, delivery.mqtt_messages(over_mqtt))
         eventually(sent_enough.is_set, 60, "a third of the HTTP batches accepted")
         faults.kill9_component(stack.settings, role)
         killed_at = time.monotonic()
@@ -58,20 +51,20 @@ def ingest_under_fault(stack: Stack, publisher: Publisher, role: str) -> None:
         http_done.result()
         mqtt_done.result()
     plan: dict[str, list[dict[str, Any]]] = {**http, **over_mqtt}
-    duplicates = wait_all_stored(stack, plan, f"after kill -9 of the {role}")
+    duplicates = delivery.wait_all_stored(stack, plan, f"after kill -9 of the {role}")
     recovered = time.monotonic() - killed_at
     assert duplicates == 0, f"{duplicates} readings stored twice"
     assert faults.app_pid(stack.settings) == app_before, "the app recovered without a restart"
     sent = DEVICES * PER_DEVICE
-    kill = "docker kill" if BACKEND == "docker" else "kill -9"
-    record(
+    kill = "docker kill" if faults.BACKEND == "docker" else "kill -9"
+    delivery.record(
         Outcome(f"{kill} {role} during HTTP+MQTT ingest, inv up", sent, sent, duplicates, recovered)
     )
 
 
-def test_kill9_of_the_bus_during_ingest(stack: Stack, publisher: Publisher) -> None:
+def test_kill9_of_the_bus_during_ingest(stack: Platform, publisher: Publisher) -> None:
     ingest_under_fault(stack, publisher, "bus")
 
 
-def test_kill9_of_the_database_during_ingest(stack: Stack, publisher: Publisher) -> None:
+def test_kill9_of_the_database_during_ingest(stack: Platform, publisher: Publisher) -> None:
     ingest_under_fault(stack, publisher, "db")

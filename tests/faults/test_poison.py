@@ -13,20 +13,15 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer
 
-from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
-from tests.faults.conftest import (
-    Outcome,
-    Publisher,
-    mqtt_messages,
-    post_until_accepted,
-    record,
-    wait_all_stored,
-)
+from tests.support import delivery
+from tests.support.clients import MqttClient, Platform, device_id, readings
+from tests.support.delivery import Outcome, Publisher
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.faults
 
 
-def dead_letters(stack: Stack) -> dict[str, int]:
+def dead_letters(stack: Platform) -> dict[str, int]:
     body = requests.get(
         f"http://127.0.0.1:{stack.settings.INGESTION_PORT}/readyz", timeout=5
     ).json()
@@ -35,7 +30,7 @@ def dead_letters(stack: Stack) -> dict[str, int]:
 
 
 def dlq_records(
-    stack: Stack, topic: str, marker: str, consumers: set[str]
+    stack: Platform, topic: str, marker: str, consumers: set[str]
 ) -> dict[str, dict[str, Any]]:
     """The dead letters on `topic` whose original payload carries `marker`, by consumer,
     once every one of `consumers` wrote its own."""
@@ -59,21 +54,21 @@ def dlq_records(
     return found
 
 
-def produce(stack: Stack, topic: str, key: str, value: bytes) -> None:
+def produce(stack: Platform, topic: str, key: str, value: bytes) -> None:
     producer = Producer({"bootstrap.servers": stack.kafka})
     producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0, f"the poison record was not acked on {topic}"
 
 
 def test_value_outside_the_scorers_domain_does_not_stop_detection(
-    stack: Stack, publisher: Publisher
+    stack: Platform, publisher: Publisher
 ) -> None:
     """Issue 11's first reproduction: 1e16 for one device, then another device's spike over
     MQTT must still become a cooldown command within seconds."""
     poisoned, device = device_id("1e16"), device_id("spike")
     huge = readings(poisoned, 1)
     huge[0]["metrics"] = {"temperature": 1e16}
-    post_until_accepted(stack, huge)
+    delivery.post_until_accepted(stack, huge)
     series = readings(device, 60, temperature=0.0)
     for i, row in enumerate(series):
         row["metrics"] = {"temperature": 95.0 if i == 59 else 21.0 + (0.1 if i % 2 else -0.1)}
@@ -81,7 +76,7 @@ def test_value_outside_the_scorers_domain_does_not_stop_detection(
     commands.subscribe(f"devices/{device}/commands")
     try:
         started = time.monotonic()
-        publisher.publish_all(mqtt_messages({device: series}))
+        publisher.publish_all(delivery.mqtt_messages({device: series}))
         got = eventually(lambda: commands.received.get(f"devices/{device}/commands"), 60,
                          "the spike's cooldown command")  # fmt: skip
         took = time.monotonic() - started
@@ -96,11 +91,13 @@ def test_value_outside_the_scorers_domain_does_not_stop_detection(
     )
     assert [s["reading_event_id"] for s in skipped] == [huge[0]["event_id"]]
     assert "outside what the scorer accepts" in skipped[0]["reason"]
-    duplicates = wait_all_stored(stack, {device: series, poisoned: huge}, "poison 1e16")
-    record(Outcome("poison: 1e16 reading, then another device's spike", 61, 61, duplicates, took))
+    duplicates = delivery.wait_all_stored(stack, {device: series, poisoned: huge}, "poison 1e16")
+    delivery.record(
+        Outcome("poison: 1e16 reading, then another device's spike", 61, 61, duplicates, took)
+    )
 
 
-def test_records_failing_their_schema_go_to_the_dlq(stack: Stack, publisher: Publisher) -> None:
+def test_records_failing_their_schema_go_to_the_dlq(stack: Platform, publisher: Publisher) -> None:
     topics = stack.settings.value("TOPIC_TELEMETRY"), stack.settings.value("TOPIC_ANOMALIES")
     marker = uuid.uuid4().hex
     before = dead_letters(stack)
@@ -109,8 +106,8 @@ def test_records_failing_their_schema_go_to_the_dlq(stack: Stack, publisher: Pub
     produce(stack, topics[1], "poison", json.dumps({"type": marker}).encode())
     # Readings behind the poison are applied.
     plan = {d: readings(d, 10) for d in (device_id("behind") for _ in range(3))}
-    publisher.publish_all(mqtt_messages(plan))
-    duplicates = wait_all_stored(stack, plan, "readings behind the poison records")
+    publisher.publish_all(delivery.mqtt_messages(plan))
+    duplicates = delivery.wait_all_stored(stack, plan, "readings behind the poison records")
     telemetry = dlq_records(stack, topics[0] + ".dlq", marker,
                             {"query-projector", "anomaly-detector"})  # fmt: skip
     anomalies = dlq_records(stack, topics[1] + ".dlq", marker, {"actions-anomalies"})
@@ -122,4 +119,6 @@ def test_records_failing_their_schema_go_to_the_dlq(stack: Stack, publisher: Pub
         assert after.get(consumer, 0) > before.get(consumer, 0), f"/readyz counts {consumer}'s"
     log = (stack.settings.state_dir / "apps" / "app.log").read_text()
     assert "record dead-lettered" in log
-    record(Outcome("poison: 2 schema-invalid records, 30 readings after", 32, 30, duplicates, took))
+    delivery.record(
+        Outcome("poison: 2 schema-invalid records, 30 readings after", 32, 30, duplicates, took)
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devenv.proc import group
-from tests.fixtures.stack import Stack, cleaned
+from tests.support.stack import Stack, cleaned
 
 # Tests interrupt `inv up` / `inv run` with SIGINT as a terminal would. A suite started in the
 # background by a non-interactive shell inherits SIGINT as ignored, and an ignored signal stays

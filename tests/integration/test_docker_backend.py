@@ -17,7 +17,7 @@ import pytest
 
 from devenv.backends.docker import DockerBackend
 from devenv.settings import load
-from tests.fixtures.stack import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.docker
 SERVICES = ("postgres", "redpanda", "emqx", "traefik")

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -19,10 +18,10 @@ import psutil
 import pytest
 import requests
 
-from devenv import apps, ports
+from devenv import apps, poll, ports
 from devenv.proc.record import Record
-from tests.fixtures.running import wait_for
-from tests.fixtures.stack import INV, Stack
+from tests.support.stack import INV, Stack
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -58,9 +57,7 @@ def test_run_serves_through_the_gateway_and_ctrl_c_stops_every_app(stack: Stack)
         pids = [app["identity"]["pid"] for app in recorded.values()]
         assert len(pids) == 2 and all(pids)
         assert any(line.startswith("app") and "|" in line for line in seen), "no prefixed app log"
-    deadline = time.monotonic() + 5
-    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    poll.until(lambda: not any(psutil.pid_exists(pid) for pid in pids), 5)
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert alive == []
     for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
@@ -110,7 +107,7 @@ def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            wait_for(lambda: recorded_app_pid(stack) is not None, 180, "the monolith started")
+            eventually(lambda: recorded_app_pid(stack) is not None, 180, "the monolith started")
             proc.send_signal(sig)
             output = proc.communicate(timeout=60)[0]
         finally:
@@ -119,7 +116,7 @@ def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
                 proc.communicate()
     finally:
         os.kill(broker.pid, signal.SIGCONT)
-    wait_for(lambda: apps_of(stack) == [], 10, "no app left")
+    eventually(lambda: apps_of(stack) == [], 10, "no app left")
     for key in ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT"):
         assert ports.is_free(stack.port(key)), f"{key} still held"
     assert proc.returncode != 0, output

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from devenv.settings import REPO_ROOT
-from tests.fixtures.stack import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 SECRET = "pw-7f3a9c-never-shown"

@@ -7,13 +7,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from devenv import state
-from tests.fixtures.stack import INV, Stack
+from devenv import poll, state
+from tests.support.stack import INV, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +65,7 @@ def test_ctrl_c_sigterm_or_sighup_during_up_stops_what_was_started(
     proc.send_signal(sig)
     output = proc.communicate(timeout=60)[0]
     release.touch()
-    deadline = time.monotonic() + 5
-    while stack.our_processes() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    poll.until(lambda: not stack.our_processes(), 5)
     assert stack.our_processes() == []
     assert proc.returncode != 0
     assert "interrupted" in output

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, Producer
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.fixtures.stack import Stack, cleaned
+from tests.support.stack import Stack, cleaned
 
 pytestmark = pytest.mark.integration
 

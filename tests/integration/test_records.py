@@ -24,9 +24,9 @@ from devenv.proc.detached import DetachedStatus
 from devenv.proc.record import AlreadyRunning, Identity, Record
 from devenv.proc.supervisor import Supervisor
 from devenv.stack import free_ports
-from tests.fixtures.running import get, gone, wait_for
-from tests.fixtures.stack import Stack
-from tests.integration.test_supervisor import pyapp
+from tests.support.running import get, gone, pyapp
+from tests.support.stack import Stack
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -41,7 +41,7 @@ def test_a_run_after_a_killed_supervisor_stops_the_apps_it_left(
     assert old_app is not None
     reaper.extend([first.pid, old_app])
     os.kill(first.pid, signal.SIGKILL)
-    wait_for(lambda: gone(first.pid), 5, "the supervisor killed")
+    eventually(lambda: gone(first.pid), 5, "the supervisor killed")
     assert get(f"http://127.0.0.1:{port}/") == "old"  # orphaned, still serving
 
     second = detached.start([pyapp("app", port, tmp_path, "--message", "new")], state, timeout=30)
@@ -53,7 +53,7 @@ def test_a_run_after_a_killed_supervisor_stops_the_apps_it_left(
     log = (state / detached.LOG_FILE).read_text()
     assert f"stopped app (pid {old_app}), left running by a killed supervisor" in log
     assert detached.stop(state)
-    wait_for(lambda: get(f"http://127.0.0.1:{port}/healthz") is None, 10, "the app stopped")
+    eventually(lambda: get(f"http://127.0.0.1:{port}/healthz") is None, 10, "the app stopped")
 
 
 @pytest.mark.parametrize("attempt", range(3))
@@ -85,7 +85,7 @@ def test_two_runs_at_once_one_runs_the_other_is_refused(
 
     assert detached.stop(state)
     for port in ports:
-        wait_for(lambda p=port: get(f"http://127.0.0.1:{p}/healthz") is None, 10, "apps gone")
+        eventually(lambda p=port: get(f"http://127.0.0.1:{p}/healthz") is None, 10, "apps gone")
 
 
 def test_a_clock_step_does_not_make_a_live_server_look_stale(stack: Stack) -> None:

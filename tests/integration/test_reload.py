@@ -22,7 +22,8 @@ from devenv.proc import reload
 from devenv.proc.probe import http as reload_probe
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
-from tests.fixtures.running import Run, get, gone, running, wait_for
+from tests.support.running import FIXTURES, Run, get, gone, running
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,7 +31,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed"),
 ]
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -87,15 +87,15 @@ def test_an_edit_is_served_a_compile_error_keeps_the_old_binary_and_a_fix_recove
     assert goapp.served() == "hello v1"
 
     goapp.say("hello v2")
-    wait_for(lambda: goapp.served() == "hello v2", 30, "the edited answer")
-    wait_for(lambda: len(goapp.reloader.history) == 1, 5, "the reload recorded")
+    eventually(lambda: goapp.served() == "hello v2", 30, "the edited answer")
+    eventually(lambda: len(goapp.reloader.history) == 1, 5, "the reload recorded")
     first = goapp.reloader.history[0]
     assert first.ok and first.changed == ("message.go",)
     assert first.build_seconds is not None and first.ready_seconds is not None
     serving_pid = goapp.run.supervisor.pid("app")
 
     (goapp.module / "message.go").write_text("package main\n\nconst message = notDeclared\n")
-    wait_for(lambda: len(goapp.reloader.history) == 2, 30, "the failed build")
+    eventually(lambda: len(goapp.reloader.history) == 2, 30, "the failed build")
     assert not goapp.reloader.history[1].ok
     assert goapp.served() == "hello v2"  # the old binary still answers
     assert goapp.run.supervisor.pid("app") == serving_pid
@@ -105,19 +105,19 @@ def test_an_edit_is_served_a_compile_error_keeps_the_old_binary_and_a_fix_recove
     assert "build FAILED, the old process keeps serving" in shown
 
     goapp.say("hello v3")
-    wait_for(lambda: goapp.served() == "hello v3", 30, "the fixed answer")
-    wait_for(lambda: len(goapp.reloader.history) == 3, 5, "the recovery recorded")
+    eventually(lambda: goapp.served() == "hello v3", 30, "the fixed answer")
+    eventually(lambda: len(goapp.reloader.history) == 3, 5, "the recovery recorded")
     assert goapp.reloader.history[-1].ok
 
 
 def test_a_new_binary_that_does_not_start_is_rolled_back(goapp: GoApp) -> None:
     goapp.say("hello v2")
-    wait_for(lambda: goapp.served() == "hello v2", 30, "the edited answer")
-    wait_for(lambda: len(goapp.reloader.history) == 1, 5, "the reload recorded")
+    eventually(lambda: goapp.served() == "hello v2", 30, "the edited answer")
+    eventually(lambda: len(goapp.reloader.history) == 1, 5, "the reload recorded")
 
     panics = 'package main\n\nconst message = "never served"\n\nfunc init() { panic("bad") }\n'
     (goapp.module / "message.go").write_text(panics)
-    wait_for(lambda: len(goapp.reloader.history) == 2, 30, "the failed start")
+    eventually(lambda: len(goapp.reloader.history) == 2, 30, "the failed start")
 
     assert goapp.reloader.history[1].failed == "rollback"
     assert goapp.served() == "hello v2"
@@ -125,9 +125,9 @@ def test_a_new_binary_that_does_not_start_is_rolled_back(goapp: GoApp) -> None:
     assert "the new binary did NOT get ready; the previous one serves again" in shown
     # The crashed binary's output reaches the console through the log follower, which
     # may print it after the verdict line: wait for it rather than race it.
-    wait_for(lambda: "app | panic: bad" in goapp.out.getvalue(), 10, "the crash's output shown")
+    eventually(lambda: "app | panic: bad" in goapp.out.getvalue(), 10, "the crash's output shown")
     goapp.say("hello v3")
-    wait_for(lambda: goapp.served() == "hello v3", 30, "the next good save")
+    eventually(lambda: goapp.served() == "hello v3", 30, "the next good save")
     assert goapp.run.supervisor.failure is None
 
 
@@ -136,7 +136,7 @@ def test_a_burst_of_50_files_is_one_rebuild(goapp: GoApp) -> None:
         (goapp.module / f"gen{i:02}.go").write_text(f"package main\n\nconst gen{i:02} = {i}\n")
     goapp.say("after the burst")
 
-    wait_for(lambda: goapp.served() == "after the burst", 30, "the answer after the burst")
+    eventually(lambda: goapp.served() == "after the burst", 30, "the answer after the burst")
     # Nothing else may follow: give a second rebuild more than enough time to show up.
     time.sleep(1.5)
     assert len(goapp.reloader.history) == 1
@@ -156,8 +156,8 @@ def test_editor_temp_files_git_and_go_tests_are_ignored(goapp: GoApp) -> None:
     # A real change after the noise: had any noise counted, it would show up in this reload
     # or in one before it (the watcher hands over changes in the order they happened).
     goapp.say("still watching")
-    wait_for(lambda: goapp.served() == "still watching", 30, "a real change to reload")
-    wait_for(lambda: bool(goapp.reloader.history), 10, "the reload recorded")
+    eventually(lambda: goapp.served() == "still watching", 30, "a real change to reload")
+    eventually(lambda: bool(goapp.reloader.history), 10, "the reload recorded")
     assert [event.changed for event in goapp.reloader.history] == [("message.go",)]
 
 
@@ -181,8 +181,8 @@ def test_python_app_is_restarted_readiness_gated(tmp_path: Path) -> None:
         reloader.start()
         try:
             (source / "message.txt").write_text("after")
-            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "after", 20, "the restart")
-            wait_for(lambda: len(reloader.history) == 1, 5, "the reload recorded")
+            eventually(lambda: get(f"http://127.0.0.1:{port}/") == "after", 20, "the restart")
+            eventually(lambda: len(reloader.history) == 1, 5, "the reload recorded")
         finally:
             reloader.close()
     event = reloader.history[0]
@@ -229,26 +229,26 @@ def watched(tmp_path: Path) -> Iterator[Watched]:
 
 def test_an_edit_saved_while_the_app_starts_is_served_once_it_is_up(watched: Watched) -> None:
     # It answers but does not count as ready: it is still starting.
-    wait_for(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
+    eventually(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
     watched.say("saved during start-up")
-    wait_for(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edit queued")
+    eventually(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edit queued")
     watched.gate.set()
-    wait_for(lambda: get(watched.url) == "saved during start-up", 30, "the edit served")
+    eventually(lambda: get(watched.url) == "saved during start-up", 30, "the edit served")
 
 
 def test_saves_during_start_up_and_during_a_build_end_with_the_last_one_served(
     watched: Watched,
 ) -> None:
-    wait_for(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
+    eventually(lambda: get(watched.url) == "hello v1", 20, "the first start serving")
     watched.say("first")
     watched.say("second")
-    wait_for(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edits queued")
+    eventually(lambda: "changed while it starts" in watched.out.getvalue(), 10, "the edits queued")
     watched.gate.set()
-    wait_for(lambda: get(watched.url) == "second", 30, "the last save of the start-up")
+    eventually(lambda: get(watched.url) == "second", 30, "the last save of the start-up")
     watched.say("third")
-    wait_for(lambda: watched.out.getvalue().count("reload app:") >= 2, 30, "a build started")
+    eventually(lambda: watched.out.getvalue().count("reload app:") >= 2, 30, "a build started")
     watched.say("fourth")  # during or after the third's build: either way it must win
-    wait_for(lambda: get(watched.url) == "fourth", 30, "the last save served")
+    eventually(lambda: get(watched.url) == "fourth", 30, "the last save served")
     assert "FAILED" not in watched.out.getvalue()
 
 
@@ -267,7 +267,7 @@ def test_a_reload_build_is_stamped_like_inv_build(tmp_path: Path) -> None:
         try:
             assert run.ready.wait(20)
             (module / "message.go").write_text('package main\n\nconst message = "stamped"\n')
-            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "stamped", 30, "the reload")
+            eventually(lambda: get(f"http://127.0.0.1:{port}/") == "stamped", 30, "the reload")
         finally:
             reloader.close()
         reloaded = supervisor.spec("app").argv[0]
@@ -302,8 +302,8 @@ def test_a_preforked_python_app_reloads_without_importing_its_dependencies_again
         reloader.start()
         try:
             (app / "zapp" / "message.py").write_text('MESSAGE = "zapp v2"\n')
-            wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "zapp v2", 20, "the reload")
-            wait_for(lambda: len(reloader.history) == 1, 5, "the reload recorded")
+            eventually(lambda: get(f"http://127.0.0.1:{port}/") == "zapp v2", 20, "the reload")
+            eventually(lambda: len(reloader.history) == 1, 5, "the reload recorded")
             workers = psutil.Process(launcher).children()
         finally:
             reloader.close()

@@ -21,22 +21,12 @@ from devenv.proc import detached, probe
 from devenv.proc.record import AlreadyRunning
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
-from tests.fixtures.running import get, gone, running, wait_for
+from tests.support.running import PYAPP, get, gone, pyapp, running
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-PYAPP = Path(__file__).resolve().parents[1] / "fixtures" / "pyapp.py"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pyapp(name: str, port: int, logs: Path, *args: str, **spec: object) -> ProcessSpec:
-    return ProcessSpec(
-        name=name,
-        argv=(sys.executable, str(PYAPP), "--port", str(port), *args),
-        log_file=logs / f"{name}.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
-        **spec,  # type: ignore[arg-type]
-    )
 
 
 def test_lines_are_prefixed_aligned_coloured_and_written_to_log_files(tmp_path: Path) -> None:
@@ -46,7 +36,7 @@ def test_lines_are_prefixed_aligned_coloured_and_written_to_log_files(tmp_path: 
     with running(Supervisor(specs, out=out, color=True)) as run:
         assert run.ready.wait(20)
         assert get(f"http://127.0.0.1:{ai_port}/hello") == "hello"
-        wait_for(lambda: "request /hello" in out.getvalue(), 5, "the request line echoed")
+        eventually(lambda: "request /hello" in out.getvalue(), 5, "the request line echoed")
         run.supervisor.request_stop()
         assert run.finished(15) == 0
 
@@ -64,7 +54,7 @@ def test_no_colour_unless_a_tty_or_forced(tmp_path: Path) -> None:
     out = io.StringIO()
     with running(Supervisor([pyapp("app", port, tmp_path)], out=out)) as run:
         assert run.ready.wait(20)
-        wait_for(lambda: "app | listening on" in out.getvalue(), 5, "the listening line")
+        eventually(lambda: "app | listening on" in out.getvalue(), 5, "the listening line")
     assert "\033[" not in out.getvalue()
 
 
@@ -81,8 +71,8 @@ def test_a_crash_is_shown_and_restarted_with_doubling_backoff(tmp_path: Path) ->
     out = io.StringIO()
     with running(Supervisor([crashy], out=out, color=False)) as run:
         assert run.ready.wait(20)
-        wait_for(lambda: starts() == 3, 15, "a third start")
-        wait_for(lambda: get(f"http://127.0.0.1:{port}/") == "hello", 10, "the third to serve")
+        eventually(lambda: starts() == 3, 15, "a third start")
+        eventually(lambda: get(f"http://127.0.0.1:{port}/") == "hello", 10, "the third to serve")
 
     shown = out.getvalue()
     first, second = re.findall(r"app \(pid \d+\) exited with code 3 after running; (.*)", shown)
@@ -126,7 +116,7 @@ def test_once_it_has_served_a_crash_loop_is_retried_not_given_up(tmp_path: Path)
     supervisor = Supervisor([spec], out=out, max_start_crashes=2, backoff=(0.1, 0.4))
     with running(supervisor) as run:
         assert run.ready.wait(20)
-        wait_for(lambda: starts() >= 6, 20, "6 starts")
+        eventually(lambda: starts() >= 6, 20, "6 starts")
         assert supervisor.failure is None
         assert run.thread is not None and run.thread.is_alive()
     delays = re.findall(r"restarting in ([\d.]+)s", out.getvalue())
@@ -172,7 +162,7 @@ def test_another_process_answering_the_probe_is_not_ready(
     foreign = subprocess.Popen([sys.executable, str(PYAPP), "--port", str(foreign_port)])
     reaper.append(foreign.pid)
     url = f"http://127.0.0.1:{foreign_port}/healthz"
-    wait_for(lambda: get(url) is not None, 10, "the foreign server")
+    eventually(lambda: get(url) is not None, 10, "the foreign server")
     started = pyapp("app", port, tmp_path, ready_timeout=0.5)
     fooled = dataclasses.replace(started, ready_url=url, ready_pid=True)
     supervisor = Supervisor(
@@ -231,7 +221,7 @@ def test_signal_to_the_supervisor_leaves_no_child_or_grandchild(
     assert sup.stdin is not None
     with sup.stdin:
         sup.stdin.write(_spec_json(specs))
-    wait_for(lambda: _all_ready(state), 20, "both apps ready")
+    eventually(lambda: _all_ready(state), 20, "both apps ready")
     apps = json.loads((state / "status.json").read_text())["apps"]
     children = [apps["app"]["identity"]["pid"], apps["ai"]["identity"]["pid"]]
     grandchild = int(grandchild_file.read_text())
@@ -294,7 +284,7 @@ def test_detached_status_logs_and_stop_from_another_shell(
     assert all(a["pid"] and a["uptime"] >= 0 for a in shown["apps"])
     assert get(f"http://127.0.0.1:{app_port}/") == "hello"
     app_log = Path(shown["apps"][0]["log"])
-    wait_for(lambda: "request /" in app_log.read_text(), 5, "the request in the app's log")
+    eventually(lambda: "request /" in app_log.read_text(), 5, "the request in the app's log")
 
     with pytest.raises(AlreadyRunning, match=f"already running \\(supervisor pid {started.pid}\\)"):
         detached.start(specs, state)
@@ -309,7 +299,7 @@ def test_detached_status_logs_and_stop_from_another_shell(
 
     assert json.loads(_in_new_shell(STATUS.format(state=str(state)))) is None
     pids = [started.pid, grandchild, *(a["pid"] for a in shown["apps"])]
-    wait_for(lambda: all(gone(pid) for pid in pids), 10, "every process gone")
+    eventually(lambda: all(gone(pid) for pid in pids), 10, "every process gone")
     assert get(f"http://127.0.0.1:{app_port}/healthz") is None
 
 
@@ -335,11 +325,11 @@ def test_stop_cleans_up_after_a_supervisor_killed_with_sigkill(
     reaper.extend([started.pid, app_pid])
 
     os.kill(started.pid, signal.SIGKILL)
-    wait_for(lambda: gone(started.pid), 5, "the supervisor killed")
+    eventually(lambda: gone(started.pid), 5, "the supervisor killed")
     assert not gone(app_pid)  # orphaned, still serving
 
     assert detached.stop(state) is False
-    wait_for(lambda: gone(app_pid), 10, "the orphan stopped")
+    eventually(lambda: gone(app_pid), 10, "the orphan stopped")
 
 
 def test_a_process_refusing_its_settings_stops_everything_at_its_first_start(

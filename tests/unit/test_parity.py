@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from devenv import compose, declared
-from devenv.aws import config, parity, render
+from devenv.aws import config, render
 from devenv.aws.config import AwsConfig
 from devenv.backends.native.traefik import ROUTES_FILE
+from tests.support import parity
 
 
 @pytest.fixture(scope="module")

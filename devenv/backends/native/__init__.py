@@ -17,14 +17,14 @@ from pathlib import Path
 
 import psutil
 
-from devenv import compose, ports, state
+from devenv import compose, poll, ports, state
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.backends.native.kafka import Kafka
 from devenv.backends.native.mosquitto import Mosquitto
 from devenv.backends.native.postgres import Postgres
 from devenv.backends.native.recipe import MissingToolError, Recipe
 from devenv.backends.native.traefik import Traefik
-from devenv.proc import group, logs, probe
+from devenv.proc import group, logs
 from devenv.proc.record import Identity, Record, StateWriteError
 from devenv.settings import Settings
 
@@ -160,9 +160,6 @@ class NativeBackend:
         files = {r.program: r.log_file for r in targets}
         logs.tail(files, lines, follow, sys.stdout)
 
-    def log_file(self, name: str) -> Path:
-        return self._select([name])[0].log_file
-
     # --- internals ------------------------------------------------------------------
     def _start(self, recipe: Recipe, started: list[Recipe], cancel: threading.Event) -> None:
         t0 = time.monotonic()
@@ -188,7 +185,7 @@ class NativeBackend:
                 group.stop_group(proc.pid, self.settings.STOP_TIMEOUT)
                 raise
         started.append(recipe)
-        healthy = probe.wait_until(
+        healthy = poll.until(
             recipe.probe(),
             self.settings.UP_TIMEOUT,
             cancel=cancel,

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from devenv.backends.native.needs import Need
 from devenv.compose import Component
+from devenv.errors import UserError
 from devenv.proc.probe import Probe
 from devenv.settings import Settings
 
 Say = Callable[[str], None]
 
 
-class MissingToolError(Exception):
+class MissingToolError(UserError):
     """A program the component needs is not installed; the message says how to install it."""
 
 

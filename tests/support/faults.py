@@ -1,8 +1,8 @@
 """Fault injection against a running private stack (`nox -s faults`): kill an infrastructure
 component (`docker kill` of its container, SIGKILL of its process group natively), or pause
 it (SIGSTOP, natively); pause and kill the monolith, run it with failpoints or as a second
-instance. Processes are started and stopped through the same helpers as `inv run` (the
-backend, the detached supervisor)."""
+instance; wait for the broker's next save. Processes are started and stopped through the same
+helpers as `inv run` (the backend, the detached supervisor)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ from pathlib import Path
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devenv import apps, backends
+from devenv import apps, backends, poll
 from devenv.backends.base import ComponentStatus, InfraError, Say
-from devenv.proc import detached, group, probe
+from devenv.proc import detached, group
 from devenv.proc.spec import ProcessSpec
 from devenv.settings import Settings
+from tests.support.wait import eventually
 
 FAILPOINTS_ENV = "PLATFORM_FAILPOINTS"  # read by services/platform/internal/failpoint
+BACKEND = os.environ.get("FAULTS_BACKEND", "native")  # `nox -s "faults(docker)"`: docker
+# How long the monolith stays paused (SIGSTOP) under MQTT load; CI may shorten it.
+PAUSE_SECONDS = float(os.environ.get("FAULTS_PAUSE_SECONDS", "30"))
 
 
 def component(settings: Settings, role: str) -> ComponentStatus:
@@ -51,7 +55,7 @@ def kill9_component(settings: Settings, role: str) -> None:
     row = component(settings, role)
     if row.backend == "docker":
         subprocess.run(["docker", "kill", row.ident], capture_output=True, check=True)
-        if not probe.wait_until(lambda: component_state(settings, role) != "running", 30):
+        if not poll.until(lambda: component_state(settings, role) != "running", 30):
             raise InfraError(f"the {role} container still runs 30s after `docker kill`")
         return
     pid = component_pid(settings, role)
@@ -154,8 +158,36 @@ def forget_mqtt_session(settings: Settings, client_id: str) -> None:
     client.connect("127.0.0.1", settings.MQTT_PORT)
     client.loop_start()
     try:
-        if not probe.wait_until(client.is_connected, 10, interval=0.05):
+        if not poll.until(client.is_connected, 10, interval=0.05):
             raise InfraError(f"could not connect as {client_id} to end its MQTT session")
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+@contextlib.contextmanager
+def app_paused(settings: Settings) -> Iterator[int]:
+    """The monolith stopped (SIGSTOP) for the block, resumed after it even on failure."""
+    pid = app_pid(settings)
+    assert pid, "the app runs"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def mosquitto_saved(settings: Settings) -> None:
+    """Wait until the stack's Mosquitto wrote its state file again. Its one thread sends a
+    PUBACK before it starts a save, so a save that ends after this call began holds every
+    message acknowledged before it."""
+    state = settings.state_dir / "native" / "emqx" / "data" / "mosquitto.db"
+
+    def version() -> tuple[int, int] | None:
+        with contextlib.suppress(FileNotFoundError):
+            saved = state.stat()
+            return saved.st_ino, saved.st_mtime_ns
+        return None
+
+    first = version()
+    eventually(lambda: version() not in (None, first), 30, f"Mosquitto's next save of {state}")

@@ -7,13 +7,10 @@ receives. Only the upstream host and the gateway's published ports may differ, b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from devenv import compose, declared
 from devenv import settings as settings_mod
@@ -21,11 +18,10 @@ from devenv.aws import render
 from devenv.aws.config import AwsConfig
 from devenv.backends.native import RECIPES
 from devenv.backends.native.traefik import ROUTES_FILE
+from devenv.gateway import routes
 from devenv.settings import REPO_ROOT
 
 UPSTREAM_HOST = {"docker": "host.docker.internal", "native": "127.0.0.1", "ecs": "localhost"}
-_TEMPLATE = re.compile(r'\{\{\s*env\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*\}\}')
-_PREFIX = re.compile(r"PathPrefix\(`([^`]+)`\)")
 
 
 @dataclass(frozen=True)
@@ -36,21 +32,6 @@ class View:
     ports: dict[str, tuple[int, ...]]  # component -> ports it listens on, in its namespace
     published: dict[str, tuple[int, ...]]  # component -> ports its clients dial
     settings: dict[str, frozenset[str]]  # app container -> setting names it is given
-
-
-def routes(env: Mapping[str, str], routes_file: Path = ROUTES_FILE) -> tuple[str, dict[str, int]]:
-    """The routing file evaluated as Traefik does with `env`: (upstream host, prefix -> port)."""
-    http = yaml.safe_load(routes_file.read_text())["http"]
-    hosts, table = set(), {}
-    for router in http["routers"].values():
-        if router["entryPoints"] != ["web"]:
-            continue
-        url = http["services"][router["service"]]["loadBalancer"]["servers"][0]["url"]
-        host, port = _TEMPLATE.sub(lambda m: env.get(m.group(1), ""), url).split("//")[1].split(":")
-        hosts.add(host)
-        for prefix in _PREFIX.findall(router["rule"]):
-            table[prefix] = int(port)
-    return (hosts.pop() if len(hosts) == 1 else ",".join(sorted(hosts))), table
 
 
 def local_settings() -> dict[str, frozenset[str]]:
