@@ -22,8 +22,8 @@ class Patience:
 
 
 def until(check: Callable[[], T | None], late: Callable[[], str], patience: Patience) -> T:
-    """`check()` until it returns something (not None), and return that; after a check past
-    the deadline, raise AwsError(late())."""
+    """`check()` until it returns something truthy (a task, an ARN, True), and return that;
+    after a check past the deadline, raise AwsError(late())."""
     done = poll.until(check, patience.timeout, interval=patience.poll)
     if not done:
         raise AwsError(late())
