@@ -46,7 +46,7 @@ class Usage:
 
 
 @dataclass(frozen=True)
-class Process:
+class ProcessInfo:
     ppid: int
     pgid: int
     started: float  # with the pid, who it is: a reused pid is another process
@@ -58,7 +58,7 @@ class Snapshot:
 
     def __init__(self) -> None:
         self.at = time.monotonic()
-        self.processes: dict[int, Process] = {}
+        self.processes: dict[int, ProcessInfo] = {}
         for proc in psutil.process_iter(["ppid", "create_time", "cpu_times"]):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 info, times = proc.info, proc.info["cpu_times"]
@@ -66,7 +66,13 @@ class Snapshot:
                     continue
                 cpu = times.user + times.system + times.children_user + times.children_system
                 pgid = os.getpgid(proc.pid)
-                self.processes[proc.pid] = Process(info["ppid"], pgid, info["create_time"], cpu)
+                started = info["create_time"]
+                self.processes[proc.pid] = ProcessInfo(info["ppid"], pgid, started, cpu)
+
+    def same_process(self, pid: int, other: Snapshot) -> bool:
+        """Whether `pid` is one live process in both snapshots (not a pid reused between)."""
+        mine, theirs = self.processes.get(pid), other.processes.get(pid)
+        return mine is not None and theirs is not None and mine.started == theirs.started
 
     def trees(self, leaders: Sequence[int]) -> dict[int, set[int]]:
         """The pids of each live leader's tree; a leader inside another's tree takes its own
@@ -112,16 +118,16 @@ class Meter:
         return [replace(row, cpu=u.cpu, memory=u.memory) if u else row for row, u in measured]
 
     def _read_trees(self, leaders: list[int]) -> dict[int, Usage]:
-        time.sleep(max(0.0, self.min_window - (time.monotonic() - self._last.at)))
+        if leaders:
+            time.sleep(max(0.0, self.min_window - (time.monotonic() - self._last.at)))
         before, now = self._last, Snapshot()
         self._last = now
         then, trees = before.trees(leaders), now.trees(leaders)
         usage = {}
         for leader, tree in trees.items():
             memory = sum(_memory(pid) for pid in tree)
-            same = leader in then and before.processes[leader].started == now.processes[leader].started
-            if not same:
-                usage[leader] = Usage(None, memory)
+            if not now.same_process(leader, before):
+                usage[leader] = Usage(None, memory)  # started since: no CPU time to compare
                 continue
             used = sum(now.processes[p].cpu_seconds for p in tree) - sum(
                 before.processes[p].cpu_seconds for p in then[leader]
@@ -195,5 +201,5 @@ def parse_size(text: str) -> int | None:
     if match is None:
         return None
     number, prefix, binary = match.groups()
-    base = 1024 if binary else 1000
-    return round(float(number) * base ** " KMGTP".index(prefix.upper() or " "))
+    unit: int = (1024 if binary else 1000) ** " KMGTP".index(prefix.upper() or " ")
+    return round(float(number) * unit)

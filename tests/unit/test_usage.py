@@ -7,6 +7,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -15,6 +16,7 @@ import pytest
 from devenv import usage
 from devenv.backends.base import STATUS_HEADER, ComponentStatus
 from devenv.proc import group
+from tests.support.wait import eventually
 
 MiB = 2**20
 BLOCK = 64 * MiB
@@ -91,20 +93,15 @@ def trees(tmp_path: Path) -> Iterator[Callable[..., int]]:
             cwd=tmp_path,
         )
         started.append(proc.pid)
-        wait_for(lambda: all((tmp_path / f"ready.{name}").exists() for name in ready))
+        eventually(
+            lambda: all((tmp_path / f"ready.{name}").exists() for name in ready), 60, str(ready)
+        )
         return proc.pid
 
     yield start
     for pid in started:
         group.stop_group(pid, 5)
     assert [p for p in psutil.process_iter() if _cwd(p) == str(tmp_path)] == []
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the test's processes did not get ready in time"
-        time.sleep(0.05)
 
 
 def _cwd(proc: psutil.Process) -> str:
@@ -115,9 +112,7 @@ def _cwd(proc: psutil.Process) -> str:
 
 
 @pytest.mark.tools  # real processes, for seconds
-def test_a_wrapper_hides_none_of_its_children(
-    trees: Callable[..., int], tmp_path: Path
-) -> None:
+def test_a_wrapper_hides_none_of_its_children(trees: Callable[..., int]) -> None:
     # A shell waits for three children: one burns CPU, one leaves the group as PostgreSQL's
     # backends do, one leaves a grandchild to init in the group. Each holds 64 MiB.
     leader = trees(
@@ -155,11 +150,11 @@ def test_children_that_come_and_go_between_two_readings_count_once(
     def count() -> int:
         return len(reaped.read_text().splitlines()) if reaped.exists() else 0
 
-    wait_for(lambda: count() >= 1)
+    eventually(lambda: count() >= 1, 60, "the first child reaped")
     t_start, before_all = time.monotonic(), count()
     meter = usage.Meter()
     t_a, first = time.monotonic(), count()
-    wait_for(lambda: count() >= first + 5)
+    eventually(lambda: count() >= first + 5, 60, "five more children reaped")
     t_b, last = time.monotonic(), count()
     (shown,) = meter.read([row(leader)])
     t_end, after_all = time.monotonic(), count()
@@ -221,20 +216,16 @@ def test_docker_stats_lines_become_cpu_and_bytes_by_container() -> None:
 
 
 def test_the_columns_line_up_under_the_header() -> None:
+    db = replace(row(4242), uptime=75)
     shown = [
-        ComponentStatus(
-            service="postgresql", role="db", backend="native", state="running", healthy=True,
-            address="127.0.0.1:5432", ident="pid 4242", uptime=75, pid=4242, cpu=cpu,
-            memory=memory,
-        ).line()
+        replace(db, cpu=cpu, memory=memory).line()
         for cpu, memory in [(3.14159, int(8.14 * MiB)), (250.0, 342 * MiB), (None, None)]
     ]
     cpu_end, mem_end = STATUS_HEADER.index("CPU") + 3, STATUS_HEADER.index("MEM") + 3
     assert [line[cpu_end - 6 : cpu_end].strip() for line in shown] == ["3.1%", "250.0%", "-"]
     assert [line[mem_end - 6 : mem_end].strip() for line in shown] == ["8.1M", "342M", "-"]
     assert all(line.endswith(" 1m15s") for line in shown)
-    big = ComponentStatus("k", "bus", "native", "running", True, "-", "-", None, memory=3 * 2**30)
-    assert " 3.00G " in big.line()
+    assert " 3.00G " in replace(db, memory=3 * 1024 * MiB).line()
 
 
 def _cpu(proc: psutil.Process) -> float:
