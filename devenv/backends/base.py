@@ -27,19 +27,22 @@ class ComponentStatus:
     uptime: float | None  # seconds
     pid: int | None = None  # the process (group leader) when it runs natively
     ports: tuple[int, ...] = ()  # host ports its container publishes (docker)
+    cpu: float | None = None  # % of one core, its whole process tree (devenv.usage)
+    memory: int | None = None  # bytes, its whole process tree (devenv.usage)
 
     def line(self) -> str:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]
         up = _duration(self.uptime) if self.uptime is not None else "-"
         return (
             f"{self.role:<8} {self.service:<10} {self.backend:<7} {self.state:<8} "
-            f"{health:<9} {self.address:<20} {self.ident:<14} {up}"
+            f"{health:<9} {self.address:<20} {self.ident:<14} {_percent(self.cpu):>6} "
+            f"{_size(self.memory):>6} {up}"
         )
 
 
 STATUS_HEADER = (
     f"{'ROLE':<8} {'SERVICE':<10} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
-    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} UPTIME"
+    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} {'CPU':>6} {'MEM':>6} UPTIME"
 )
 
 
@@ -63,3 +66,17 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _percent(cpu: float | None) -> str:
+    return "-" if cpu is None else f"{cpu:.1f}%"
+
+
+def _size(memory: int | None) -> str:
+    """`8.1M`, `342M`, `1.50G`: binary units, three figures."""
+    if memory is None:
+        return "-"
+    mib = memory / 2**20
+    if mib < 10:
+        return f"{mib:.1f}M"
+    return f"{mib:.0f}M" if mib < 1000 else f"{mib / 1024:.2f}G"

@@ -8,7 +8,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import apps, backends, settings
+from devenv import apps, backends, screen, settings, usage
 from devenv import doctor as checks
 from devenv.backends.docker import DockerBackend
 from devenv.proc import logs as logfiles
@@ -48,15 +48,29 @@ def down(c: Context, component: list[str] | None = None) -> None:
             backends.select(current).down(infra)
 
 
-@task
-def status(c: Context) -> None:
-    """One line per component: backend, state, health, address, pid/container, uptime."""
+@task(
+    help={
+        "watch": "Redraw the table in place every --interval seconds until Ctrl-C.",
+        "interval": "Seconds between two tables with --watch (default 2).",
+    }
+)
+def status(c: Context, watch: bool = False, interval: float = 2.0) -> None:
+    """One line per component: backend, state, health, address, pid, CPU, memory, uptime."""
+    if interval <= 0:
+        raise Exit(f"error: --interval must be more than 0 seconds (got {interval:g})", 1)
     with user_errors():
         current = settings.load()
-        rows = backends.select(current).status() + apps.status(current)
-    print(backends.STATUS_HEADER)
-    for row in rows:
-        print(row.line())
+        # Made first, the meter measures CPU while the backend answers.
+        meter, backend = usage.Meter(), backends.select(current)
+
+        def table() -> list[str]:
+            rows = meter.read(backend.status() + apps.status(current))
+            return [backends.STATUS_HEADER, *(row.line() for row in rows)]
+
+        if watch:
+            screen.watch(table, interval, sys.stdout)
+        else:
+            print("\n".join(table()))
 
 
 @task(

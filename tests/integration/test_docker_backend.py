@@ -17,7 +17,9 @@ import pytest
 
 from devenv.backends.docker import DockerBackend
 from devenv.settings import load
-from tests.support.stack import Stack
+from tests.support.stack import INV, Stack
+from tests.support.terminal import CTRL_C, Terminal
+from tests.support.usage import HELD_PER_BACKEND, backends_holding_memory, shown_size
 
 pytestmark = pytest.mark.docker
 SERVICES = ("postgres", "redpanda", "emqx", "traefik")
@@ -102,6 +104,39 @@ def test_status_counts_uptime_from_the_containers_start_in_utc(stack: Stack) -> 
     assert all(seconds(rows[s][2]) <= since_module + 2 for s in SERVICES), rows
     # Started again after the kill, not created again: its uptime counts from that start.
     assert seconds(rows["redpanda"][2]) < seconds(rows["postgres"][2]), rows
+
+
+def test_status_shows_what_each_container_costs(stack: Stack) -> None:
+    def usage() -> dict[str, tuple[str, str]]:
+        """CPU and MEM of each service: the two columns before UPTIME."""
+        rows = [line.split() for line in stack.inv("status").stdout.splitlines()]
+        return {row[1]: (row[-3], row[-2]) for row in rows if len(row) > 1 and row[1] in SERVICES}
+
+    before = usage()
+    with backends_holding_memory(stack, 2):
+        during = usage()
+    for shown in (before, during):
+        assert all(re.fullmatch(r"\d+\.\d+%", cpu) for cpu, _ in shown.values()), shown
+        assert all(shown_size(memory) > 0 for _, memory in shown.values()), shown
+    # The engine counts the container's every process: the backends' memory too.
+    grown = shown_size(during["postgres"][1]) - shown_size(before["postgres"][1])
+    assert grown >= 2 * HELD_PER_BACKEND, (before, during)
+
+
+def test_watch_on_a_terminal_stops_everything_it_ran_on_ctrl_c(stack: Stack) -> None:
+    term = Terminal([*INV, "status", "--watch", "--interval", "0.5"], stack.env)
+    try:
+        # A frame asks Compose and `docker stats`: stopped on Ctrl-C, whichever is running.
+        assert term.read_until(lambda out: out.count(b"(Ctrl-C stops)") >= 3, 120), term.output
+        term.type(CTRL_C)
+        code = term.wait(30)
+    finally:
+        term.close()
+    assert code == 0 and b"Traceback" not in term.output, term.output
+    assert term.left_running() == []
+    roles = ("db ", "bus ", "mqtt ", "gateway ")
+    screen = [line for line in term.screen() if line.startswith(roles)]
+    assert len(screen) == 4 and all(" docker  running " in line for line in screen), screen
 
 
 def status_ident(s: Stack, service: str) -> str:
