@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from paho.mqtt import client as mqtt
-from paho.mqtt.client import ConnectFlags
+from paho.mqtt.client import ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -102,11 +102,22 @@ def connect(
     return client
 
 
-def close(client: mqtt.Client) -> None:
-    """Disconnect (the broker sees a clean goodbye, not a dropped connection) and stop the
-    client's network thread."""
-    client.disconnect()
+def close(client: mqtt.Client, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """Disconnect and stop the client's network thread. True when its DISCONNECT went out:
+    the broker saw a goodbye, not a dropped connection."""
+    said = threading.Event()
+
+    def gone(
+        _c: mqtt.Client, _u: Any, _f: DisconnectFlags, code: ReasonCode, _p: Properties | None
+    ) -> None:
+        if not code.is_failure:
+            said.set()
+
+    client.on_disconnect = gone
+    if client.disconnect() == mqtt.MQTT_ERR_SUCCESS:
+        said.wait(timeout)
     client.loop_stop()
+    return said.is_set()
 
 
 def check_filter(topic_filter: str) -> None:

@@ -24,6 +24,8 @@ class Tally:
     acks_sent: int = 0  # acks the broker acknowledged
     acknowledged: int = 0  # commands the actions API reports acknowledged
     unreadable: int = 0  # commands a device could not read (no command_id)
+    connected: int = 0
+    disconnected: int = 0  # cleanly: their DISCONNECT went out
     first_reading: datetime | None = None
     first_acknowledged: datetime | None = None  # the actions API's acknowledged_at
     api_problem: str | None = None
@@ -48,6 +50,7 @@ class Tally:
             f"  spikes    {self.spikes} injected, {self.anomalies} listed as anomalies (query API)",
             f"  commands  {self.commands} received, {self.acks_sent} acks acknowledged by the "
             f"broker, {self.acknowledged} acknowledged (actions API)",
+            f"  devices   {self.connected} connected, {self.disconnected} disconnected cleanly",
         ]
         if self.first_reading and self.first_acknowledged:
             loop = (self.first_acknowledged - self.first_reading).total_seconds()

@@ -152,6 +152,7 @@ class Simulation:
                     [(f"devices/{device.id}/commands", 1)],
                     functools.partial(self._on_command, device),
                 )
+                self.tally.connected += 1
         except BaseException:
             self._disconnect()
             raise
@@ -214,7 +215,7 @@ class Simulation:
         with _sigint_deferred():
             for device in self.devices:
                 if device.client is not None:
-                    mqtt.close(device.client)
+                    self.tally.disconnected += mqtt.close(device.client)
                     device.client = None
 
     # --- the devices ----------------------------------------------------------------------

@@ -163,12 +163,13 @@ def test_progress_is_rewritten_in_place_on_a_terminal() -> None:
 def test_the_summary_gives_the_time_to_the_first_acknowledged_command() -> None:
     first = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
     tally = Tally(sent=300, broker_acked=300, stored=299, spikes=9, anomalies=9, commands=9,
-                  acks_sent=9, acknowledged=8, first_reading=first,
+                  acks_sent=9, acknowledged=8, connected=2, disconnected=2, first_reading=first,
                   first_acknowledged=first + timedelta(seconds=17.25))  # fmt: skip
     assert tally.summary(["sim-a-01", "sim-a-05"], 60.04, "stopped by Ctrl-C", True) == [
         "summary: 2 devices (sim-a-01 … sim-a-05) for 60.0 s, stopped by Ctrl-C",
         "  readings  300 sent, 300 acknowledged by the broker, 299 stored (query API)",
         "  spikes    9 injected, 9 listed as anomalies (query API)",
         "  commands  9 received, 9 acks acknowledged by the broker, 8 acknowledged (actions API)",
+        "  devices   2 connected, 2 disconnected cleanly",
         "  loop      first command acknowledged 17.2 s after the first reading",
     ]
