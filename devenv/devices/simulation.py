@@ -89,7 +89,13 @@ class Simulation:
         self.api = Api(settings)
         self.tally = Tally()
         # The model scores a reading only after this many before it (an AI service setting).
-        self.warm_up = int(settings.value("AI_MIN_HISTORY"))
+        history = settings.value("AI_MIN_HISTORY")
+        if not history.isdigit():
+            raise SimulationError(
+                f"AI_MIN_HISTORY={history!r} is not a whole number (the AI service refuses it "
+                "too): fix it in .env or the environment (see .env.example)"
+            )
+        self.warm_up = int(history)
         rules = settings.value("ANOMALY_COMMAND_RULES")
         self.commanded = SPIKE_METRIC in {pair.split(":")[0].strip() for pair in rules.split(",")}
         self.random = random.Random()  # noqa: S311 - a signal, not a secret

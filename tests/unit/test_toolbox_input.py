@@ -73,6 +73,16 @@ def test_simulate_without_the_platform_says_to_start_it(
     )
 
 
+def test_simulate_with_a_bad_model_setting_names_it(
+    nothing_runs: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AI_MIN_HISTORY", "sixteen")
+    message = one_line_error(lambda: devices.simulate(Context()), capsys)
+    assert message.startswith("error: AI_MIN_HISTORY='sixteen' is not a whole number")
+
+
 def test_watch_without_a_broker_says_inv_up_first(
     nothing_runs: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
