@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from devenv.payload import describe
 from devenv.errors import UserError
+from devenv.payload import describe
 from devenv.settings import Settings
 
 HOST = "127.0.0.1"

@@ -18,8 +18,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from devenv.payload import describe
 from devenv.errors import UserError
+from devenv.payload import describe
 from devenv.settings import Settings
 
 HOST = "127.0.0.1"

@@ -5,7 +5,6 @@ with it."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 
 import requests
 
+from devenv import poll
 from devenv.settings import Settings
 
 TIMEOUT = 5.0
@@ -31,16 +31,19 @@ class Api:
     def check(self, wait: float = 0.0) -> None:
         """PlatformDown unless the query and actions APIs answer through the gateway, within
         `wait` seconds."""
-        deadline = time.monotonic() + wait
-        while True:
+        problem: list[PlatformDown] = []
+
+        def answers() -> bool:
             try:
                 self._get("/query/v1/devices", limit=1)
                 self._get(f"/actions/v1/commands/{uuid.UUID(int=0)}", missing_ok=True)
-                return
-            except PlatformDown:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.2)
+            except PlatformDown as exc:
+                problem[:] = [exc]
+                return False
+            return True
+
+        if not poll.until(answers, wait, interval=0.2):
+            raise problem[0]
 
     def last_readings(self) -> dict[str, datetime]:
         """Every device the query API knows, and the time of its latest stored reading."""

@@ -38,7 +38,7 @@ from types import FrameType
 
 from paho.mqtt.client import Client, MQTTMessage, MQTTMessageInfo
 
-from devenv import mqtt
+from devenv import mqtt, poll
 from devenv.devices.plan import Plan, SimulationError
 from devenv.devices.report import Output, Tally
 from devenv.platform_api import Api, PlatformDown
@@ -202,10 +202,8 @@ class Simulation:
         self.output.line(
             f"waiting up to {DRAIN_TIMEOUT:g} s for the platform to catch up (Ctrl-C skips)"
         )
-        deadline = time.monotonic() + DRAIN_TIMEOUT
         with contextlib.suppress(KeyboardInterrupt):
-            while not self._caught_up() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            poll.until(self._caught_up, DRAIN_TIMEOUT, interval=0.2)
 
     def _caught_up(self) -> bool:
         t = self.tally

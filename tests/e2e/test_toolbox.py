@@ -17,9 +17,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.e2e.conftest import MqttClient, Stack, device_id, eventually, readings
-from tests.fixtures.commands import command
-from tests.fixtures.stack import INV
+from tests.support.clients import MqttClient, Platform, device_id, readings
+from tests.support.commands import command
+from tests.support.stack import INV
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,9 @@ def counts_and_tag(text: str) -> tuple[int, str, str]:
     return int(match.group(1)), match.group(2), match.group(3)
 
 
-def listed_by_query(stack: Stack, device: str, what: str, metric: str = "") -> list[dict[str, Any]]:
+def listed_by_query(
+    stack: Platform, device: str, what: str, metric: str = ""
+) -> list[dict[str, Any]]:
     """Every item of the device's `what` (readings, anomalies) the query API lists."""
     items: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": 1000, **({"metric": metric} if metric else {})}
@@ -68,7 +71,7 @@ def listed_by_query(stack: Stack, device: str, what: str, metric: str = "") -> l
             return items
 
 
-def test_simulated_devices_close_the_loop(stack: Stack, device_mqtt: MqttClient) -> None:
+def test_simulated_devices_close_the_loop(stack: Platform, device_mqtt: MqttClient) -> None:
     device_mqtt.subscribe("devices/+/commands")  # the commands, as the platform sent them
 
     result = inv("devices.simulate", "--devices", "3", "--rate", "4", "--seconds", "12",
@@ -112,7 +115,7 @@ def test_simulated_devices_close_the_loop(stack: Stack, device_mqtt: MqttClient)
         assert command["name"] == "cooldown" and "simulated device" in command["result"]
 
 
-def test_ctrl_c_stops_the_simulation_with_a_summary(stack: Stack) -> None:
+def test_ctrl_c_stops_the_simulation_with_a_summary(stack: Platform) -> None:
     with command("devices.simulate", "--seconds", "0", "--rate", "5") as simulation:
         simulation.wait_for(r"simulating 5 devices")
         simulation.wait_for(r"sent [1-9]\d*  puback [1-9]")  # a progress line: publishing
@@ -131,7 +134,7 @@ def test_ctrl_c_stops_the_simulation_with_a_summary(stack: Stack) -> None:
     assert re.search(r"^  devices   5 connected, 5 disconnected cleanly$", out, re.MULTILINE), out
 
 
-def test_bus_tail_shows_a_record_posted_through_ingestion(stack: Stack) -> None:
+def test_bus_tail_shows_a_record_posted_through_ingestion(stack: Platform) -> None:
     device = device_id("tail")
     reading = readings(device, 1)[0]
     assert stack.post("/ingest/v1/telemetry", {"readings": [reading]}).status_code in (200, 202)
@@ -163,7 +166,7 @@ def test_bus_tail_shows_a_record_posted_through_ingestion(stack: Stack) -> None:
         consumer.close()
 
 
-def test_bus_tail_decodes_headers_and_follows_new_records(stack: Stack) -> None:
+def test_bus_tail_decodes_headers_and_follows_new_records(stack: Platform) -> None:
     topic = f"e2e.tail.{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": stack.kafka})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
@@ -190,7 +193,7 @@ def test_bus_tail_decodes_headers_and_follows_new_records(stack: Stack) -> None:
         admin.delete_topics([topic])[topic].result(30)
 
 
-def test_bus_tail_of_an_unknown_topic_lists_the_topics(stack: Stack) -> None:
+def test_bus_tail_of_an_unknown_topic_lists_the_topics(stack: Platform) -> None:
     result = inv("bus.tail", "telemetry.v2")
 
     assert result.returncode == 1
@@ -202,7 +205,7 @@ def test_bus_tail_of_an_unknown_topic_lists_the_topics(stack: Stack) -> None:
 
 
 def test_mqtt_watch_shows_what_is_published_to_a_device_topic(
-    stack: Stack, device_mqtt: MqttClient
+    stack: Platform, device_mqtt: MqttClient
 ) -> None:
     device = device_id("watch")
     with command("mqtt.watch") as watch:  # the default filter: devices/#

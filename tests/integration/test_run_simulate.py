@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.commands import command
-from tests.fixtures.stack import Stack
+from tests.support.commands import command
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
