@@ -8,7 +8,7 @@ from invoke.collection import Collection
 from devenv import requirements_installed
 
 with requirements_installed():
-    from devenv.tasks import app, aws, infra, settings
+    from devenv.tasks import app, aws, bus, devices, infra, mqtt, settings
 
 ns = Collection(infra.up, infra.down, infra.status, infra.logs, infra.clean, infra.doctor)
 ns.add_task(app.build)
@@ -16,3 +16,6 @@ ns.add_task(app.run)
 ns.add_collection(Collection("db", app.migrate))
 ns.add_collection(Collection.from_module(aws))
 ns.add_collection(Collection.from_module(settings))
+ns.add_collection(Collection.from_module(devices))
+ns.add_collection(Collection.from_module(bus))
+ns.add_collection(Collection.from_module(mqtt))

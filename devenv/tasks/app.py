@@ -6,7 +6,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import apps, backends, settings
+from devenv import apps, backends, devices, settings
 from devenv.proc import detached, reload
 from devenv.proc.supervisor import Supervisor
 from devenv.tasks import user_errors
@@ -32,16 +32,19 @@ def build(c: Context, check: bool = False) -> None:
     help={
         "detach": "Run the apps in the background (`inv status`, `inv logs -c app`, `inv down`).",
         "watch": "Live reload: rebuild and swap the Go binary, restart the AI service, on save.",
+        "simulate": "Once the apps are ready, run `inv devices.simulate`'s devices beside them.",
     }
 )
-def run(c: Context, detach: bool = False, watch: bool = False) -> None:
+def run(c: Context, detach: bool = False, watch: bool = False, simulate: bool = False) -> None:
     """Infra up, build, then the apps with prefixed logs (Ctrl-C stops them); the monolith
     applies the database migrations as it starts."""
-    if detach and watch:
-        raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
+    if detach and (watch or simulate):
+        flag = "--watch" if watch else "--simulate"
+        raise Exit(f"error: {flag} needs a terminal; use it without --detach", code=1)
     with user_errors():
         current = settings.load()
-        with apps.claim(current) as lock:  # before a build replaces the binary of another run
+        # The lock first: before a build replaces the binary of another run.
+        with apps.claim(current) as lock, devices.beside_apps(current, simulate) as simulation:
             backends.select(current).up([])
             for line in apps.build_all():
                 print(line)
@@ -55,14 +58,15 @@ def run(c: Context, detach: bool = False, watch: bool = False) -> None:
                 go, ai = specs
                 specs = [go, reload.preforked(ai, pyproject=apps.AI_SERVICE / "pyproject.toml")]
             runner = Supervisor(specs, state_dir=state, lock=lock)
+            on_ready = simulation.after(lambda: print_urls(current), say=runner.console.line)
             if watch:
                 targets: list[reload.Target] = [
                     reload.GoReload("app", apps.GO_MODULE, apps.GO_PACKAGE, state / "builds"),
                     reload.PythonReload("ai", (apps.AI_SERVICE / "ai_inference",)),
                 ]
-                code = reload.run_watch(runner, targets, on_ready=lambda: print_urls(current))
+                code = reload.run_watch(runner, targets, on_ready=on_ready)
             else:
-                code = runner.run(lambda: print_urls(current))
+                code = runner.run(on_ready)
     if code != 0:  # the supervisor has said why already, when it knows
         why = "interrupted before the apps were ready" if runner.interrupted else "the apps stopped"
         raise Exit(None if runner.failure else why, code=code)
