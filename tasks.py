@@ -8,11 +8,11 @@ from invoke.collection import Collection
 from devenv import requirements_installed
 
 with requirements_installed():
-    from devenv.tasks import app, aws, infra, settings
+    from devenv.tasks import app, aws, db, infra, settings
 
 ns = Collection(infra.up, infra.down, infra.status, infra.logs, infra.clean, infra.doctor)
 ns.add_task(app.build)
 ns.add_task(app.run)
-ns.add_collection(Collection("db", app.migrate))
+ns.add_collection(Collection("db", app.migrate, db.shell, db.snapshot, db.restore, db.snapshots))
 ns.add_collection(Collection.from_module(aws))
 ns.add_collection(Collection.from_module(settings))

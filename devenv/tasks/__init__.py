@@ -12,6 +12,7 @@ from invoke.exceptions import Exit
 
 from devenv.backends.base import InfraError
 from devenv.build import BuildError, ToolchainError
+from devenv.database import SnapshotError
 from devenv.ports import PortBusyError
 from devenv.proc.detached import DetachedError
 from devenv.proc.record import AlreadyRunning, StateWriteError
@@ -26,6 +27,7 @@ USER_ERRORS = (
     DetachedError,
     AlreadyRunning,
     StateWriteError,
+    SnapshotError,
 )
 
 
