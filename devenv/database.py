@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -274,10 +274,10 @@ def _connect(settings: Settings, dbname: str) -> psycopg.Connection[tuple[object
     )  # fmt: skip
 
 
-def _execute(settings: Settings, dbname: str, *statements: str) -> None:
+def _execute(settings: Settings, dbname: str, *statements: LiteralString) -> None:
     with _connect(settings, dbname) as conn:
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]  # constant SQL of this module
+            conn.execute(statement)
 
 
 def _after_restore(settings: Settings, staging: str, name: str) -> int:
@@ -288,9 +288,7 @@ def _after_restore(settings: Settings, staging: str, name: str) -> int:
     )
     if result.returncode != 0:
         why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
-        raise SnapshotError(
-            f"{why}; the database is unchanged: run `inv db.restore {name}` again"
-        )
+        raise SnapshotError(f"{why}; the database is unchanged: run `inv db.restore {name}` again")
     for line in result.stdout.splitlines():
         with contextlib.suppress(ValueError):
             record = json.loads(line)

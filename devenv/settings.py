@@ -77,6 +77,9 @@ class Settings(BaseModel):
     ACTIONS_PORT: Port = 8082
     AI_INFERENCE_PORT: Port = 8090
 
+    DELVE_PORT: Port = 2345
+    DEBUGPY_PORT: Port = 5678
+
     # The declared keys devenv does not read, as the apps will get them (set value, else the
     # declared default): carried through, never validated here.
     _passed: dict[str, str] = PrivateAttr(default_factory=dict)

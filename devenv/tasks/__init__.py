@@ -13,6 +13,7 @@ from invoke.exceptions import Exit
 from devenv.backends.base import InfraError
 from devenv.build import BuildError, ToolchainError
 from devenv.database import SnapshotError
+from devenv.debug import DebugChoiceError
 from devenv.ports import PortBusyError
 from devenv.proc.detached import DetachedError
 from devenv.proc.record import AlreadyRunning, StateWriteError
@@ -28,6 +29,7 @@ USER_ERRORS = (
     AlreadyRunning,
     StateWriteError,
     SnapshotError,
+    DebugChoiceError,
 )
 
 

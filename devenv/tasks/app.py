@@ -6,7 +6,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from devenv import apps, backends, settings
+from devenv import apps, backends, debug, settings
 from devenv.proc import detached, reload
 from devenv.proc.supervisor import Supervisor
 from devenv.tasks import user_errors
@@ -29,40 +29,52 @@ def build(c: Context, check: bool = False) -> None:
 
 
 @task(
+    optional=["debug_"],
     help={
         "detach": "Run the apps in the background (`inv status`, `inv logs -c app`, `inv down`).",
         "watch": "Live reload: rebuild and swap the Go binary, restart the AI service, on save.",
-    }
+        "debug_": "Under a debugger on 127.0.0.1: `app` (Delve), `ai` (debugpy), no name: both.",
+    },
 )
-def run(c: Context, detach: bool = False, watch: bool = False) -> None:
+def run(c: Context, detach: bool = False, watch: bool = False, debug_: str | bool = "") -> None:
     """Infra up, build, then the apps with prefixed logs (Ctrl-C stops them); the monolith
     applies the database migrations as it starts."""
     if detach and watch:
         raise Exit("error: --watch needs a terminal; use it without --detach", code=1)
     with user_errors():
+        debugged = debug.chosen(debug_)
         current = settings.load()
         with apps.claim(current) as lock:  # before a build replaces the binary of another run
+            debug.check_ports(current, debugged)
             backends.select(current).up([])
-            for line in apps.build_all():
+            for line in apps.build_all(debug.go_target(debugged)):
                 print(line)
-            specs = apps.specs(current)  # the monolith applies the migrations as it starts
+            specs = debug.specs(current, debugged)  # the monolith migrates as it starts
             state = apps.supervisor_dir(current)
+
+            def ready() -> None:
+                print_urls(current, debug.attach_lines(current, debugged))
+
             if detach:
                 detached.start(specs, state, lock=lock)
-                print_urls(current)
+                ready()
                 return
             if watch:
                 go, ai = specs
-                specs = [go, reload.preforked(ai, pyproject=apps.AI_SERVICE / "pyproject.toml")]
+                if "ai" not in debugged:  # debugpy starts anew on a reload: no fork server
+                    ai = reload.preforked(ai, pyproject=apps.AI_SERVICE / "pyproject.toml")
+                specs = [go, ai]
             runner = Supervisor(specs, state_dir=state, lock=lock)
             if watch:
+                builds = state / "builds"
+                go_reload = reload.GoReload("app", apps.GO_MODULE, apps.GO_PACKAGE, builds)
                 targets: list[reload.Target] = [
-                    reload.GoReload("app", apps.GO_MODULE, apps.GO_PACKAGE, state / "builds"),
+                    debug.go_reload(go_reload) if "app" in debugged else go_reload,
                     reload.PythonReload("ai", (apps.AI_SERVICE / "ai_inference",)),
                 ]
-                code = reload.run_watch(runner, targets, on_ready=lambda: print_urls(current))
+                code = reload.run_watch(runner, targets, on_ready=ready)
             else:
-                code = runner.run(lambda: print_urls(current))
+                code = runner.run(ready)
     if code != 0:  # the supervisor has said why already, when it knows
         why = "interrupted before the apps were ready" if runner.interrupted else "the apps stopped"
         raise Exit(None if runner.failure else why, code=code)
@@ -79,8 +91,12 @@ def migrate(c: Context) -> None:
         print("migrations applied")
 
 
-def print_urls(current: settings.Settings) -> None:
+def print_urls(current: settings.Settings, debuggers: list[str] | None = None) -> None:
     print("\nThe platform answers through the gateway:")
     for line in apps.gateway_urls(current):
         print(f"  {line}")
+    if debuggers:
+        print("Debuggers listen (the apps run whether one is attached or not):")
+        for line in debuggers:
+            print(f"  {line}")
     print()
