@@ -174,3 +174,36 @@ def readings(device: str, *, count: int = 41, spike: bool = False) -> list[dict[
 def recorded_pid(stack: Stack, app: str) -> int:
     recorded = json.loads((stack.state_dir / "apps" / "status.json").read_text())
     return int(recorded["apps"][app]["identity"]["pid"])
+
+
+def test_a_snapshot_restored_on_a_new_cluster_publishes_what_comes_next(stack: Stack) -> None:
+    """A new cluster (after `inv clean`, or on the other backend) hands out transaction ids
+    below the snapshot's: the restored ones are renumbered, so the relay neither waits for them
+    nor leaves new events behind its cursor."""
+    stack.inv("run", "--detach", timeout=300)
+    api = Api(stack)
+    with stack.pg() as conn:  # a cluster that has lived: its transaction ids are high
+        for _ in range(3000):
+            conn.execute("SELECT pg_current_xact_id()")
+    before = api.post(readings("before", spike=True))
+    api.wait_for_anomaly("before")
+    stack.inv("db.snapshot", "moved")
+    with stack.pg() as conn:
+        newest = conn.execute("SELECT max(tx)::text::bigint FROM events").fetchone()
+    snapshot = stack.state_dir / "snapshots" / "moved.dump"
+    kept = snapshot.read_bytes()
+    stack.inv("clean", "--yes")  # the snapshots too: they are in the state folder
+    stack.inv("up", "-c", "db")
+    snapshot.parent.mkdir()
+    snapshot.write_bytes(kept)
+    with stack.pg() as conn:
+        next_id = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+    # Younger by more than what the restore and the apps' start use up.
+    assert newest and next_id and next_id[0] + 1000 < newest[0], (next_id, newest)
+    stack.inv("db.restore", "moved", timeout=300)
+    stack.inv("run", "--detach", timeout=300)
+    after = api.post(readings("after", spike=True))
+    api.wait_for_anomaly("after")
+    wait_for(lambda: len(api.readings("after")) == len(after), 30, "new readings projected")
+    assert len(api.readings("before")) == len(before)
+    assert len(api.anomalies("before")) == 1 and len(api.commands("before")) == 1

@@ -28,6 +28,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -189,16 +190,47 @@ func groupsIdle(ctx context.Context, adm *kadm.Client, groups map[string]string)
 		names = append(names, group)
 	}
 	slices.Sort(names)
-	described, err := adm.DescribeGroups(ctx, names...)
+	var described kadm.DescribedGroups
+	err := whenReady(ctx, func() (err error) {
+		if described, err = adm.DescribeGroups(ctx, names...); err != nil {
+			return err
+		}
+		for _, g := range described {
+			if g.Err != nil && !errors.Is(g.Err, kerr.GroupIDNotFound) { // never used: idle
+				return g.Err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("describe the consumer groups: %w", err)
 	}
 	for _, g := range described.Sorted() {
-		if g.Err == nil && len(g.Members) > 0 {
+		if len(g.Members) > 0 {
 			return fmt.Errorf("consumer group %s has %d member(s): an app still consumes; stop it first", g.Group, len(g.Members))
 		}
 	}
 	return nil
+}
+
+// brokerWait bounds how long a broker that has just started may answer
+// that its group coordinator is not ready yet.
+const brokerWait = 60 * time.Second
+
+// whenReady calls fn until it succeeds, fails for good, or brokerWait passes.
+func whenReady(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(brokerWait)
+	for {
+		err := fn()
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Consumers commits, for every group, the end offset of each partition of
@@ -227,10 +259,13 @@ func Consumers(ctx context.Context, adm *kadm.Client, groups map[string]string) 
 		if len(offsets) == 0 {
 			continue
 		}
-		resp, err := adm.CommitOffsets(ctx, group, offsets)
-		if err == nil {
-			err = resp.Error()
-		}
+		err = whenReady(ctx, func() error {
+			resp, err := adm.CommitOffsets(ctx, group, offsets)
+			if err == nil {
+				err = resp.Error()
+			}
+			return err
+		})
 		if err != nil {
 			return moved, fmt.Errorf("move consumer group %s to the end of %s: %w", group, topic, err)
 		}
