@@ -41,7 +41,8 @@ def test_run_debug_serves_and_delve_and_debugpy_see_the_apps(stack: Stack) -> No
     assert f"ai: debugpy on 127.0.0.1:{debugpy_port}" in started.stdout
     gateway = f"http://127.0.0.1:{stack.port('GATEWAY_PORT')}"
     assert requests.get(f"{gateway}/query/v1/devices", timeout=10).status_code == 200
-    served_by = requests.get(f"http://127.0.0.1:{stack.port('INGESTION_PORT')}/healthz").json()
+    healthz = f"http://127.0.0.1:{stack.port('INGESTION_PORT')}/healthz"
+    served_by = requests.get(healthz, timeout=10).json()
 
     with delve(delve_port) as dlv:
         state = dlv.call("RPCServer.Command", {"name": "halt"})["State"]
