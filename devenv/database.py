@@ -179,18 +179,21 @@ def restore(settings: Settings, name: str, say: Say = print) -> int:
         listed = _run(tools.argv("pg_restore", "--list"), settings, say, stdin=path).stdout
         timescale = TIMESCALE_ENTRY in listed.decode(errors="replace")
         staging = f"{settings.POSTGRES_DB}_restoring"
+        _drop(settings, staging)  # what an interrupted restore left
         with _connect(settings, "postgres") as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(staging)))  # fmt: skip
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
-        if timescale:
-            _execute(settings, staging, "CREATE EXTENSION IF NOT EXISTS timescaledb",
-                     "SELECT timescaledb_pre_restore()")  # fmt: skip
-        options = ("--no-owner", "--no-privileges", "--exit-on-error")
-        _run(tools.argv("pg_restore", *options, dbname=staging), settings, say, stdin=path)
-        if timescale:
-            _execute(settings, staging, "SELECT timescaledb_post_restore()")
-        republished = _after_restore(settings, staging, name)
+        try:
+            if timescale:
+                _execute(settings, staging, "CREATE EXTENSION IF NOT EXISTS timescaledb",
+                         "SELECT timescaledb_pre_restore()")  # fmt: skip
+            options = ("--no-owner", "--no-privileges", "--exit-on-error")
+            _run(tools.argv("pg_restore", *options, dbname=staging), settings, say, stdin=path)
+            if timescale:
+                _execute(settings, staging, "SELECT timescaledb_post_restore()")
+            republished = _after_restore(settings, staging, name)
+        except BaseException:
+            _drop(settings, staging)  # the live database was not touched
+            raise
         _swap(settings, staging)
     return republished
 
@@ -205,8 +208,8 @@ def dump_tools(settings: Settings) -> Tools:
     db = next((row for row in backends.select(settings).status() if row.role == "db"), None)
     if db is not None and db.backend == "docker" and db.state == "running":
         return Tools(
-            where=f"in the database container {db.ident} "
-            f"(this host has no pg_dump for PostgreSQL {server})",
+            where=f"the database container's ({db.ident}; this host has none for "
+            f"PostgreSQL {server} or newer)",
             container=db.ident,
         )
     raise ToolchainError(f"pg_dump and pg_restore {server} or newer not found: {CLIENT_TOOLS}")
@@ -234,7 +237,7 @@ def host_tools(server: int) -> Tools | None:
     if not usable:
         return None
     major, folder = max(usable)
-    return Tools(where=f"{folder / 'pg_dump'} (PostgreSQL {major}) on this host", bin_dir=folder)
+    return Tools(where=f"this host's (PostgreSQL {major}, {folder})", bin_dir=folder)
 
 
 def tool_major(program: Path) -> int:
@@ -280,6 +283,12 @@ def _execute(settings: Settings, dbname: str, *statements: LiteralString) -> Non
             conn.execute(statement)
 
 
+def _drop(settings: Settings, dbname: str) -> None:
+    with _connect(settings, "postgres") as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(dbname)))  # fmt: skip
+
+
 def _after_restore(settings: Settings, staging: str, name: str) -> int:
     """`platform after-restore` on the restored database; the events it republishes."""
     env = {**os.environ, **settings.as_env(), "POSTGRES_DB": staging}
@@ -302,9 +311,8 @@ def _swap(settings: Settings, staging: str) -> None:
     still on the old one (a psql left open) are ended: a rename waits for none."""
     current = settings.POSTGRES_DB
     replaced = f"{current}_replaced"
+    _drop(settings, replaced)
     with _connect(settings, "postgres") as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(replaced)))  # fmt: skip
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -316,8 +324,7 @@ def _swap(settings: Settings, staging: str) -> None:
                 sql.Identifier(current), sql.Identifier(replaced)))  # fmt: skip
         admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
             sql.Identifier(staging), sql.Identifier(current)))  # fmt: skip
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(replaced)))  # fmt: skip
+    _drop(settings, replaced)
 
 
 def _run(

@@ -45,6 +45,25 @@ def test_unknown_snapshot_is_one_line_listing_the_snapshots(stack: Stack) -> Non
     assert again.returncode == 1 and "snapshot 'first' exists" in again.stderr
 
 
+def test_a_broken_snapshot_is_one_line_and_the_database_is_untouched(stack: Stack) -> None:
+    stack.inv("db.shell", "-c", "CREATE TABLE kept (n int); INSERT INTO kept SELECT 1")
+    stack.inv("db.shell", "-c", "INSERT INTO kept SELECT generate_series(1, 200000)")
+    stack.inv("db.snapshot", "whole")
+    whole = stack.state_dir / "snapshots" / "whole.dump"
+    cut = whole.with_name("cut.dump")
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # its table of contents kept
+    stack.inv("db.shell", "-c", "INSERT INTO kept SELECT 2")
+    result = stack.inv("db.restore", "cut", check=False)
+    assert result.returncode == 1
+    *echoed, line = result.stderr.strip().splitlines()  # the build's command lines first
+    assert all(e.startswith("$ ") for e in echoed), result.stderr
+    assert line.startswith("error: pg_restore failed: "), result.stderr
+    with stack.pg() as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (200002,)
+        names = conn.execute("SELECT array_agg(datname::text) FROM pg_database").fetchone()
+    assert names and "platform_restoring" not in names[0], names
+
+
 def test_restore_brings_back_each_effect_of_the_snapshot_once_and_new_readings_flow(
     stack: Stack,
 ) -> None:

@@ -152,18 +152,18 @@ def test_db_shell_and_snapshots_by_the_hosts_tools_or_the_containers(
     with stack.pg() as db:
         db.execute("CREATE TABLE snapshot_kept (n int)")
         db.execute("INSERT INTO snapshot_kept VALUES (1)")
-    assert "on this host" in stack.inv("db.snapshot", "by-host").stdout
+    assert "pg_dump: this host's (PostgreSQL 15" in stack.inv("db.snapshot", "by-host").stdout
     for key, value in stack.env.items():  # the same settings, in this process
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(database, "host_tools", lambda server: None)
     said: list[str] = []
     database.take(load(), "by-container", say=said.append)
-    assert said[0].startswith("pg_dump: in the database container "), said
+    assert said[0].startswith("pg_dump: the database container's ("), said
     assert said[1].startswith("$ docker exec -i -e PGUSER -e PGPASSWORD "), said
     with stack.pg() as db:
         db.execute("INSERT INTO snapshot_kept VALUES (2)")
     database.restore(load(), "by-container", say=said.append)
-    assert any(line.startswith("pg_restore: in the database container ") for line in said)
+    assert any(line.startswith("pg_restore: the database container's (") for line in said)
     with stack.pg() as db:
         assert db.execute("SELECT array_agg(n) FROM snapshot_kept").fetchone() == ([1],)
         db.execute("INSERT INTO snapshot_kept VALUES (3)")
