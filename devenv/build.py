@@ -88,6 +88,7 @@ class GoTarget:
     module_dir: Path
     package: str
     output: Path
+    gcflags: str = ""  # e.g. "all=-N -l", a debugger's build
 
 
 @dataclass(frozen=True)
@@ -106,18 +107,22 @@ def go_build(
     *,
     ldflags_vars: Mapping[str, str],
     strip: bool = False,
+    gcflags: str = "",
     echo: TextIO | None = sys.stderr,
 ) -> BuildResult:
     """`go build -o output -ldflags "-X k=v ..." package` in `module_dir`. Go's build cache makes
-    it incremental. `strip` drops the DWARF tables (no delve) to cut link time by about a third.
-    Raises BuildError carrying the compiler's lines on a compile error."""
+    it incremental. `strip` drops the DWARF tables (no delve) to cut link time by about a third;
+    `gcflags` go to the compiler (`all=-N -l` for a debugger). Raises BuildError carrying the
+    compiler's lines on a compile error."""
     go = require_go(module_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     flags = [*(["-s", "-w"] if strip else []), *(f"-X {k}={v}" for k, v in ldflags_vars.items())]
     ldflags = " ".join(flags)
     # A stripped (reload) build carries our own stamp: Go's VCS stamping would only add git calls.
     vcs = ["-buildvcs=false"] if strip else []
-    cmd = [go, "build", "-v", *vcs, "-o", str(output.resolve()), "-ldflags", ldflags, package]
+    compiler = [f"-gcflags={gcflags}"] if gcflags else []
+    cmd = [go, "build", "-v", *vcs, *compiler, "-o", str(output.resolve()), "-ldflags", ldflags,
+           package]  # fmt: skip
     start = time.monotonic()
     proc = _run_with_progress(cmd, module_dir, echo, f"building {output.name}")
     duration = time.monotonic() - start
@@ -248,7 +253,12 @@ def build_all(
     stamp = stamp_vars(repo)
     for target in go:
         result = go_build(
-            target.module_dir, target.package, target.output, ldflags_vars=stamp, echo=echo
+            target.module_dir,
+            target.package,
+            target.output,
+            ldflags_vars=stamp,
+            gcflags=target.gcflags,
+            echo=echo,
         )
         log = target.output.with_name(f"{target.output.name}.build.log")
         log.write_text(result.compiler_output)

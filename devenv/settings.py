@@ -96,6 +96,9 @@ class Settings(BaseModel):
     ACTIONS_PORT: int = declared_field("ACTIONS_PORT")
     AI_INFERENCE_PORT: int = declared_field("AI_INFERENCE_PORT")
 
+    DELVE_PORT: int = declared_field("DELVE_PORT")
+    DEBUGPY_PORT: int = declared_field("DEBUGPY_PORT")
+
     # The declared keys devenv does not read, as the apps will get them (set value, else the
     # declared default): carried through, never validated here.
     _passed: dict[str, str] = PrivateAttr(default_factory=dict)

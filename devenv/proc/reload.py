@@ -50,7 +50,12 @@ class GoReload:
     build_dir: Path
     watch: tuple[Path, ...] = ()
     # Reload builds skip DWARF: linking is most of an incremental build (see build.go_build).
+    # A debugger's build keeps it, and has its compiler flags.
     strip: bool = True
+    gcflags: str = ""
+    # Where the binary is in the process's argv: 0, or further on under a debugger
+    # (`dlv exec BINARY ...`), which a reload starts again on the new binary.
+    binary_arg: int = 0
 
     def paths(self) -> tuple[Path, ...]:
         return self.watch or (self.module_dir,)
@@ -120,7 +125,7 @@ class Reloader:
         once each has started."""
         for target in self.targets:
             if isinstance(target, GoReload):  # builds left by an earlier run that was killed
-                running = Path(self.supervisor.spec(target.name).argv[0])
+                running = Path(self.supervisor.spec(target.name).argv[target.binary_arg])
                 for stale in target.build_dir.glob(f"{target.name}-reload-*"):
                     if stale.resolve() != running.resolve():
                         stale.unlink(missing_ok=True)
@@ -238,13 +243,15 @@ class Reloader:
                 binary,
                 ldflags_vars=build.stamp_vars(target.module_dir),
                 strip=target.strip,
+                gcflags=target.gcflags,
                 echo=None,
             )
         except build.BuildError as exc:
             self._say(exc.output.rstrip())
             took = time.monotonic() - start
             return ReloadEvent(target.name, names, took, None, "build", exc.output)
-        spec = replace(current, argv=(str(binary), *current.argv[1:]))
+        at = target.binary_arg
+        spec = replace(current, argv=(*current.argv[:at], str(binary), *current.argv[at + 1 :]))
         event = self._swap(target.name, names, result.duration, spec)
         if not event.ok:
             # It built but does not start (a panic in init, say): keep the promise that the
@@ -252,7 +259,7 @@ class Reloader:
             self.supervisor.swap(target.name, current)
             binary.unlink(missing_ok=True)
             return replace(event, failed="rollback")
-        previous = Path(current.argv[0])
+        previous = Path(current.argv[at])
         if previous.parent == build_dir and previous != binary:
             previous.unlink(missing_ok=True)  # a replaced reload build, never the `inv build` one
         return event

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devenv import database
 from devenv.backends.docker import DockerBackend
 from devenv.settings import load
 from tests.support.stack import INV, Stack
@@ -174,6 +175,37 @@ def test_down_of_one_component_stops_only_it(stack: Stack) -> None:
     assert status(stack)["emqx"][0] == "stopped"
     stack.inv("up", "-c", "mqtt")
     assert status(stack)["emqx"][:2] == ["running", "healthy"]
+
+
+def test_db_shell_and_snapshots_by_the_hosts_tools_or_the_containers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql reaches the container through its host port; a snapshot is taken and restored by
+    this host's pg_dump when it serves the server's version (the stand-in's PostgreSQL 15), and
+    by the container's own otherwise (as the official image's PostgreSQL 16 needs here)."""
+    assert stack.inv("db.shell", "-c", "SELECT 6 * 7 AS answer").stdout.split()[2] == "42"
+    with stack.pg() as db:
+        db.execute("CREATE TABLE snapshot_kept (n int)")
+        db.execute("INSERT INTO snapshot_kept VALUES (1)")
+    assert "pg_dump: this host's (PostgreSQL 15" in stack.inv("db.snapshot", "by-host").stdout
+    for key, value in stack.env.items():  # the same settings, in this process
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(database, "host_tools", lambda server: None)
+    said: list[str] = []
+    database.take(load(), "by-container", say=said.append)
+    assert said[0].startswith("pg_dump: the database container's ("), said
+    assert said[1].startswith("$ docker exec -i -e PGUSER -e PGPASSWORD "), said
+    with stack.pg() as db:
+        db.execute("INSERT INTO snapshot_kept VALUES (2)")
+    database.restore(load(), "by-container", say=said.append)
+    assert any(line.startswith("pg_restore: the database container's (") for line in said)
+    with stack.pg() as db:
+        assert db.execute("SELECT array_agg(n) FROM snapshot_kept").fetchone() == ([1],)
+        db.execute("INSERT INTO snapshot_kept VALUES (3)")
+    monkeypatch.undo()
+    stack.inv("db.restore", "by-host", timeout=300)
+    with stack.pg() as db:
+        assert db.execute("SELECT array_agg(n) FROM snapshot_kept").fetchone() == ([1],)
 
 
 def test_down_keeps_the_data_and_clean_starts_afresh(stack: Stack) -> None:

@@ -4,6 +4,8 @@
 //
 //	platform [serve]   run everything (default)
 //	platform migrate   apply the database migrations and exit
+//	platform after-restore   after `inv db.restore`: the relay and the
+//	                   consumer groups follow the restored database
 //	platform version   print the build info
 package main
 
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		cmd = args[0]
 	}
 	if len(args) > 1 {
-		return fmt.Errorf("unexpected arguments %q; usage: platform [serve|migrate|version]", args[1:])
+		return fmt.Errorf("unexpected arguments %q; usage: platform [serve|migrate|after-restore|version]", args[1:])
 	}
 	switch cmd {
 	case "version", "-version", "--version":
@@ -69,11 +71,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		fmt.Println(string(b))
 		return nil
 	case "help", "-h", "--help":
-		fmt.Println("usage: platform [serve|migrate|version]; settings come from the environment (see .env.example)")
+		fmt.Println("usage: platform [serve|migrate|after-restore|version]; settings come from the environment (see .env.example)")
 		return nil
-	case "serve", "migrate":
+	case "serve", "migrate", "after-restore":
 	default:
-		return fmt.Errorf("unknown command %q; usage: platform [serve|migrate|version]", cmd)
+		return fmt.Errorf("unknown command %q; usage: platform [serve|migrate|after-restore|version]", cmd)
 	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
@@ -82,8 +84,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	logLevel.Set(cfg.LogLevel)
 	bi := buildinfo.Get()
 	log.Info("starting", "command", cmd, "version", bi.Version, "commit", bi.Commit, "build_time", bi.BuildTime, "config", cfg)
-	if cmd == "migrate" {
+	switch cmd {
+	case "migrate":
 		return app.Migrate(ctx, cfg, log)
+	case "after-restore":
+		return app.AfterRestore(ctx, cfg, log)
 	}
 	return app.Serve(ctx, cfg, log)
 }

@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"platform/internal/config"
 	"platform/internal/migrations"
 	"platform/internal/postgres"
+	"platform/internal/restore"
 )
 
 // Serve runs everything until ctx ends, then shuts down within
@@ -52,5 +56,40 @@ func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("migrations up to date", "applied_now", applied)
+	return nil
+}
+
+// AfterRestore makes the event relay and the consumer groups agree with a
+// database just restored from a snapshot (package restore); the apps must
+// be stopped. The snapshot's schema is migrated first.
+func AfterRestore(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	pool, err := postgres.Connect(ctx, cfg.PostgresDSN(), 2)
+	if err != nil {
+		return fmt.Errorf("%w; start it with `inv up postgres`", err)
+	}
+	defer pool.Close()
+	if _, err := migrations.Apply(ctx, pool, log); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.KafkaBroker()), kgo.ClientID("platform-after-restore"))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	done, err := restore.Run(ctx, pool, kadm.NewClient(cl), restore.Config{
+		TopicTelemetry: cfg.TopicTelemetry,
+		TopicAnomalies: cfg.TopicAnomalies,
+		Groups: map[string]string{
+			cfg.QueryConsumerGroup:   cfg.TopicTelemetry,
+			cfg.AnomalyConsumerGroup: cfg.TopicTelemetry,
+			cfg.ActionsConsumerGroup: cfg.TopicAnomalies,
+		},
+		Rules: cfg.AnomalyCommandRules,
+	})
+	if err != nil {
+		return fmt.Errorf("after restore: %w", err)
+	}
+	log.Info("relay and consumers follow the restored database",
+		"republished", done.Republished, "consumer_groups_moved", done.Groups)
 	return nil
 }
