@@ -268,7 +268,7 @@ func TestRelayOnADatabaseWithoutItsTablesStopsForGood(t *testing.T) {
 	case err := <-done:
 		require.Error(t, err)
 		assert.True(t, relay.IsPermanent(err), "%v", err)
-		assert.Contains(t, err.Error(), `event-relay: load cursor: ERROR: relation "relay_cursors" does not exist`)
+		assert.Contains(t, err.Error(), `load cursor: ERROR: relation "relay_cursors" does not exist`)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the relay kept retrying on a database without relay_cursors")
 	}

@@ -11,13 +11,18 @@ import (
 )
 
 // Lease is the leadership of one sink across processes: a session advisory
-// lock on a connection of its own. Release closes that connection, which
-// ends the session and with it the lock and any LISTEN on it.
+// lock on a connection of its own. Release unlocks, so the next relay can
+// lead at once, then closes that connection, which ends the session and any
+// LISTEN on it (and the lock too, when the unlock could not be sent).
 type Lease struct {
 	pool *pgxpool.Pool
 	name string
 	conn *pgxpool.Conn
 }
+
+// lockKey is the advisory lock of a lease ($1 = its name): the one-bigint
+// form, a key space apart from the event store's stream locks (two ints).
+const lockKey = `hashtextextended($1::text, 0)`
 
 // NewLease is the lease called name ("platform-event-relay:kafka"): the
 // lock's key is the name's hash.
@@ -31,7 +36,7 @@ func (l *Lease) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 		return nil, err
 	}
 	var got bool
-	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1::text, 0))`, l.name).Scan(&got); err != nil || !got {
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+lockKey+`)`, l.name).Scan(&got); err != nil || !got {
 		c.Release()
 		return nil, SQLError(err)
 	}
@@ -46,6 +51,7 @@ func (l *Lease) Release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock(`+lockKey+`)`, l.name)
 	l.conn.Conn().Close(ctx) //nolint:errcheck // the session ends with the socket either way
 	l.conn.Release()
 	l.conn = nil

@@ -166,7 +166,7 @@ func (l *Loop[M]) resign() {
 // failed logs the failure that stops the relay and returns it.
 func (l *Loop[M]) failed(err error) error {
 	l.log.Error(l.name+" failed for good; stopping", "err", err)
-	return fmt.Errorf("%s: %w", l.name, err)
+	return err
 }
 
 // flush drains once more within FlushTimeout, on stop, and logs the outcome.
