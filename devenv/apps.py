@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from devenv import backends, build, ports, state
+from devenv import backends, build, declared, ports, state
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached
 from devenv.proc import status as recorded_status
@@ -23,8 +23,10 @@ AI_SERVICE = REPO_ROOT / "services" / "ai-inference"
 BINARY = REPO_ROOT / "bin" / "platform"
 AI_VENV = AI_SERVICE / ".venv"
 
-# Every port an app listens on: the monolith's three servers and the AI service.
-APP_PORT_KEYS = ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT")
+# Every port an app listens on: the monolith's servers (each port setting marked `x-server` in
+# the settings schema) and the AI service.
+SERVER_PORT_KEYS = declared.server_ports()
+APP_PORT_KEYS = (*SERVER_PORT_KEYS, "AI_INFERENCE_PORT")
 EXTRA_BIND_HOSTS = "APP_EXTRA_BIND_HOSTS"
 
 GO_TARGET = build.GoTarget(GO_MODULE, GO_PACKAGE, BINARY)
@@ -63,14 +65,15 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             argv=(str(BINARY), "serve"),
             log_file=logs["app"],
             env={**env, EXTRA_BIND_HOSTS: ",".join(listen_hosts(settings))},
-            # One process, three servers, each answering with the pid that proves it is this
-            # process and not another on the port. Ingestion's /readyz checks PostgreSQL, Kafka
-            # and MQTT; the others' /healthz, not /readyz: query's checks the AI service, a
+            # One process, one server per port, each answering with the pid that proves it is
+            # this process and not another on the port. Ingestion's /readyz checks PostgreSQL,
+            # Kafka and MQTT; the others' /healthz, not /readyz: query's checks the AI service, a
             # process of its own whose slow start must not count as the monolith's failure.
             ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
-            also_ready=(
-                f"http://127.0.0.1:{settings.QUERY_PORT}/healthz",
-                f"http://127.0.0.1:{settings.ACTIONS_PORT}/healthz",
+            also_ready=tuple(
+                f"http://127.0.0.1:{getattr(settings, key)}/healthz"
+                for key in SERVER_PORT_KEYS
+                if key != "INGESTION_PORT"
             ),
             ready_pid=True,
             ready_timeout=60,
@@ -117,7 +120,7 @@ def status(settings: Settings) -> list[ComponentStatus]:
     if running is None:
         return []
     addresses = {
-        "app": f"127.0.0.1:{settings.INGESTION_PORT},{settings.QUERY_PORT},{settings.ACTIONS_PORT}",
+        "app": "127.0.0.1:" + ",".join(str(getattr(settings, key)) for key in SERVER_PORT_KEYS),
         "ai": f"127.0.0.1:{settings.AI_INFERENCE_PORT}",
     }
     return [

@@ -99,6 +99,12 @@ def read_by(reader: str) -> dict[str, Setting]:
     return {key: s for key, s in settings().items() if reader in s.readers}
 
 
+def server_ports() -> tuple[str, ...]:
+    """The port settings of the monolith's servers (`x-server`), in the file's order; the Go
+    side's list of servers is held to the same marks by its tests (internal/app)."""
+    return tuple(key for key, s in settings().items() if "x-server" in s.schema)
+
+
 def env_example() -> str:
     """The text of .env.example: every key with its default, description and constraint."""
     lines = [f"# {line}" if line else "#" for line in document()["x-env-example-header"]]

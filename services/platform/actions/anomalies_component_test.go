@@ -53,13 +53,14 @@ func TestAnomalyIssuesExactlyOneCommand(t *testing.T) {
 	assert.Equal(t, 0, n, "redelivery")
 
 	pub := &fakeMQTT{}
-	sent, err := relay(t, pub).Drain(ctx)
+	r := relay(t, pub)
+	sent, err := r.Drain(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, sent)
 	n, err = rules.Apply(ctx, [][]byte{v1})
 	require.NoError(t, err)
 	assert.Equal(t, 0, n, "redelivery after the command was sent")
-	_, err = relay(t, pub).Drain(ctx)
+	_, err = r.Drain(ctx)
 	require.NoError(t, err)
 
 	got := pub.snapshot()

@@ -81,6 +81,7 @@ func relay(t *testing.T, pub *fakeMQTT) *outbox.Relay {
 	t.Helper()
 	r, err := srv.CommandRelay(pub)
 	require.NoError(t, err)
+	t.Cleanup(r.Close) // the next test's relay leads the sink
 	return r
 }
 
@@ -176,13 +177,13 @@ func TestFailedPublishKeepsTheCommandQueued(t *testing.T) {
 	req := issuePing(t)
 	pub := &fakeMQTT{fail: true}
 	r := relay(t, pub)
-	_, err := r.RunOnce(ctx)
+	_, err := r.Drain(ctx)
 	require.Error(t, err)
 	cmd, err := cli.Get(ctx, req.CommandID.String())
 	require.NoError(t, err)
 	assert.Equal(t, client.StatusIssued, cmd.Status)
 
-	n, err := r.RunOnce(ctx)
+	n, err := r.Drain(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	assert.Len(t, pub.snapshot(), 1)

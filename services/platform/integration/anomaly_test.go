@@ -26,7 +26,7 @@ import (
 	"platform/internal/eventstore"
 	"platform/internal/inference"
 	"platform/internal/kafkax"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 )
 
 // inferencePython is the interpreter with the AI inference service
@@ -118,7 +118,7 @@ func TestAnomalyLoopThroughKafkaAndInference(t *testing.T) {
 	val := contracts.Default()
 
 	events := eventstore.New(db.Pool)
-	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{Timing: relaytiming.Timing{PollInterval: 100 * time.Millisecond}, Wake: events.Published()}, log)
+	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{Timing: relay.Timing{PollInterval: 100 * time.Millisecond}, Wake: events.Published()}, log)
 	require.NoError(t, err)
 	scorer := inference.New(inference.Config{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", port), Timeout: 2 * time.Second, Retries: 1, Backoff: 50 * time.Millisecond}, val)
 	det, err := detector.New(db.Pool, events, scorer, val, detector.Config{Window: 64, Topic: anom}, log)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,11 +22,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"platform/actions"
+	actclient "platform/actions/client"
 	"platform/ingestion"
 	ingclient "platform/ingestion/client"
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/kafkax"
+	"platform/internal/mqttx"
 	"platform/internal/testserver"
 	qclient "platform/query/client"
 )
@@ -201,6 +205,67 @@ func TestBenchEventRelayToKafkaLatency(t *testing.T) {
 	t.Logf("BENCH event_relay_kafka_ack n=%d p50=%s p95=%s p99=%s max=%s", len(lat), pct(lat, .5), pct(lat, .95), pct(lat, .99), pct(lat, 1))
 }
 
+// Command outbox -> MQTT publish latency (Service.Issue called -> the
+// broker's PUBACK) while issuing 100 commands/s, one at a time: the command
+// relay woken by the outbox's NOTIFY.
+func TestBenchCommandRelayToMQTTLatency(t *testing.T) {
+	ctx := context.Background()
+	require.NoError(t, db.Truncate(ctx, "outbox", "commands"))
+	mq := mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: "bench-cmd-" + uuid.NewString()[:8], Log: log}, nil)
+	defer mq.Close(time.Second)
+	require.Eventually(t, func() bool { return mq.Ping(ctx) == nil }, 10*time.Second, 20*time.Millisecond)
+	srv := actions.New(actions.Deps{Pool: db.Pool, Events: eventstore.New(db.Pool), Validator: contracts.Default(), Log: log})
+	var mu sync.Mutex
+	issued := map[string]time.Time{}
+	var lat []time.Duration
+	relay, err := srv.CommandRelay(timedMQTT{mq, func(payload []byte) {
+		acked := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		for id, at := range issued {
+			if strings.Contains(string(payload), id) {
+				lat = append(lat, acked.Sub(at))
+				delete(issued, id)
+			}
+		}
+	}})
+	require.NoError(t, err)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = relay.Run(rctx); close(done) }()
+
+	const seconds, perSecond = 10, 100
+	tick := time.NewTicker(time.Second / perSecond)
+	for range seconds * perSecond {
+		<-tick.C
+		id := uuid.New()
+		mu.Lock()
+		issued[id.String()] = time.Now()
+		mu.Unlock()
+		_, _, err := srv.Service().Issue(ctx, "bench-cmd", actclient.CommandRequest{CommandID: id, Name: "ping"})
+		require.NoError(t, err)
+	}
+	tick.Stop()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) == seconds*perSecond }, 30*time.Second, 10*time.Millisecond)
+	stop()
+	<-done
+	t.Logf("BENCH command_relay_mqtt_puback n=%d p50=%s p95=%s p99=%s max=%s", len(lat), pct(lat, .5), pct(lat, .95), pct(lat, .99), pct(lat, 1))
+}
+
+// timedMQTT publishes through the MQTT session and reports each PUBACK.
+type timedMQTT struct {
+	mq    *mqttx.Client
+	acked func(payload []byte)
+}
+
+func (p timedMQTT) Publish(ctx context.Context, topic string, payload []byte) error {
+	err := p.mq.Publish(ctx, topic, payload)
+	if err == nil {
+		p.acked(payload)
+	}
+	return err
+}
+
 // Ingest (HTTP) -> visible through the query API (HTTP), whole app in
 // process with real Kafka and MQTT: 1000 readings/s in batches of 100, one
 // device per batch; a batch is visible when /latest shows its last version.
@@ -208,7 +273,7 @@ func TestBenchIngestToQueryVisible(t *testing.T) {
 	ctx := context.Background()
 	c, ing, _ := serveApp(t, "bench")
 	suffix := uuid.NewString()[:8]
-	q := qclient.New("http://"+c.Addr(c.QueryPort), nil)
+	q := qclient.New("http://"+c.ListenAddrs(c.QueryPort)[0], nil)
 	// Warm up the pipeline (topic creation, group join).
 	warm := batch(10, 1, "warm-"+suffix)
 	_, err := ing.Ingest(ctx, warm)

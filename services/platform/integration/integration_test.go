@@ -28,7 +28,7 @@ import (
 	"platform/internal/eventstore"
 	"platform/internal/kafkax"
 	"platform/internal/mqttx"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 	"platform/internal/testdb"
 	"platform/query"
 )
@@ -92,7 +92,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	_, err := svc.Ingest(ctx, rs)
 	require.NoError(t, err)
 
-	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{Timing: relaytiming.Timing{BatchSize: 100}}, log)
+	relay, err := eventstore.NewRelay(db.Pool, kafkax.Publisher{Client: prod}, eventstore.RelayConfig{Timing: relay.Timing{BatchSize: 100}}, log)
 	require.NoError(t, err)
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan struct{})

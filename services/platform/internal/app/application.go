@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -15,43 +14,53 @@ import (
 	"platform/internal/contracts"
 	"platform/internal/dedup"
 	"platform/internal/eventstore"
-	"platform/internal/httpx"
 	"platform/internal/inference"
 	"platform/internal/kafkax"
 	"platform/internal/mqttx"
 	"platform/internal/outbox"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 	"platform/query"
 )
 
-// application is the three servers' handlers and the background workers:
-// both relays (events to Kafka, commands to MQTT), the query projections,
-// the anomaly detector (hosted by the query server), the actions' anomaly
-// rules and the dedup pruner.
+// application is the servers' parts and the background workers: both
+// relays (events to Kafka, commands to MQTT), the query projections, the
+// anomaly detector (hosted by the query server), the actions' anomaly rules
+// and the dedup pruner.
 type application struct {
-	handlers  map[string]http.Handler
-	workers   []func(context.Context)
-	mq        *mqttx.Client
-	consumers []*kgo.Client
-	infra     *infrastructure
+	ingestion      *ingestion.Server
+	query          *query.Server
+	actions        *actions.Server
+	scorer         *inference.Client
+	requestTimeout time.Duration
+	workers        []worker
+	mq             *mqttx.Client
+	consumers      []*kgo.Client
+	infra          *infrastructure
+}
+
+// worker is a loop that runs until its context ends. An error is a failure
+// for good: it stops the whole process, whose supervisor restarts it.
+type worker struct {
+	name string
+	run  func(context.Context) error
 }
 
 func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*application, error) {
-	a := &application{infra: in}
+	a := &application{infra: in, requestTimeout: cfg.RequestTimeout}
 	val := contracts.Default()
 	events := eventstore.New(in.pool)
-	timing := relaytiming.Timing{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
+	timing := relay.Timing{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
 
-	ingestionSrv := ingestion.New(ingestion.Deps{Events: events, Topic: cfg.TopicTelemetry,
+	a.ingestion = ingestion.New(ingestion.Deps{Events: events, Topic: cfg.TopicTelemetry,
 		DeadLetters: dlq{in.producer, cfg.TopicTelemetryDLQ}, Validator: val, Log: log})
-	querySrv := query.New(query.Deps{Pool: in.pool, Validator: val, Log: log})
-	actionsSrv := actions.New(actions.Deps{Pool: in.pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
+	a.query = query.New(query.Deps{Pool: in.pool, Validator: val, Log: log})
+	a.actions = actions.New(actions.Deps{Pool: in.pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
 		Relay: outbox.Config{Timing: timing}})
 
 	a.mq = mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID,
 		HandlerTimeout: cfg.RequestTimeout, Log: log.With("component", "mqtt")},
-		[]mqttx.Subscription{ingestionSrv.Subscription(), actionsSrv.AckSubscription()})
-	cmdRelay, err := actionsSrv.CommandRelay(a.mq)
+		[]mqttx.Subscription{a.ingestion.Subscription(), a.actions.AckSubscription()})
+	cmdRelay, err := a.actions.CommandRelay(a.mq)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -61,8 +70,8 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 	if err != nil {
 		return a.fail(err)
 	}
-	scorer := inference.New(inference.Config{BaseURL: cfg.AIInferenceURL(), Timeout: cfg.AIInferenceTimeout}, val)
-	det, err := detector.New(in.pool, events, scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies}, log)
+	a.scorer = inference.New(inference.Config{BaseURL: cfg.AIInferenceURL(), Timeout: cfg.AIInferenceTimeout}, val)
+	det, err := detector.New(in.pool, events, a.scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies}, log)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -79,22 +88,25 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 		return a.fail(err)
 	}
 
-	// Every request waits at most REQUEST_TIMEOUT on a dependency, then answers 503.
-	bounded := func(h http.Handler) http.Handler { return httpx.Bound(cfg.RequestTimeout, h) }
-	a.handlers = map[string]http.Handler{
-		"ingestion": bounded(ingestionSrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "kafka": in.pingKafka, "mqtt": a.mq.Ping})),
-		"query":     bounded(querySrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "kafka": in.pingKafka, "inference": scorer.Ping})),
-		"actions":   bounded(actionsSrv.Handler(map[string]httpx.Check{"postgres": in.pingPostgres, "mqtt": a.mq.Ping})),
-	}
-	a.workers = []func(context.Context){
-		func(ctx context.Context) { dedup.RunPruner(ctx, in.pool, time.Hour, dedup.Retention, log) },
-		func(ctx context.Context) { _ = kafkaRelay.Run(ctx) },
-		func(ctx context.Context) { _ = cmdRelay.Run(ctx) },
-		func(ctx context.Context) { query.Consume(ctx, projections, in.producer, querySrv.Projector(), log) },
-		func(ctx context.Context) { detector.Run(ctx, detections, in.producer, det) },
-		func(ctx context.Context) {
-			actions.RunAnomalyConsumer(ctx, anomalies, in.producer, actionsSrv.AnomalyRules())
-		},
+	a.workers = []worker{
+		{"dedup pruner", func(ctx context.Context) error {
+			dedup.RunPruner(ctx, in.pool, time.Hour, dedup.Retention, log)
+			return nil
+		}},
+		{"event relay", kafkaRelay.Run},
+		{"command relay", cmdRelay.Run},
+		{"query projections", func(ctx context.Context) error {
+			query.Consume(ctx, projections, in.producer, a.query.Projector(), log)
+			return nil
+		}},
+		{"anomaly detector", func(ctx context.Context) error {
+			detector.Run(ctx, detections, in.producer, det)
+			return nil
+		}},
+		{"anomaly rules", func(ctx context.Context) error {
+			actions.RunAnomalyConsumer(ctx, anomalies, in.producer, a.actions.AnomalyRules())
+			return nil
+		}},
 	}
 	return a, nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,33 +15,34 @@ import (
 	"platform/internal/httpx"
 )
 
-// listener is one server's bound socket.
+// listener is one bound socket of servers[srv].
 type listener struct {
-	server string
+	srv int
 	net.Listener
 }
 
 type listeners []listener
 
-// listen binds the three servers' ports on each listen address; a busy one
-// names its setting.
+// listen binds each server's port on each listen address; a busy one names
+// its setting.
 func listen(cfg config.Config) (listeners, error) {
 	var lns listeners
-	for _, s := range []struct {
-		server string
-		port   int
-	}{{"ingestion", cfg.IngestionPort}, {"query", cfg.QueryPort}, {"actions", cfg.ActionsPort}} {
-		for _, addr := range cfg.ListenAddrs(s.port) {
+	for i, s := range servers {
+		port, ok := cfg.Port(s.port)
+		if !ok {
+			return nil, fmt.Errorf("%s server: config.Config has no port setting %s", s.name, s.port)
+		}
+		for _, addr := range cfg.ListenAddrs(port) {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				lns.close()
-				fix := "set " + strings.ToUpper(s.server) + "_PORT to a free port"
+				fix := "set " + s.port + " to a free port"
 				if !errors.Is(err, syscall.EADDRINUSE) {
 					fix = "set APP_BIND_HOST and APP_EXTRA_BIND_HOSTS to addresses of this host"
 				}
-				return nil, fmt.Errorf("%s server cannot listen on %s: %w (%s)", s.server, addr, err, fix)
+				return nil, fmt.Errorf("%s server cannot listen on %s: %w (%s)", s.name, addr, err, fix)
 			}
-			lns = append(lns, listener{s.server, ln})
+			lns = append(lns, listener{i, ln})
 		}
 	}
 	return lns, nil
@@ -54,33 +54,39 @@ func (lns listeners) close() {
 	}
 }
 
-// run serves until ctx ends or a server fails, then shuts down in order
-// within timeout: 1. servers stop accepting and drain in-flight requests;
-// 2. workers stop (relays flush while the command relay still has its MQTT
-// session; consumers finish their batch, committed after its transaction);
-// 3. MQTT intake stops and the producer flushes.
+// run serves until ctx ends or a server or worker fails, then shuts down
+// in order within timeout: 1. servers stop accepting and drain in-flight
+// requests; 2. workers stop (relays flush while the command relay still has
+// its MQTT session; consumers finish their batch, committed after its
+// transaction); 3. MQTT intake stops and the producer flushes. A failure is
+// returned: the process exits non-zero, and its supervisor restarts it.
 func run(ctx context.Context, timeout time.Duration, lns listeners, a *application, log *slog.Logger) error {
-	for _, ln := range lns {
-		if a.handlers[ln.server] == nil { // a nil handler would serve http.DefaultServeMux
-			return fmt.Errorf("no handler for the %s server", ln.server)
-		}
-	}
+	errc := make(chan error, len(lns)+len(a.workers))
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work sync.WaitGroup
 	for _, w := range a.workers {
 		work.Add(1)
-		go func() { defer work.Done(); w(workCtx) }()
+		go func() {
+			defer work.Done()
+			if err := w.run(workCtx); err != nil {
+				errc <- fmt.Errorf("%s: %w", w.name, err)
+			}
+		}()
 	}
 
-	servers := make([]*http.Server, len(lns))
-	errc := make(chan error, len(lns))
+	handlers := make([]http.Handler, len(servers)) // one per server, whatever its addresses
+	httpServers := make([]*http.Server, len(lns))
 	for i, ln := range lns {
-		servers[i] = httpx.NewServer(ln.Addr().String(), a.handlers[ln.server], log)
+		if handlers[ln.srv] == nil {
+			handlers[ln.srv] = servers[ln.srv].handler(a)
+		}
+		name := servers[ln.srv].name
+		httpServers[i] = httpx.NewServer(ln.Addr().String(), handlers[ln.srv], log)
 		go func() {
-			log.Info("server listening", "server", ln.server, "addr", ln.Addr().String())
-			if err := servers[i].Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s server: %w", ln.server, err)
+			log.Info("server listening", "server", name, "addr", ln.Addr().String())
+			if err := httpServers[i].Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s server: %w", name, err)
 			}
 		}()
 	}
@@ -90,18 +96,18 @@ func run(ctx context.Context, timeout time.Duration, lns listeners, a *applicati
 	case <-ctx.Done():
 		log.Info("shutting down", "timeout", timeout.String())
 	case runErr = <-errc:
-		log.Error("server failed, shutting down", "err", runErr)
+		log.Error("failed, shutting down", "err", runErr)
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var drain sync.WaitGroup
-	for i, s := range servers {
+	for i, s := range httpServers {
 		drain.Add(1)
 		go func() {
 			defer drain.Done()
 			if err := s.Shutdown(sctx); err != nil {
-				log.Warn("server did not drain in time", "server", lns[i].server, "err", err)
+				log.Warn("server did not drain in time", "server", servers[lns[i].srv].name, "err", err)
 			}
 		}()
 	}

@@ -1,8 +1,9 @@
 // Package config loads the monolith's settings from the environment. Each
 // setting is one tagged field of Config; its key, default, range and secret
-// flag are declared in schemas/settings.schema.json, which the tags follow
-// (declared_test.go fails when they differ) and whose pattern, enum and
-// length limits each value is checked against at start.
+// flag are declared in schemas/settings.schema.json (embedded). An unset
+// setting takes the schema's default; the tags follow its key, range and
+// secret flag (declared_test.go fails when they differ), and each value is
+// checked against its pattern, enum and length limits at start.
 package config
 
 import (
@@ -22,54 +23,55 @@ import (
 	"github.com/go-playground/validator/v10"
 )
 
-// Config is every setting of the monolith. Tags: env (key), envDefault,
-// validate (range of a number) and secret (masked in logs).
+// Config is every setting of the monolith. Tags: env (key), validate (range
+// of a number) and secret (masked in logs); no default: the schema's is the
+// one.
 type Config struct {
-	BindHost string `env:"APP_BIND_HOST" envDefault:"127.0.0.1"`
+	BindHost string `env:"APP_BIND_HOST"`
 	// ExtraBindHosts are comma-separated addresses the servers listen on
 	// besides BindHost (ListenAddrs).
-	ExtraBindHosts string `env:"APP_EXTRA_BIND_HOSTS" envDefault:""`
-	IngestionPort  int    `env:"INGESTION_PORT" envDefault:"8080" validate:"min=1,max=65535"`
-	QueryPort      int    `env:"QUERY_PORT" envDefault:"8081" validate:"min=1,max=65535"`
-	ActionsPort    int    `env:"ACTIONS_PORT" envDefault:"8082" validate:"min=1,max=65535"`
+	ExtraBindHosts string `env:"APP_EXTRA_BIND_HOSTS"`
+	IngestionPort  int    `env:"INGESTION_PORT" validate:"min=1,max=65535"`
+	QueryPort      int    `env:"QUERY_PORT" validate:"min=1,max=65535"`
+	ActionsPort    int    `env:"ACTIONS_PORT" validate:"min=1,max=65535"`
 
-	PostgresHost     string `env:"POSTGRES_HOST" envDefault:"127.0.0.1"`
-	PostgresPort     int    `env:"POSTGRES_PORT" envDefault:"5432" validate:"min=1,max=65535"`
-	PostgresUser     string `env:"POSTGRES_USER" envDefault:"platform"`
-	PostgresPassword string `env:"POSTGRES_PASSWORD" envDefault:"platform" secret:"true"`
-	PostgresDB       string `env:"POSTGRES_DB" envDefault:"platform"`
+	PostgresHost     string `env:"POSTGRES_HOST"`
+	PostgresPort     int    `env:"POSTGRES_PORT" validate:"min=1,max=65535"`
+	PostgresUser     string `env:"POSTGRES_USER"`
+	PostgresPassword string `env:"POSTGRES_PASSWORD" secret:"true"`
+	PostgresDB       string `env:"POSTGRES_DB"`
 
-	KafkaHost          string `env:"KAFKA_HOST" envDefault:"127.0.0.1"`
-	KafkaPort          int    `env:"KAFKA_PORT" envDefault:"9092" validate:"min=1,max=65535"`
-	TopicTelemetry     string `env:"TOPIC_TELEMETRY" envDefault:"telemetry.v1"`
-	TopicTelemetryDLQ  string `env:"TOPIC_TELEMETRY_DLQ" envDefault:"telemetry.dlq"`
-	TopicAnomalies     string `env:"TOPIC_ANOMALIES" envDefault:"anomalies.v1"`
-	KafkaPartitions    int    `env:"KAFKA_TOPIC_PARTITIONS" envDefault:"3" validate:"min=1,max=64"`
-	QueryConsumerGroup string `env:"QUERY_CONSUMER_GROUP" envDefault:"platform-query"`
+	KafkaHost          string `env:"KAFKA_HOST"`
+	KafkaPort          int    `env:"KAFKA_PORT" validate:"min=1,max=65535"`
+	TopicTelemetry     string `env:"TOPIC_TELEMETRY"`
+	TopicTelemetryDLQ  string `env:"TOPIC_TELEMETRY_DLQ"`
+	TopicAnomalies     string `env:"TOPIC_ANOMALIES"`
+	KafkaPartitions    int    `env:"KAFKA_TOPIC_PARTITIONS" validate:"min=1,max=64"`
+	QueryConsumerGroup string `env:"QUERY_CONSUMER_GROUP"`
 
-	MQTTHost string `env:"MQTT_HOST" envDefault:"127.0.0.1"`
-	MQTTPort int    `env:"MQTT_PORT" envDefault:"1883" validate:"min=1,max=65535"`
+	MQTTHost string `env:"MQTT_HOST"`
+	MQTTPort int    `env:"MQTT_PORT" validate:"min=1,max=65535"`
 	// MQTTClientID "auto" becomes InstanceClientID of this instance.
-	MQTTClientID string `env:"MQTT_CLIENT_ID" envDefault:"auto"`
+	MQTTClientID string `env:"MQTT_CLIENT_ID"`
 
-	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	LogLevel        slog.Level    `env:"LOG_LEVEL"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT"`
 	// RequestTimeout bounds an HTTP request and an MQTT intake batch.
-	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"5s"`
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT"`
 
-	OutboxPollInterval time.Duration `env:"OUTBOX_POLL_INTERVAL" envDefault:"500ms"`
-	OutboxBatchSize    int           `env:"OUTBOX_BATCH_SIZE" envDefault:"1000" validate:"min=1,max=10000"`
+	OutboxPollInterval time.Duration `env:"OUTBOX_POLL_INTERVAL"`
+	OutboxBatchSize    int           `env:"OUTBOX_BATCH_SIZE" validate:"min=1,max=10000"`
 
-	AIInferenceHost    string        `env:"AI_INFERENCE_HOST" envDefault:"127.0.0.1"`
-	AIInferencePort    int           `env:"AI_INFERENCE_PORT" envDefault:"8090" validate:"min=1,max=65535"`
-	AIInferenceTimeout time.Duration `env:"AI_INFERENCE_TIMEOUT" envDefault:"5s"`
+	AIInferenceHost    string        `env:"AI_INFERENCE_HOST"`
+	AIInferencePort    int           `env:"AI_INFERENCE_PORT" validate:"min=1,max=65535"`
+	AIInferenceTimeout time.Duration `env:"AI_INFERENCE_TIMEOUT"`
 
-	AnomalyConsumerGroup string `env:"ANOMALY_CONSUMER_GROUP" envDefault:"anomaly-detector"`
-	AnomalyWindow        int    `env:"ANOMALY_WINDOW" envDefault:"64" validate:"min=1,max=4000"`
-	ActionsConsumerGroup string `env:"ACTIONS_CONSUMER_GROUP" envDefault:"platform-actions"`
+	AnomalyConsumerGroup string `env:"ANOMALY_CONSUMER_GROUP"`
+	AnomalyWindow        int    `env:"ANOMALY_WINDOW" validate:"min=1,max=4000"`
+	ActionsConsumerGroup string `env:"ACTIONS_CONSUMER_GROUP"`
 	// AnomalyCommandRules maps a metric to the command issued when one of
 	// its readings is an anomaly.
-	AnomalyCommandRules Rules `env:"ANOMALY_COMMAND_RULES" envDefault:"temperature:cooldown"`
+	AnomalyCommandRules Rules `env:"ANOMALY_COMMAND_RULES"`
 }
 
 var validate = func() *validator.Validate {
@@ -79,14 +81,15 @@ var validate = func() *validator.Validate {
 }()
 
 // Load reads the settings through getenv (os.Getenv in production). An
-// unset or empty variable takes its default. The error is one line naming
-// the key, the value and the fix.
+// unset or empty variable takes the schema's default. The error is one line
+// naming the key, the value and the fix.
 func Load(getenv func(string) string) (Config, error) {
 	raw := map[string]string{}
 	for _, f := range fields() {
 		k := key(f)
 		v := strings.TrimSpace(getenv(k))
 		if v == "" {
+			raw[k] = declared[k].defaultText()
 			continue
 		}
 		if fix := declared[k].check(v); fix != "" {
@@ -193,18 +196,33 @@ func ranges(f reflect.StructField) map[string]string {
 	return out
 }
 
+// distinctPorts refuses two servers on one port.
 func distinctPorts(c Config) error {
 	seen := map[int]string{}
-	for _, p := range []struct {
-		key  string
-		port int
-	}{{"INGESTION_PORT", c.IngestionPort}, {"QUERY_PORT", c.QueryPort}, {"ACTIONS_PORT", c.ActionsPort}} {
-		if other, dup := seen[p.port]; dup {
-			return fmt.Errorf("invalid setting %s=%d: same port as %s; give each server its own port", p.key, p.port, other)
+	for _, f := range fields() {
+		k := key(f)
+		if declared[k] == nil || declared[k].Server == "" {
+			continue
 		}
-		seen[p.port] = p.key
+		port, _ := c.Port(k)
+		if other, dup := seen[port]; dup {
+			return fmt.Errorf("invalid setting %s=%d: same port as %s; give each server its own port", k, port, other)
+		}
+		seen[port] = k
 	}
 	return nil
+}
+
+// Port is the value of the whole-number setting named portKey (false when
+// Config has none): the port a server listens on, looked up by the key its
+// errors name.
+func (c Config) Port(portKey string) (int, bool) {
+	for _, f := range fields() {
+		if key(f) == portKey && f.Type.Kind() == reflect.Int {
+			return int(reflect.ValueOf(c).FieldByIndex(f.Index).Int()), true
+		}
+	}
+	return 0, false
 }
 
 // LogValue logs every setting under its key, secrets masked.

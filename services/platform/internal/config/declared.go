@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -31,6 +32,7 @@ type declaration struct {
 	ExclusiveMaximum *float64 `json:"exclusiveMaximum"`
 	Secret           bool     `json:"x-secret"`
 	Readers          []string `json:"x-readers"`
+	Server           string   `json:"x-server"` // the monolith's server that listens on this port
 
 	pattern *regexp.Regexp
 }
@@ -65,6 +67,34 @@ func readDeclarations() (map[string]*declaration, error) {
 		}
 	}
 	return doc.Properties, nil
+}
+
+// ServerPorts are the port settings the schema marks x-server, by key: the
+// server of the monolith that listens on each.
+func ServerPorts() map[string]string {
+	out := map[string]string{}
+	for k, d := range declared {
+		if d.Server != "" {
+			out[k] = d.Server
+		}
+	}
+	return out
+}
+
+// defaultText is the schema's default as the environment would carry it:
+// 8080, not 8.08e+03.
+func (d *declaration) defaultText() string {
+	if d == nil {
+		return ""
+	}
+	switch v := d.Default.(type) {
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // check returns the fix for a raw text value the declaration refuses

@@ -16,6 +16,8 @@ type Message struct {
 	Key        string
 	Value      []byte
 	RecordedAt time.Time
+
+	at cursor // the event's position, which the relay's cursor moves past once it is acked
 }
 
 // Envelope is the Kafka value of an event: its row's fields (event_id,

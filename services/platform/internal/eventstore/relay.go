@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,143 +10,102 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"platform/internal/failpoint"
 	"platform/internal/pause"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 )
 
 // Relay publishes the events that have a topic, in (transaction, seq)
-// order, following a cursor. One relay per sink leads (a session advisory
-// lock); the others wait. It reads only events of transactions older than
-// every transaction still running (pg_snapshot_xmin), so a transaction that
-// commits late with a lower seq is never skipped; it publishes outside any
-// transaction, then moves the cursor with a compare-and-set. A crash between
-// the broker's ack and the cursor's move publishes a batch again: consumers
-// apply an event_id once.
-type Relay struct {
-	pool *pgxpool.Pool
-	pub  Publisher
-	cfg  RelayConfig
-	log  *slog.Logger
+// order, following a cursor: the relay loop (package relay) on the steps
+// below. One relay per sink leads (a session advisory lock); the others
+// wait. It reads only events of transactions older than every transaction
+// still running (pg_snapshot_xmin), so a transaction that commits late with
+// a lower seq is never skipped; it publishes outside any transaction, then
+// moves the cursor with a compare-and-set. A crash between the broker's ack
+// and the cursor's move publishes a batch again: consumers apply an
+// event_id once.
+type Relay = relay.Loop[Message]
 
-	conn *pgxpool.Conn // held while leading: the advisory lock lives on it
-	at   cursor
+// Publisher sends messages to a broker in order. It returns how many
+// leading messages the broker acknowledged. An error that wraps ErrRefused
+// says the broker refused the message after the acked ones for good (too
+// large, not authorised): the relay records it in relay_dead_letters and
+// moves past it, so it never holds back the events behind it.
+type Publisher = relay.Publisher[Message]
+
+// ErrRefused marks a publish error as permanent for that message.
+var ErrRefused = relay.ErrRefused
+
+// ErrNotLeader: another relay of the sink leads; this one publishes nothing.
+var ErrNotLeader = relay.ErrNotLeader
+
+// RelayConfig of a Relay. Zero values take the defaults.
+type RelayConfig struct {
+	Sink string // names the relay's cursor and leader lock, default "kafka"
+	relay.Timing
+	// Wake, when it fires, makes the relay look at once (Store.Published).
+	Wake <-chan struct{}
+	// Observe, if set, sees every acked message with the time of the ack.
+	Observe func(m Message, ackedAt time.Time)
 }
 
 // NewRelay checks cfg and returns a relay.
 func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig, log *slog.Logger) (*Relay, error) {
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	if cfg.Sink == "" {
+		cfg.Sink = "kafka"
 	}
-	return &Relay{pool: pool, pub: pub, cfg: cfg, log: log.With("component", "event-relay", "sink", cfg.Sink)}, nil
+	log = log.With("sink", cfg.Sink)
+	steps := &cursorSteps{lease: relay.NewLease(pool, "platform-event-relay:"+cfg.Sink), cfg: cfg, log: log}
+	return relay.New("event-relay", steps, pub, cfg.Timing, log)
 }
 
-// Run relays until ctx ends, then drains once more within FlushTimeout.
-func (r *Relay) Run(ctx context.Context) error {
-	defer r.resign()
-	defer r.flush()
-	backoff := time.Duration(0)
-	held := time.Duration(0)
-	for ctx.Err() == nil {
-		if r.conn == nil {
-			led, err := r.lead(ctx)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("event relay cannot reach PostgreSQL, retrying", "err", err)
-			}
-			if !led {
-				pause.Until(ctx, r.cfg.PollInterval, r.cfg.Wake)
-				continue
-			}
-		}
-		n, err := r.step(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			backoff = r.cfg.Backoff(backoff)
-			r.log.Warn("event relay failed, retrying", "err", err, "backoff", backoff)
-			r.resign() // a lost connection lost the lock too; lead again after the pause
-			if !pause.For(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		if n == r.cfg.BatchSize {
-			continue
-		}
-		// Committed events wait behind an older transaction still running
-		// (any write anywhere in the cluster): look again soon rather than
-		// at the next poll, since that transaction's end wakes nobody.
-		if waiting, err := r.heldBack(ctx); err == nil && waiting {
-			if n > 0 {
-				held = 0 // progress: the horizon moves, look again at once
-			}
-			held = pause.Backoff{Min: time.Millisecond, Max: r.cfg.PollInterval}.Next(held)
-			pause.For(ctx, held)
-			continue
-		}
-		held = 0
-		pause.Until(ctx, r.cfg.PollInterval, r.cfg.Wake)
-	}
-	return nil
+// cursorSteps are the event relay's steps: the cursor in relay_cursors is
+// its position, read and moved on the connection that holds the lease.
+type cursorSteps struct {
+	lease *relay.Lease
+	cfg   RelayConfig
+	log   *slog.Logger
+
+	conn *pgxpool.Conn // the lease's, while leading
+	at   cursor
+	held time.Duration // the pause while events wait behind an open transaction
 }
 
-// Close gives up leadership (Run does so itself when it returns).
-func (r *Relay) Close() { r.resign() }
-
-// step publishes at most one batch and moves the cursor past what the
-// broker acked. It returns how many events it published. Only the leader
-// steps.
-func (r *Relay) step(ctx context.Context) (int, error) {
-	msgs, last, err := r.next(ctx)
-	if err != nil || len(msgs) == 0 {
-		return 0, err
+// Lead takes the sink's lease and loads its cursor.
+func (s *cursorSteps) Lead(ctx context.Context) (bool, error) {
+	conn, err := s.lease.Acquire(ctx)
+	if conn == nil {
+		return false, err
 	}
-	acked, pubErr := relaytiming.Publish(ctx, r.cfg.Timing, msgs, r.pub.Publish)
-	if acked > 0 {
-		now := time.Now()
-		if r.cfg.Observe != nil {
-			for _, m := range msgs[:acked] {
-				r.cfg.Observe(m, now)
-			}
-		}
-		failpoint.Hit("event-relay-after-publish") // acked, cursor not yet moved: the fault tests' kill
-		if err := r.advance(ctx, last[acked-1]); err != nil {
-			return 0, err
-		}
+	if s.at, err = loadCursor(ctx, conn, s.cfg.Sink); err != nil {
+		s.lease.Release()
+		return false, fmt.Errorf("load cursor: %w", relay.SQLError(err))
 	}
-	if errors.Is(pubErr, ErrRefused) && acked < len(msgs) {
-		if err := r.deadLetter(ctx, msgs[acked], last[acked], pubErr); err != nil {
-			return acked, err
-		}
-		return acked + 1, nil
-	}
-	if pubErr != nil {
-		return acked, fmt.Errorf("publish: %w", pubErr)
-	}
-	return acked, nil
+	s.conn = conn
+	return true, nil
 }
 
-// next reads the batch after the cursor, with each message's position.
+func (s *cursorSteps) Resign() {
+	s.lease.Release()
+	s.conn = nil
+}
+
+// Read reads the batch after the cursor, each message with its position.
 // ORDER BY names events.tx: a bare "tx" would sort by the text output
 // column, and "1000" < "999" (a batch across a power of ten published out
 // of order, then the cursor past events not yet sent).
-func (r *Relay) next(ctx context.Context) ([]Message, []cursor, error) {
-	rows, err := r.conn.Query(ctx, `
+func (s *cursorSteps) Read(ctx context.Context, limit int) ([]Message, error) {
+	rows, err := s.conn.Query(ctx, `
 		SELECT tx::text, seq, event_id, stream_id, version, type, topic, payload, recorded_at
 		FROM events
 		WHERE topic IS NOT NULL
 		  AND (tx, seq) > ($1::text::xid8, $2::bigint)
 		  AND tx < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY events.tx, events.seq
-		LIMIT $3`, strconv.FormatUint(r.at.tx, 10), r.at.seq, r.cfg.BatchSize)
+		LIMIT $3`, strconv.FormatUint(s.at.tx, 10), s.at.seq, limit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read events: %w", err)
+		return nil, fmt.Errorf("read events: %w", relay.SQLError(err))
 	}
 	var msgs []Message
-	var at []cursor
 	var (
 		tx  string
 		pos cursor
@@ -160,42 +118,42 @@ func (r *Relay) next(ctx context.Context) ([]Message, []cursor, error) {
 			return err
 		}
 		e.EventID = id
-		msgs = append(msgs, Message{EventID: e.EventID, Topic: e.Topic, Key: e.StreamID, Value: Envelope(make([]byte, 0, 128+len(e.Payload)), e), RecordedAt: e.RecordedAt})
-		at = append(at, pos)
+		msgs = append(msgs, Message{EventID: e.EventID, Topic: e.Topic, Key: e.StreamID, Value: Envelope(make([]byte, 0, 128+len(e.Payload)), e), RecordedAt: e.RecordedAt, at: pos})
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read events: %w", err)
+		return nil, fmt.Errorf("read events: %w", relay.SQLError(err))
 	}
-	return msgs, at, nil
+	return msgs, nil
 }
 
-// Drain publishes batches until fewer than a batch remain or an error
-// occurs, leading first if it does not yet (ErrNotLeader when another
-// relay leads).
-func (r *Relay) Drain(ctx context.Context) (int, error) {
-	if r.conn == nil {
-		led, err := r.lead(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if !led {
-			return 0, ErrNotLeader
+// Advance moves the cursor past the acked events.
+func (s *cursorSteps) Advance(ctx context.Context, acked []Message) error {
+	if s.cfg.Observe != nil {
+		now := time.Now()
+		for _, m := range acked {
+			s.cfg.Observe(m, now)
 		}
 	}
-	total := 0
-	for {
-		n, err := r.step(ctx)
-		total += n
-		if err != nil || n < r.cfg.BatchSize {
-			return total, err
-		}
+	if err := s.advanceIn(ctx, s.conn, acked[len(acked)-1].at); err != nil {
+		return err
 	}
+	s.at = acked[len(acked)-1].at
+	s.held = 0 // progress: the horizon moves, look again at once if held back
+	return nil
 }
 
-func (r *Relay) flush() {
-	if r.conn == nil {
-		return
+// Wait: committed events held back by an older transaction still running
+// (any write anywhere in the cluster) are looked for again soon, rather
+// than at the next poll, since that transaction's end wakes nobody.
+// Otherwise it waits for a commit of this process (Wake) or the poll.
+func (s *cursorSteps) Wait(ctx context.Context, poll time.Duration) error {
+	if waiting, err := s.heldBack(ctx); err == nil && waiting {
+		s.held = pause.Backoff{Min: time.Millisecond, Max: poll}.Next(s.held)
+		pause.For(ctx, s.held)
+		return nil
 	}
-	r.cfg.Flush(r.Drain, r.log, "event relay", "the cursor keeps the rest for the next start")
+	s.held = 0
+	pause.Until(ctx, poll, s.cfg.Wake)
+	return nil
 }

@@ -18,7 +18,7 @@ import (
 
 	"platform/internal/eventstore"
 	"platform/internal/migrations"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 	"platform/internal/testdb"
 )
 
@@ -82,7 +82,7 @@ func TestRelayPublishesEventsWithATopicOnceInOrder(t *testing.T) {
 		appendEvents(t, s, event("dev-0", "")) // no topic: stored, never published
 	}
 	pub := &recorder{failAt: 4}
-	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relaytiming.Timing{BatchSize: 100}})
+	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relay.Timing{BatchSize: 100}})
 
 	n, err := drain(t, relay)
 	require.Error(t, err, "the broker failed mid-batch")
@@ -117,7 +117,7 @@ func TestRelayOrdersTransactionIdsAsNumbersAcrossAPowerOfTen(t *testing.T) {
 		want = append(want, id)
 	}
 	pub := &recorder{failAt: -1}
-	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relaytiming.Timing{BatchSize: 2}})
+	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relay.Timing{BatchSize: 2}})
 	n, err := drain(t, relay)
 	require.NoError(t, err)
 	assert.Equal(t, 5, n)
@@ -149,7 +149,7 @@ func TestOneRelayLeadsAndTheNextContinuesFromItsCursor(t *testing.T) {
 func TestRunWakesOnCommitAndFlushesOnStop(t *testing.T) {
 	s := reset(t)
 	pub := &recorder{failAt: -1}
-	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relaytiming.Timing{PollInterval: time.Minute}, Wake: s.Published()})
+	relay := newRelay(t, pub, eventstore.RelayConfig{Timing: relay.Timing{PollInterval: time.Minute}, Wake: s.Published()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
@@ -249,4 +249,27 @@ func TestRefusedEventIsDeadLetteredAndSkipped(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT event_id, error FROM relay_dead_letters`).Scan(&id, &reason))
 	assert.Equal(t, ids[1], id)
 	assert.Contains(t, reason, "MESSAGE_TOO_LARGE")
+}
+
+// A database this build does not fit (here: migrations 5 and on never
+// applied, so no relay_cursors) stops the relay for good with an error
+// naming what is missing, instead of a retry that can never succeed: the
+// app acts on it (exits, and its supervisor says so).
+func TestRelayOnADatabaseWithoutItsTablesStopsForGood(t *testing.T) {
+	ctx := context.Background()
+	old, err := testdb.CreateAt(ctx, "eventstore_unmigrated", 4)
+	require.NoError(t, err)
+	defer old.Close()
+	r, err := eventstore.NewRelay(old.Pool, &recorder{failAt: -1}, eventstore.RelayConfig{}, log)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.True(t, relay.IsPermanent(err), "%v", err)
+		assert.Contains(t, err.Error(), `load cursor: ERROR: relation "relay_cursors" does not exist`)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay kept retrying on a database without relay_cursors")
+	}
 }

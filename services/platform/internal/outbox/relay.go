@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,23 +9,30 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"platform/internal/failpoint"
-	"platform/internal/pause"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 )
+
+// Relay moves rows of one sink from the outbox to a Publisher: the relay
+// loop (package relay) on the steps below. No transaction spans the broker
+// round trip: a batch is read, published with a deadline, and only then are
+// the acked rows deleted (with AfterPublish) in one short transaction. A
+// crash in between publishes them again: duplicates on the wire, which
+// every consumer absorbs. One relay per sink leads, across processes: the
+// leader holds a session advisory lock on the connection it LISTENs on; the
+// others stand by and take over when that connection goes. The leader
+// wakes on NOTIFY and polls as a fallback.
+type Relay = relay.Loop[Message]
 
 // Publisher sends messages to a broker in order. It returns how many
 // leading messages the broker acknowledged; on error the rest stay in the
 // outbox and are retried (MQTT 3.1.1 gives no way to tell a message the
 // broker will never take).
-type Publisher interface {
-	Publish(ctx context.Context, msgs []Message) (acked int, err error)
-}
+type Publisher = relay.Publisher[Message]
 
 // Config of a Relay. Zero values take the defaults.
 type Config struct {
 	Sink string // required: which rows
-	relaytiming.Timing
+	relay.Timing
 	// AfterPublish runs in the transaction that deletes the acked rows.
 	AfterPublish func(ctx context.Context, tx pgx.Tx, acked []Message) error
 }
@@ -39,172 +45,89 @@ func (c Config) Validate() error {
 	return c.Timing.Validate()
 }
 
-// Relay moves rows of one sink from the outbox to a Publisher.
-type Relay struct {
-	pool *pgxpool.Pool
-	pub  Publisher
-	cfg  Config
-	log  *slog.Logger
-}
-
 // NewRelay checks cfg and returns a relay.
 func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg Config, log *slog.Logger) (*Relay, error) {
 	cfg.Timing.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{pool: pool, pub: pub, cfg: cfg, log: log.With("component", "outbox-relay", "sink", cfg.Sink)}, nil
+	steps := &outboxSteps{pool: pool, lease: relay.NewLease(pool, "platform-outbox-relay:"+cfg.Sink), cfg: cfg}
+	return relay.New("command-relay", steps, pub, cfg.Timing, log.With("sink", cfg.Sink))
 }
 
-// RunOnce publishes at most one batch and deletes the acked rows. It
-// returns how many rows left the outbox (dead letters included). No
-// transaction spans the broker round trip: the batch is read, published
-// with a deadline, and only then are the acked rows deleted (with
-// AfterPublish) in one short transaction. A crash in between publishes
-// them again: duplicates on the wire, which every consumer absorbs.
-// Concurrent RunOnce calls of one sink would publish rows twice; Run
-// makes its relay the sink's only leader.
-func (r *Relay) RunOnce(ctx context.Context) (int, error) {
-	rows, err := r.pool.Query(ctx, `
+// outboxSteps are the command relay's steps: the outbox rows are its queue,
+// deleted once acked; NOTIFY on the lease's connection wakes it.
+type outboxSteps struct {
+	pool  *pgxpool.Pool
+	lease *relay.Lease
+	cfg   Config
+
+	conn *pgxpool.Conn // the lease's, LISTENing, while leading
+}
+
+// Lead takes the sink's lease and LISTENs on its connection; LISTEN comes
+// before the first read, so no NOTIFY is missed.
+func (s *outboxSteps) Lead(ctx context.Context) (bool, error) {
+	conn, err := s.lease.Acquire(ctx)
+	if conn == nil {
+		return false, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(s.cfg.Sink)}.Sanitize()); err != nil {
+		s.lease.Release()
+		return false, relay.SQLError(err)
+	}
+	s.conn = conn
+	return true, nil
+}
+
+// Resign ends the lease's session: its lock and LISTEN end with it.
+func (s *outboxSteps) Resign() {
+	s.lease.Release()
+	s.conn = nil
+}
+
+// Read returns the oldest rows of the sink.
+func (s *outboxSteps) Read(ctx context.Context, limit int) ([]Message, error) {
+	rows, err := s.pool.Query(ctx, `
 		SELECT id, topic, key, payload, created_at FROM outbox
-		WHERE sink = $1::text ORDER BY id LIMIT $2`, r.cfg.Sink, r.cfg.BatchSize)
+		WHERE sink = $1::text ORDER BY id LIMIT $2`, s.cfg.Sink, limit)
 	if err != nil {
-		return 0, err
+		return nil, relay.SQLError(err)
 	}
 	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Message, error) {
-		m := Message{Sink: r.cfg.Sink}
+		m := Message{Sink: s.cfg.Sink}
 		return m, row.Scan(&m.ID, &m.Topic, &m.Key, &m.Payload, &m.CreatedAt)
 	})
-	if err != nil || len(msgs) == 0 {
-		return 0, err
-	}
-	acked, pubErr := relaytiming.Publish(ctx, r.cfg.Timing, msgs, r.pub.Publish)
-	if acked == 0 {
-		return 0, publishError(pubErr)
-	}
-	failpoint.Hit("command-relay-after-publish") // acked, rows not yet deleted: the fault tests' kill
-	done := msgs[:acked]
-	// Not ctx: rows the broker acked leave the outbox even during shutdown.
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FlushTimeout)
-	defer dcancel()
-	if err := pgx.BeginFunc(dctx, r.pool, func(tx pgx.Tx) error { return r.remove(dctx, tx, done) }); err != nil {
-		return 0, err
-	}
-	return acked, publishError(pubErr)
+	return msgs, relay.SQLError(err)
 }
 
-// remove deletes the acked rows and runs AfterPublish on them.
-func (r *Relay) remove(ctx context.Context, tx pgx.Tx, done []Message) error {
-	ids := make([]int64, len(done))
-	for i, m := range done {
+// Advance deletes the acked rows and runs AfterPublish on them, in one
+// transaction.
+func (s *outboxSteps) Advance(ctx context.Context, acked []Message) error {
+	ids := make([]int64, len(acked))
+	for i, m := range acked {
 		ids[i] = m.ID
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
-		return err
-	}
-	if r.cfg.AfterPublish != nil {
-		return r.cfg.AfterPublish(ctx, tx, done)
-	}
-	return nil
-}
-
-func publishError(err error) error {
-	if err == nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
+			return err
+		}
+		if s.cfg.AfterPublish != nil {
+			return s.cfg.AfterPublish(ctx, tx, acked)
+		}
 		return nil
-	}
-	return fmt.Errorf("publish: %w", err)
+	})
+	return relay.SQLError(err)
 }
 
-// Drain publishes batches until the outbox of the sink is empty or an
-// error occurs.
-func (r *Relay) Drain(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		n, err := r.RunOnce(ctx)
-		total += n
-		if err != nil || n == 0 {
-			return total, err
-		}
+// Wait waits for a NOTIFY on the lease's connection, or the poll. An error
+// other than the poll's end says that connection, and the lease, is gone.
+func (s *outboxSteps) Wait(ctx context.Context, poll time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, poll)
+	defer cancel()
+	_, err := s.conn.Conn().WaitForNotification(wctx)
+	if err != nil && wctx.Err() != nil {
+		return nil // the poll passed, or ctx ended
 	}
-}
-
-// Run relays until ctx is cancelled, then drains once more within
-// FlushTimeout. Only one relay per sink runs at a time, across processes:
-// the leader holds a session advisory lock on the connection it LISTENs
-// on; the others stand by and take over when that connection goes. The
-// leader wakes on NOTIFY, polls as a fallback, and backs off exponentially
-// while the broker fails.
-func (r *Relay) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
-	var leader *pgxpool.Conn
-	defer func() {
-		if leader != nil {
-			r.cfg.Flush(r.Drain, r.log, "outbox", "rows stay for the next start")
-			resign(leader)
-		}
-	}()
-	for ctx.Err() == nil {
-		if leader == nil {
-			if leader = r.lead(ctx); leader == nil {
-				if !pause.For(ctx, r.cfg.PollInterval) {
-					return nil
-				}
-				continue
-			}
-		}
-		if _, err := r.Drain(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			backoff = r.cfg.Backoff(backoff)
-			r.log.Warn("outbox relay failed, retrying", "err", err, "backoff", backoff)
-			if !pause.For(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
-		_, err := leader.Conn().WaitForNotification(wctx)
-		cancel()
-		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
-			r.log.Warn("outbox leader connection lost; electing again", "err", err)
-			resign(leader)
-			leader = nil
-		}
-	}
-	return nil
-}
-
-// lead returns a connection that holds the sink's advisory lock and
-// LISTENs on its channel (LISTEN first, so no NOTIFY is missed before the
-// next drain), or nil when another relay leads or the database is down.
-func (r *Relay) lead(ctx context.Context) *pgxpool.Conn {
-	c, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return nil
-	}
-	var got bool
-	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+leaderKey+`)`, r.cfg.Sink).Scan(&got); err != nil || !got {
-		c.Release()
-		return nil
-	}
-	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(r.cfg.Sink)}.Sanitize()); err != nil {
-		resign(c)
-		return nil
-	}
-	r.log.Info("outbox relay leads its sink")
-	return c
-}
-
-// leaderKey is the session advisory lock of a sink's leader ($1 = sink):
-// the one-bigint form, a key space apart from the event store's stream
-// locks (two ints).
-const leaderKey = `hashtextextended('platform-outbox-relay:' || $1::text, 0)`
-
-// resign closes the leader's connection: its session, lock and LISTEN end
-// with it (a pool connection released open would keep the lock).
-func resign(c *pgxpool.Conn) {
-	c.Conn().Close(context.Background()) //nolint:errcheck
-	c.Release()
+	return err
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"platform/internal/outbox"
-	"platform/internal/relaytiming"
+	"platform/internal/relay"
 	"platform/internal/testdb"
 )
 
@@ -74,6 +74,7 @@ func TestNoTransactionSpansThePublish(t *testing.T) {
 	pub := &recorder{}
 	r, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkMQTT}, log)
 	require.NoError(t, err)
+	defer r.Close() // Drain led the sink; the next test's relays lead it
 	n, err := r.Drain(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
@@ -90,7 +91,7 @@ func TestTwoRelaysOfOneSinkPublishEachRowOnce(t *testing.T) {
 	pub := &recorder{}
 	var wg sync.WaitGroup
 	for range 2 {
-		r, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkMQTT, Timing: relaytiming.Timing{PollInterval: 20 * time.Millisecond, BatchSize: 7}}, log)
+		r, err := outbox.NewRelay(db.Pool, pub, outbox.Config{Sink: outbox.SinkMQTT, Timing: relay.Timing{PollInterval: 20 * time.Millisecond, BatchSize: 7}}, log)
 		require.NoError(t, err)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(ctx) }()

@@ -1,12 +1,13 @@
 package outbox
 
 import (
-	"platform/internal/relaytiming"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"platform/internal/relay"
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
@@ -19,7 +20,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	assert.Equal(t, 10*time.Second, c.MaxBackoff)
 
 	assert.Error(t, Config{Sink: "smtp"}.Validate())
-	bad := Config{Sink: SinkMQTT, Timing: relaytiming.Timing{MinBackoff: time.Minute, MaxBackoff: time.Second}}
+	bad := Config{Sink: SinkMQTT, Timing: relay.Timing{MinBackoff: time.Minute, MaxBackoff: time.Second}}
 	assert.Error(t, bad.Validate())
 	assert.Equal(t, "outbox_mqtt", Channel(SinkMQTT))
 }
