@@ -13,6 +13,7 @@ from devenv import backends, build, ports, state
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached
 from devenv.proc import status as recorded_status
+from devenv.proc.readiness import Http
 from devenv.proc.record import Lock
 from devenv.proc.supervisor import ProcessSpec, lock_for
 from devenv.settings import REPO_ROOT, Settings
@@ -26,6 +27,9 @@ AI_VENV = AI_SERVICE / ".venv"
 # Every port an app listens on: the monolith's three servers and the AI service.
 APP_PORT_KEYS = ("INGESTION_PORT", "QUERY_PORT", "ACTIONS_PORT", "AI_INFERENCE_PORT")
 EXTRA_BIND_HOSTS = "APP_EXTRA_BIND_HOSTS"
+# What the monolith needs before it can start (it migrates the database) and serve: as the ECS
+# task's `dependsOn` HEALTHY says too (deploy/aws.yaml; held by a unit test).
+INFRASTRUCTURE_NEEDED = ("db", "bus", "mqtt")
 
 GO_TARGET = build.GoTarget(GO_MODULE, GO_PACKAGE, BINARY)
 AI_TARGET = build.VenvTarget(AI_SERVICE, AI_VENV)
@@ -66,13 +70,14 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             # process and not another on the port. Ingestion's /readyz checks PostgreSQL, Kafka
             # and MQTT; the others' /healthz, not /readyz: query's checks the AI service, a
             # process of its own whose slow start must not count as the monolith's failure.
-            ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
-            also_ready=(
-                f"http://127.0.0.1:{settings.QUERY_PORT}/healthz",
-                f"http://127.0.0.1:{settings.ACTIONS_PORT}/healthz",
+            ready=(
+                Http(f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz", answers_pid=True),
+                Http(f"http://127.0.0.1:{settings.QUERY_PORT}/healthz", answers_pid=True),
+                Http(f"http://127.0.0.1:{settings.ACTIONS_PORT}/healthz", answers_pid=True),
             ),
-            ready_pid=True,
             ready_timeout=60,
+            # Infrastructure roles: `inv run` brings them up before it starts the apps.
+            depends_on=INFRASTRUCTURE_NEEDED,
         ),
         ProcessSpec(
             name="ai",
@@ -80,8 +85,9 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             log_file=logs["ai"],
             cwd=AI_SERVICE,
             env=env,
-            ready_url=f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz",
-            ready_pid=True,
+            ready=(
+                Http(f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz", answers_pid=True),
+            ),
             ready_timeout=60,
         ),
     ]
@@ -130,6 +136,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
             ident=f"pid {app.pid}" if app.pid else "-",
             uptime=app.uptime,
             pid=app.pid,
+            restarts=app.restarts,
+            last_exit=str(app.last_exit) if app.last_exit else None,
         )
         for app in running.apps
     ]

@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from devenv import build  # noqa: E402
 from devenv.proc import group, reload  # noqa: E402
+from devenv.proc.readiness import Http  # noqa: E402
 from devenv.proc.supervisor import ProcessSpec, Supervisor  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -112,7 +113,7 @@ def devenv_go(work: Path) -> Iterator[Runner]:
         "app",
         (str(binary), "-addr", f"127.0.0.1:{port}"),
         work / "app.log",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
+        ready=(Http(f"http://127.0.0.1:{port}/readyz"),),
     )
     target = reload.GoReload("app", module, ".", work / "reload")
     with _supervised(spec, target) as reloader:
@@ -131,7 +132,7 @@ def devenv_python(work: Path) -> Iterator[Runner]:
         "ai",
         (*pyapp, "--message-file", str(message)),
         work / "ai.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
     )
     with _supervised(spec, reload.PythonReload("ai", (source,))) as reloader:
         yield Runner(port, message.write_text, reloader.history)
@@ -148,7 +149,7 @@ def devenv_preforked(work: Path) -> Iterator[Runner]:
         (sys.executable, "-m", "zapp", "--port", str(port)),
         work / "zapp.log",
         cwd=app,
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
     )
     message = app / "zapp" / "message.py"
     target = reload.PythonReload("zapp", (app / "zapp",))

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from devenv.proc.status import duration
+
 Say = Callable[[str], None]
 
 
@@ -18,26 +20,30 @@ class ComponentStatus:
     service: str
     role: str
     backend: str
-    state: str  # running | stopped | stale | exited | ...
+    state: str  # running | restarting | orphan | stopped | stale | exited | ...
     healthy: bool | None
     address: str
     ident: str  # pid or container id
     uptime: float | None  # seconds
     pid: int | None = None  # the process (group leader) when it runs natively
     ports: tuple[int, ...] = ()  # host ports its container publishes (docker)
+    restarts: int | None = None  # by its supervisor (None: nothing counts them)
+    last_exit: str | None = None  # how and when it last exited (`SIGKILL 12s ago`)
 
     def line(self) -> str:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]
-        up = _duration(self.uptime) if self.uptime is not None else "-"
+        up = duration(self.uptime) if self.uptime is not None else "-"
+        restarts = "-" if self.restarts is None else str(self.restarts)
         return (
             f"{self.role:<8} {self.service:<10} {self.backend:<7} {self.state:<8} "
-            f"{health:<9} {self.address:<20} {self.ident:<14} {up}"
+            f"{health:<9} {self.address:<20} {self.ident:<14} {up:<7} {restarts:<8} "
+            f"{self.last_exit or '-'}"
         )
 
 
 STATUS_HEADER = (
     f"{'ROLE':<8} {'SERVICE':<10} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
-    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} UPTIME"
+    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} {'UPTIME':<7} RESTARTS LAST EXIT"
 )
 
 
@@ -52,12 +58,3 @@ class Backend(Protocol):
     def remove_data(self) -> None: ...
     # Addresses of this host, besides loopback, where the backend's gateway sends to the apps.
     def upstream_hosts(self) -> list[str]: ...
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from devenv.proc import detached, probe
+from devenv.proc.readiness import Http
 from devenv.proc.record import AlreadyRunning
-from devenv.proc.supervisor import ProcessSpec, Supervisor
+from devenv.proc.supervisor import ProcessSpec, RestartPolicy, Supervisor
 from devenv.stack import free_ports
 from tests.fixtures.running import get, gone, running, wait_for
 
@@ -34,7 +35,7 @@ def pyapp(name: str, port: int, logs: Path, *args: str, **spec: object) -> Proce
         name=name,
         argv=(sys.executable, str(PYAPP), "--port", str(port), *args),
         log_file=logs / f"{name}.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
         **spec,  # type: ignore[arg-type]
     )
 
@@ -99,12 +100,11 @@ def test_a_crash_is_shown_and_restarted_with_doubling_backoff(tmp_path: Path) ->
 
 def test_gives_up_after_n_crashes_at_start_and_stops_everything(tmp_path: Path) -> None:
     app_port, ai_port = free_ports(2)
-    broken = pyapp("app", app_port, tmp_path, "--crash-at-start", "7")
+    policy = RestartPolicy(initial=0.2, longest=1.0, give_up_after=3)
+    broken = pyapp("app", app_port, tmp_path, "--crash-at-start", "7", restart=policy)
     healthy = pyapp("ai", ai_port, tmp_path)
     out = io.StringIO()
-    supervisor = Supervisor(
-        [broken, healthy], out=out, color=False, max_start_crashes=3, backoff=(0.2, 1.0)
-    )
+    supervisor = Supervisor([broken, healthy], out=out, color=False)
     with running(supervisor) as run:
         assert run.finished(30) == 1
 
@@ -122,8 +122,9 @@ def test_once_it_has_served_a_crash_loop_is_retried_not_given_up(tmp_path: Path)
     spec, _, starts = counted_app(
         tmp_path, "--crash-after", "0.3", "--crash-at-start", "4", "--crash-at-start-from", "2"
     )
+    spec = dataclasses.replace(spec, restart=RestartPolicy(0.1, 0.4, give_up_after=2))
     out = io.StringIO()
-    supervisor = Supervisor([spec], out=out, max_start_crashes=2, backoff=(0.1, 0.4))
+    supervisor = Supervisor([spec], out=out)
     with running(supervisor) as run:
         assert run.ready.wait(20)
         wait_for(lambda: starts() >= 6, 20, "6 starts")
@@ -143,21 +144,19 @@ def test_a_callable_probe_is_polled_but_cannot_go_detached(tmp_path: Path) -> No
             checked.append(sock.connect_ex(("127.0.0.1", port)) == 0)
         return checked[-1]
 
-    spec = dataclasses.replace(pyapp("app", port, tmp_path), ready_url=None, ready_check=tcp_probe)
+    spec = dataclasses.replace(pyapp("app", port, tmp_path), ready=(), ready_check=tcp_probe)
     with running(Supervisor([spec], out=io.StringIO())) as run:
         assert run.ready.wait(20)
     assert checked[-1] is True
-    with pytest.raises(ValueError, match="a callable probe cannot run detached; use ready_url"):
+    with pytest.raises(ValueError, match="a callable probe cannot run detached; use ready"):
         detached.start([spec], tmp_path / "state")
 
 
 def test_not_ready_by_the_deadline_counts_as_a_failed_start(tmp_path: Path) -> None:
     port, wrong = free_ports(2)
-    deaf = pyapp("app", port, tmp_path, ready_timeout=0.5)
-    deaf = dataclasses.replace(deaf, ready_url=f"http://127.0.0.1:{wrong}/healthz")
-    supervisor = Supervisor(
-        [deaf], out=io.StringIO(), max_start_crashes=2, backoff=(0.1, 1.0), stop_timeout=1
-    )
+    deaf = pyapp("app", port, tmp_path, ready_timeout=0.5, restart=RestartPolicy(0.1, 1.0, 2))
+    deaf = dataclasses.replace(deaf, ready=(Http(f"http://127.0.0.1:{wrong}/healthz"),))
+    supervisor = Supervisor([deaf], out=io.StringIO(), stop_timeout=1)
     with running(supervisor) as run:
         assert run.finished(30) == 1
     assert supervisor.failure is not None
@@ -173,11 +172,9 @@ def test_another_process_answering_the_probe_is_not_ready(
     reaper.append(foreign.pid)
     url = f"http://127.0.0.1:{foreign_port}/healthz"
     wait_for(lambda: get(url) is not None, 10, "the foreign server")
-    started = pyapp("app", port, tmp_path, ready_timeout=0.5)
-    fooled = dataclasses.replace(started, ready_url=url, ready_pid=True)
-    supervisor = Supervisor(
-        [fooled], out=io.StringIO(), max_start_crashes=2, backoff=(0.1, 1.0), stop_timeout=1
-    )
+    started = pyapp("app", port, tmp_path, ready_timeout=0.5, restart=RestartPolicy(0.1, 1.0, 2))
+    fooled = dataclasses.replace(started, ready=(Http(url, answers_pid=True),))
+    supervisor = Supervisor([fooled], out=io.StringIO(), stop_timeout=1)
     with running(supervisor) as run:
         assert run.finished(30) == 1
     assert "app failed 2 starts in a row (last: not ready after 0.5s)" in str(supervisor.failure)
@@ -315,10 +312,10 @@ def test_detached_status_logs_and_stop_from_another_shell(
 
 def test_detached_start_that_gives_up_says_why(tmp_path: Path, reaper: list[int]) -> None:
     (port,) = free_ports(1)
-    broken = pyapp("app", port, tmp_path, "--crash-at-start", "5")
+    broken = pyapp("app", port, tmp_path, "--crash-at-start", "5", restart=RestartPolicy(0.1, 0.5))
 
     with pytest.raises(detached.DetachedError) as failure:
-        detached.start([broken], tmp_path / "state", backoff=(0.1, 0.5), timeout=30)
+        detached.start([broken], tmp_path / "state", timeout=30)
 
     assert "app failed 3 starts in a row (last: exited with code 5)" in str(failure.value)
     assert detached.status(tmp_path / "state") is None
@@ -349,7 +346,7 @@ def test_a_process_refusing_its_settings_stops_everything_at_its_first_start(
     refusing = pyapp("app", app_port, tmp_path, "--crash-at-start", "78")  # EX_CONFIG
     healthy = pyapp("ai", ai_port, tmp_path)
     out = io.StringIO()
-    supervisor = Supervisor([refusing, healthy], out=out, color=False, max_start_crashes=3)
+    supervisor = Supervisor([refusing, healthy], out=out, color=False)
     with running(supervisor) as run:
         assert run.finished(30) == 1
 
