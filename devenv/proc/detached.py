@@ -209,13 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock=None if args.lock_fd is None else adopt_lock(args.state_dir, args.lock_fd),
     )
     try:
-        return supervisor.run()
+        code = supervisor.run()
     except AlreadyRunning as exc:
         print(f"error: {exc}", flush=True)
         return EXIT_ALREADY_RUNNING
     except StateWriteError as exc:  # before it started anything: nothing to stop
         print(f"error: {exc}", flush=True)
         return EXIT_CANNOT_RECORD
+    if supervisor.unrecorded is not None:  # it stopped what it could not record
+        print(f"error: {supervisor.unrecorded}", flush=True)
+        return EXIT_CANNOT_RECORD
+    return code
 
 
 def adopt_lock(state_dir: Path, fd: int) -> Lock:

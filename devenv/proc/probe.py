@@ -27,7 +27,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Probe:
-    import psycopg  # here, not above: see the docstring
+    import psycopg  # noqa: PLC0415 - see the docstring
 
     def probe() -> bool:
         try:
@@ -43,7 +43,7 @@ def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Pro
 
 
 def kafka(host: str, port: int) -> Probe:
-    from confluent_kafka.admin import AdminClient  # here, not above: see the docstring
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - see the docstring
 
     logger = logging.getLogger("devenv.proc.probe.kafka")
     logger.addHandler(logging.NullHandler())
@@ -65,8 +65,8 @@ def kafka(host: str, port: int) -> Probe:
 
 
 def mqtt_broker(host: str, port: int) -> Probe:
-    from paho.mqtt import client as mqtt  # here, not above: see the docstring
-    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt import client as mqtt  # noqa: PLC0415 - see the docstring
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
     def probe() -> bool:
         connected = threading.Event()

@@ -101,6 +101,7 @@ class Supervisor:
         self._held = lock
         self.failure: str | None = None
         self.failed: dict[str, str] | None = None  # {"name", "why"} of the start that ended it
+        self.unrecorded: StateWriteError | None = None  # a process that could not be recorded
         self.interrupted: int | None = None  # a signal that came before every process was ready
         self._children = {spec.name: _Child(spec) for spec in specs}
         self._lock = threading.RLock()
@@ -230,7 +231,7 @@ class Supervisor:
             # Untracked, `inv down` could not find it: stop it now, and everything else.
             self._stop_process(spec, popen)
             child.popen, child.identity = None, None
-            self.failure = f"{exc}; stopping everything"
+            self.failure, self.unrecorded = f"{exc}; stopping everything", exc
             self._stop.set()
             return
         self._probe_in_background(child, popen)
@@ -254,12 +255,9 @@ class Supervisor:
         check = spec.readiness(popen.pid)
         try:
             ready = probe.wait_until(
-                check,
-                spec.ready_timeout,
-                interval=_PROBE_INTERVAL,
-                cancel=self._stop,
+                check, spec.ready_timeout, interval=_PROBE_INTERVAL, cancel=self._stop,
                 alive=lambda: popen.poll() is None,
-            )
+            )  # fmt: skip
         except probe.Cancelled:
             ready = None
         with self._lock:

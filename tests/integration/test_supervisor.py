@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,6 +185,24 @@ def test_another_process_answering_the_probe_is_not_ready(
     sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     reaper.append(sibling.pid)
     assert not probe.http(url, started=sibling.pid)()
+
+
+def test_a_process_starts_once_what_it_depends_on_is_ready(tmp_path: Path) -> None:
+    db_port, app_port = free_ports(2)
+    gate = threading.Event()
+    serves = probe.http(f"http://127.0.0.1:{db_port}/healthz")
+    db = dataclasses.replace(
+        pyapp("db", db_port, tmp_path), ready=(), ready_check=lambda: gate.is_set() and serves()
+    )
+    app = pyapp("app", app_port, tmp_path, depends_on=("db",))
+    out = io.StringIO()
+    with running(Supervisor([app, db], out=out, color=False)) as run:
+        wait_for(serves, 20, "db serving, not ready yet")
+        assert run.supervisor.pid("app") is None, "started before what it depends on was ready"
+        gate.set()
+        assert run.ready.wait(20)
+    shown = out.getvalue()
+    assert shown.index("db ready in") < shown.index("app | pyapp start")
 
 
 def test_swap_replaces_the_process_and_waits_until_it_is_ready(tmp_path: Path) -> None:
