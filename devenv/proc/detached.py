@@ -155,14 +155,16 @@ def status(state_dir: Path) -> DetachedStatus | None:
     now = time.time()
     apps = []
     for name, app in recorded.get("apps", {}).items():
+        # A process that died a moment ago is gone, though its supervisor has not noticed yet.
         identity = Identity.from_json(app.get("identity"))
+        alive = identity is not None and identity.alive()
         last = app.get("last_exit")
         apps.append(
             AppStatus(
                 name=name,
-                pid=identity.pid if identity else None,
-                uptime=now - app["started_at"] if app.get("started_at") else None,
-                ready=bool(app.get("ready")),
+                pid=identity.pid if identity and alive else None,
+                uptime=now - app["started_at"] if app.get("started_at") and alive else None,
+                ready=bool(app.get("ready")) and alive,
                 restarts=int(app.get("restarts", 0)),
                 log_file=Path(app["log_file"]),
                 last_exit=LastExit(int(last["code"]), float(last["at"])) if last else None,

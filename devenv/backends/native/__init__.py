@@ -309,10 +309,11 @@ class NativeBackend:
     def _ports_not_held_by_it(self, recipe: Recipe) -> list[int]:
         """The ports of a restarting `recipe` that its own server does not hold (yet): a
         foreign process holding one of them is named, as when `up` starts it."""
-        running = detached.status(recipe.home)
+        holders = {port: ports.holder_pid(port) for port in recipe.listen_ports()}
+        running = detached.status(recipe.home)  # after: names a server it started meanwhile
         pid = running.apps[0].pid if running and running.apps else None
         ours = {p.pid for p in group.group_members(pid)} if pid else set()
-        return [p for p in recipe.listen_ports() if ports.holder_pid(p) not in ours]
+        return [port for port, holder in holders.items() if holder not in ours]
 
     def _select(self, names: list[str]) -> list[Recipe]:
         if not names:
