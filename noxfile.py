@@ -204,8 +204,8 @@ def faults(session: nox.Session, backend: str) -> None:
     install(session, "test")
     tests = "tests/faults" if backend == "native" else "tests/faults/test_infrastructure.py"
     env = {"FAULTS_BACKEND": backend, **sessions.compose_project(session)}
-    # The suite starts its stack itself (tests/faults/conftest.py): it must be the parent of
-    # the processes it kills, to reap them as `inv up`'s exit does.
+    # The suite starts its stack itself (tests/faults/conftest.py); the supervisors it starts
+    # there reap what a fault kills.
     pytest(session, "faults", "-p", "no:cacheprovider", tests, "-v",
            chosen=route(session.posargs).pytest, env=env)  # fmt: skip
 

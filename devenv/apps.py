@@ -13,6 +13,7 @@ from devenv import backends, build, declared, ports, state
 from devenv.backends.base import ComponentStatus, InfraError, Say
 from devenv.proc import detached
 from devenv.proc import status as recorded_status
+from devenv.proc.readiness import Http
 from devenv.proc.record import Lock
 from devenv.proc.supervisor import ProcessSpec, lock_for
 from devenv.settings import REPO_ROOT, Settings
@@ -28,6 +29,9 @@ AI_VENV = AI_SERVICE / ".venv"
 SERVER_PORT_KEYS = declared.server_ports()
 APP_PORT_KEYS = (*SERVER_PORT_KEYS, "AI_INFERENCE_PORT")
 EXTRA_BIND_HOSTS = "APP_EXTRA_BIND_HOSTS"
+# What the monolith needs before it can start (it migrates the database) and serve: as the ECS
+# task's `dependsOn` HEALTHY says too (deploy/aws.yaml; held by a unit test).
+INFRASTRUCTURE_NEEDED = ("db", "bus", "mqtt")
 
 GO_TARGET = build.GoTarget(GO_MODULE, GO_PACKAGE, BINARY)
 AI_TARGET = build.VenvTarget(AI_SERVICE, AI_VENV)
@@ -69,14 +73,17 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             # this process and not another on the port. Ingestion's /readyz checks PostgreSQL,
             # Kafka and MQTT; the others' /healthz, not /readyz: query's checks the AI service, a
             # process of its own whose slow start must not count as the monolith's failure.
-            ready_url=f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz",
-            also_ready=tuple(
-                f"http://127.0.0.1:{getattr(settings, key)}/healthz"
-                for key in SERVER_PORT_KEYS
-                if key != "INGESTION_PORT"
+            ready=(
+                Http(f"http://127.0.0.1:{settings.INGESTION_PORT}/readyz", answers_pid=True),
+                *(
+                    Http(f"http://127.0.0.1:{getattr(settings, key)}/healthz", answers_pid=True)
+                    for key in SERVER_PORT_KEYS
+                    if key != "INGESTION_PORT"
+                ),
             ),
-            ready_pid=True,
             ready_timeout=60,
+            # Infrastructure roles: `inv run` brings them up before it starts the apps.
+            depends_on=INFRASTRUCTURE_NEEDED,
         ),
         ProcessSpec(
             name="ai",
@@ -84,8 +91,9 @@ def specs(settings: Settings) -> list[ProcessSpec]:
             log_file=logs["ai"],
             cwd=AI_SERVICE,
             env=env,
-            ready_url=f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz",
-            ready_pid=True,
+            ready=(
+                Http(f"http://127.0.0.1:{settings.AI_INFERENCE_PORT}/healthz", answers_pid=True),
+            ),
             ready_timeout=60,
         ),
     ]
@@ -134,6 +142,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
             ident=f"pid {app.pid}" if app.pid else "-",
             uptime=app.uptime,
             pid=app.pid,
+            restarts=app.restarts,
+            last_exit=str(app.last_exit) if app.last_exit else None,
         )
         for app in running.apps
     ]

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from devenv import build  # noqa: E402
 from devenv.proc import group, reload  # noqa: E402
+from devenv.proc.readiness import Http  # noqa: E402
 from devenv.proc.supervisor import ProcessSpec  # noqa: E402
 from devenv.stack import free_ports  # noqa: E402
 from scripts.bench_reload_monolith import bench_monolith  # noqa: E402
@@ -99,7 +100,7 @@ def devenv_go(work: Path) -> Iterator[Runner]:
         "app",
         (str(binary), "-addr", f"127.0.0.1:{port}"),
         work / "app.log",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
+        ready=(Http(f"http://127.0.0.1:{port}/readyz"),),
     )
     target = reload.GoReload("app", module, ".", work / "reload")
     with supervised(spec, target) as reloader:
@@ -118,7 +119,7 @@ def devenv_python(work: Path) -> Iterator[Runner]:
         "ai",
         (*pyapp, "--message-file", str(message)),
         work / "ai.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
     )
     with supervised(spec, reload.PythonReload("ai", (source,))) as reloader:
         yield Runner(port, message.write_text, reloader.history)
@@ -135,7 +136,7 @@ def devenv_preforked(work: Path) -> Iterator[Runner]:
         (sys.executable, "-m", "zapp", "--port", str(port)),
         work / "zapp.log",
         cwd=app,
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
     )
     message = app / "zapp" / "message.py"
     target = reload.PythonReload("zapp", (app / "zapp",))

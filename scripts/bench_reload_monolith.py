@@ -14,6 +14,7 @@ from pathlib import Path
 
 from devenv import apps, build
 from devenv.proc import group, reload
+from devenv.proc.readiness import Http
 from devenv.proc.supervisor import ProcessSpec
 from devenv.settings import REPO_ROOT, Settings, load
 from devenv.stack import free_ports
@@ -105,8 +106,9 @@ def devenv_monolith(work: Path, settings: Settings) -> Iterator[Runner]:
     env, port = _monolith_env(settings, "ours")
     binary = work / "bin" / "platform"
     build.go_build(module, PACKAGE, binary, ldflags_vars={}, echo=None)
-    spec = ProcessSpec("app", (str(binary), "serve"), work / "app.log", env=env,
-                       ready_url=f"http://127.0.0.1:{port}/readyz", ready_timeout=60)  # fmt: skip
+    ready = (Http(f"http://127.0.0.1:{port}/readyz"),)
+    spec = ProcessSpec("app", (str(binary), "serve"), work / "app.log", env=env, ready=ready,
+                       ready_timeout=60)  # fmt: skip
     target = reload.GoReload("app", module, PACKAGE, work / "reload")
     with supervised(spec, target) as reloader:
         yield _monolith_runner(module, port, reloader.history)

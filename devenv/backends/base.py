@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from devenv.errors import UserError
+from devenv.proc.status import duration
 
 Say = Callable[[str], None]
 
@@ -20,7 +21,7 @@ class ComponentStatus:
     service: str
     role: str
     backend: str
-    state: str  # running | stopped | stale | exited | ...
+    state: str  # running | restarting | orphan | stopped | stale | exited | ...
     healthy: bool | None
     address: str
     ident: str  # pid or container id
@@ -29,20 +30,23 @@ class ComponentStatus:
     ports: tuple[int, ...] = ()  # host ports its container publishes (docker)
     cpu: float | None = None  # % of one core, its whole process tree (devenv.usage)
     memory: int | None = None  # bytes, its whole process tree (devenv.usage)
+    restarts: int | None = None  # by its supervisor (None: nothing counts them)
+    last_exit: str | None = None  # how and when it last exited (`SIGKILL 12s ago`)
 
     def line(self) -> str:
         health = {True: "healthy", False: "UNHEALTHY", None: "-"}[self.healthy]
-        up = _duration(self.uptime) if self.uptime is not None else "-"
+        up = duration(self.uptime) if self.uptime is not None else "-"
+        restarts = "-" if self.restarts is None else str(self.restarts)
         return (
             f"{self.role:<8} {self.service:<10} {self.backend:<7} {self.state:<8} "
             f"{health:<9} {self.address:<20} {self.ident:<14} {_percent(self.cpu):>6} "
-            f"{_size(self.memory):>6} {up}"
+            f"{_size(self.memory):>6} {up:<7} {restarts:<8} {self.last_exit or '-'}"
         )
 
 
 STATUS_HEADER = (
     f"{'ROLE':<8} {'SERVICE':<10} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
-    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} {'CPU':>6} {'MEM':>6} UPTIME"
+    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} {'CPU':>6} {'MEM':>6} {'UPTIME':<7} RESTARTS LAST EXIT"
 )
 
 
@@ -57,15 +61,6 @@ class Backend(Protocol):
     def remove_data(self) -> None: ...
     # Addresses of this host, besides loopback, where the backend's gateway sends to the apps.
     def upstream_hosts(self) -> list[str]: ...
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _percent(cpu: float | None) -> str:

@@ -1,30 +1,33 @@
 """Readiness probes that speak each component's own protocol (`devenv.poll.until` polls them).
 
 A probe answers True only when a real client got a real answer: a PostgreSQL query, a Kafka
-metadata response, an MQTT CONNACK, Traefik's /ping. Nothing here sleeps to 'let it start'.
+metadata response, an MQTT CONNACK, Traefik's /ping; `listening` and `answered_by` check that
+the answer comes from the process that was started. Nothing here sleeps to 'let it start'.
+
+Each client library is imported by the probe that uses it: a detached supervisor runs one
+component's probe, and importing all three would cost it ~25 MB of memory for nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psutil
-import psycopg
-from confluent_kafka.admin import AdminClient
-from paho.mqtt import client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 Probe = Callable[[], bool]
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Probe:
+    import psycopg  # noqa: PLC0415 - see the docstring
+
     def probe() -> bool:
         try:
             with psycopg.connect(
@@ -39,6 +42,8 @@ def postgres(host: str, port: int, user: str, password: str, dbname: str) -> Pro
 
 
 def kafka(host: str, port: int) -> Probe:
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - see the docstring
+
     logger = logging.getLogger("devenv.proc.probe.kafka")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
@@ -59,6 +64,9 @@ def kafka(host: str, port: int) -> Probe:
 
 
 def mqtt_broker(host: str, port: int) -> Probe:
+    from paho.mqtt import client as mqtt  # noqa: PLC0415 - see the docstring
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
     def probe() -> bool:
         connected = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="devenv-probe")
@@ -111,6 +119,33 @@ def answered_by(body: bytes, started: int) -> bool:
         return pid == started or any(p.pid == started for p in psutil.Process(pid).parents())
     except psutil.Error:
         return False
+
+
+def listening(ports: Iterable[int], started: int) -> Probe:
+    """Every one of `ports` has a listening socket of the process `started` or of one of its
+    descendants (a server's workers): a foreign server that holds the port (ours could not
+    bind it, or is being restarted) is not ours, however well it answers. A listening socket
+    on 127.0.0.1 or on every address excludes any other on the same port (no SO_REUSEPORT
+    here), so a connection to the port reaches ours."""
+    wanted = set(ports)
+
+    def probe() -> bool:
+        try:
+            leader = psutil.Process(started)
+            tree = [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            return False
+        held: set[int] = set()
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                held.update(
+                    conn.laddr.port
+                    for conn in proc.net_connections(kind="tcp")
+                    if conn.status == psutil.CONN_LISTEN
+                )
+        return wanted <= held
+
+    return probe
 
 
 def tcp(host: str, port: int) -> Probe:

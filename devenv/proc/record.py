@@ -145,10 +145,14 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        raise StateWriteError(
-            f"could not write {path}: {exc.strerror} (free some disk space, or "
-            "set STATE_DIR to a writable folder)"
-        ) from None
+        raise _cannot_write(path, exc) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> StateWriteError:
+    return StateWriteError(
+        f"could not write {path}: {exc.strerror} (free some disk space, or "
+        "set STATE_DIR to a writable folder)"
+    )
 
 
 @dataclass
@@ -161,8 +165,11 @@ class Lock:
 
     def acquire(self, wait: bool) -> None:
         """Take the lock; with `wait`, queue behind the holder, else raise AlreadyRunning."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

@@ -1,17 +1,19 @@
-"""Our own small process supervisor: `inv run` in the foreground, detached, and under reload.
+"""Our own small process supervisor, the one owner of every long-running process: the apps of
+`inv run` (foreground, detached, under reload) and each native infrastructure component
+(detached, one supervisor each: `devenv.backends.native`).
 
 Each child leads its own process group (`group.spawn`), writes its own log file, and is
-echoed to the terminal as `name | line`. Readiness is a real probe polled against a
-deadline. A crash is restarted with doubling backoff; N failed starts in a row of a process
-that has not been ready yet stop everything. SIGINT/SIGTERM/SIGHUP stop every group: TERM,
-then KILL; one before every process was ready makes the run fail (exit 128 + the signal).
+echoed as `name | line`. A child starts once the children it depends on are ready; readiness
+is a real probe polled against a deadline. A crash is restarted as the spec's restart policy
+says (doubling backoff); N failed starts in a row of a process never ready yet stop everything.
+SIGINT/SIGTERM/SIGHUP stop every group with its spec's stop signal, then KILL; one before
+every process was ready makes the run fail (exit 128 + the signal).
 
 With a state folder, a run holds its exclusive lock for its whole life (a second run is
 refused, whatever the timing) and records itself and each child by kernel identity in
 `status.json`, so another shell can see and stop them, and a run after a supervisor was killed
-with -9 stops the apps it left behind before starting new ones.
-
-The detached mode (`devenv.proc.detached`) runs this same class in the background.
+with -9 stops what it left behind before starting anew. `devenv.proc.detached` runs this same
+class in the background.
 """
 
 from __future__ import annotations
@@ -27,24 +29,18 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 import psutil
 
 from devenv import poll
-from devenv.proc import group, status
+from devenv.proc import group, signals, status
 from devenv.proc.console import Console
 from devenv.proc.logs import Tail, lines_since
-from devenv.proc.record import (
-    AlreadyRunning,
-    Identity,
-    Lock,
-    StateWriteError,
-)
-from devenv.proc.spec import ProcessSpec
+from devenv.proc.record import AlreadyRunning, Identity, Lock, StateWriteError
+from devenv.proc.spec import ProcessSpec, RestartPolicy, check_run
 
-__all__ = ["AlreadyRunning", "ProcessSpec", "Supervisor"]
+__all__ = ["AlreadyRunning", "ProcessSpec", "RestartPolicy", "Supervisor"]
 
 LOCK_FILE = "supervisor.lock"
 _TICK = 0.05
@@ -64,10 +60,12 @@ class _Child:
     attempt: int = 0  # which start a probe belongs to: a late probe must not judge a newer one
     not_ready: str | None = None  # why the current start failed its probe
     settled: threading.Event = field(default_factory=threading.Event)
+    waiting: bool = True  # not started yet: what it depends on is not ready
     failed_starts: int = 0
     crashes: int = 0
     restarts: int = 0
     restart_at: float | None = None
+    last_exit: tuple[int, float] | None = None  # (return code, wall time) of the last exit
 
 
 # sysexits' EX_CONFIG, with which the monolith and the AI service refuse a bad setting.
@@ -79,12 +77,11 @@ class Supervisor:
     may be called from other threads while it does.
 
     `echo`: copy each process's lines to `out` as `name | line` (coloured when `out` is a
-    terminal, or `color=True`). `state_dir`: where the pid and status files go, so another
-    shell can see and stop this run (`detached.status/stop`). `backoff`: first and
-    longest delay before a restart. `max_start_crashes`: failed starts in a row, before the
-    process was ever ready, that end the run; a start that exits with EXIT_BAD_SETTINGS ends
-    it at once. `stop_timeout`: SIGTERM to SIGKILL. `lock`: the state folder's lock
-    (`lock_for`), already taken by the caller (to build under it); else the run takes it."""
+    terminal, or `color=True`). `state_dir`: where the lock and status file go, so another
+    shell can see and stop this run (`detached.status/stop`). A start that exits with
+    EXIT_BAD_SETTINGS ends the run at once. `stop_timeout`: stop signal to SIGKILL. `lock`:
+    the state folder's lock (`lock_for`), taken by the caller (to build under it); else the
+    run takes it."""
 
     def __init__(
         self,
@@ -94,22 +91,18 @@ class Supervisor:
         color: bool | None = None,
         echo: bool = True,
         state_dir: Path | None = None,
-        max_start_crashes: int = 3,
-        backoff: tuple[float, float] = (1.0, 30.0),
         stop_timeout: float = 5.0,
         lock: Lock | None = None,
     ) -> None:
-        names = [spec.name for spec in specs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"process names must be unique: {names}")
-        self.console = Console(names, out or sys.stdout, color)
+        check_run(specs)
+        self.console = Console([spec.name for spec in specs], out or sys.stdout, color)
         self.echo = echo
         self.state_dir = state_dir
-        self.max_start_crashes = max_start_crashes
-        self.backoff = backoff
         self.stop_timeout = stop_timeout
         self._held = lock
         self.failure: str | None = None
+        self.failed: dict[str, str] | None = None  # {"name", "why"} of the start that ended it
+        self.unrecorded: StateWriteError | None = None  # a process that could not be recorded
         self.interrupted: int | None = None  # a signal that came before every process was ready
         self._children = {spec.name: _Child(spec) for spec in specs}
         self._lock = threading.RLock()
@@ -122,17 +115,16 @@ class Supervisor:
         """Start everything, call `on_ready` once when all are ready, supervise until a signal
         or `request_stop()`; stop every group. 0 after a requested stop, 1 after giving up,
         128 + the signal after one that came before every process was ready."""
-        with self._signals(), self._state():
+        with signals.handled(self._signalled), self._state():
             tails = [self._tail(child) for child in self._children.values()] if self.echo else []
             try:
                 with self._lock:
-                    for child in self._children.values():
-                        self._start(child)
-                self.started.set()
+                    self._start_those_due()
                 announced = False
                 while not self._stop.is_set():
                     with self._lock:
                         self._tick()
+                        self._start_those_due()
                     if self.failure:
                         break
                     if not announced and all(c.ready for c in self._children.values()):
@@ -159,20 +151,19 @@ class Supervisor:
         True when the new process is ready. A new process gets fresh start-crash counts."""
         with self._lock:
             child = self._children[name]
-            old, child.popen, child.restart_at = child.popen, None, None
+            old, old_spec = child.popen, child.spec
+            child.popen, child.restart_at = None, None
             child.ready, child.failed_starts, child.crashes = False, 0, 0
             if spec is not None:
                 child.spec = spec
         if old is not None:
-            group.stop_group(old.pid, self.stop_timeout)
-            old.wait()
+            self._stop_process(old_spec, old)
         with self._lock:
             if self._stopping:
                 return False
             self._start(child)
             settled = child.settled
-        settled.wait(child.spec.ready_timeout + 1)
-        return child.ready
+        return self._ready_within(child, settled)
 
     def reload(self, name: str, sig: signal.Signals = signal.SIGHUP) -> bool:
         """Ask a running process to replace its worker (`sig`), then wait for readiness again;
@@ -195,6 +186,9 @@ class Supervisor:
                 return False
             self._probe_in_background(child, popen)
             settled = child.settled
+        return self._ready_within(child, settled)
+
+    def _ready_within(self, child: _Child, settled: threading.Event) -> bool:
         settled.wait(child.spec.ready_timeout + 1)
         return child.ready
 
@@ -214,27 +208,43 @@ class Supervisor:
         return popen.pid if popen else None
 
     # --- the loop ------------------------------------------------------------------------
+    def _start_those_due(self) -> None:
+        """First starts of the children whose dependencies (of this run) are all ready."""
+        for child in self._children.values():
+            needs = [self._children[d] for d in child.spec.depends_on if d in self._children]
+            if child.waiting and not self.failure and all(d.ready for d in needs):
+                self._start(child)
+        if not any(child.waiting for child in self._children.values()):
+            self.started.set()
+
     def _start(self, child: _Child) -> None:
         spec = child.spec
         child.log_offset = spec.log_file.stat().st_size if spec.log_file.exists() else 0
-        child.ready, child.not_ready, child.restart_at = False, None, None
+        child.ready, child.not_ready, child.restart_at, child.waiting = False, None, None, False
         child.settled = threading.Event()
-        popen = group.spawn(
-            spec.argv, log_file=spec.log_file, cwd=spec.cwd, env={**os.environ, **spec.env}
-        )
+        env, user = {**os.environ, **spec.env}, spec.user
+        popen = group.spawn(spec.argv, log_file=spec.log_file, cwd=spec.cwd, env=env, user=user)
         child.popen, child.identity = popen, Identity.of(popen.pid)
         child.started, child.started_wall = time.monotonic(), time.time()
         try:
             self._write_status()
         except StateWriteError as exc:
             # Untracked, `inv down` could not find it: stop it now, and everything else.
-            group.stop_group(popen.pid, self.stop_timeout)
-            popen.wait()
+            self._stop_process(spec, popen)
             child.popen, child.identity = None, None
-            self.failure = f"{exc}; stopping everything"
+            self.failure, self.unrecorded = f"{exc}; stopping everything", exc
             self._stop.set()
             return
         self._probe_in_background(child, popen)
+
+    def _stop_process(self, spec: ProcessSpec, popen: subprocess.Popen[bytes]) -> None:
+        """Stop the group `popen` leads as `spec` says, and reap it. A leader that is gone
+        already cannot pass a leader-only signal on: its whole group gets it then."""
+        leader_only = spec.leader_only and popen.poll() is None
+        group.stop_group(
+            popen.pid, self.stop_timeout, first_signal=spec.stop_signal, leader_only=leader_only
+        )
+        popen.wait()
 
     def _probe_in_background(self, child: _Child, popen: subprocess.Popen[bytes]) -> None:
         child.attempt += 1
@@ -246,12 +256,9 @@ class Supervisor:
         check = spec.readiness(popen.pid)
         try:
             ready = poll.until(
-                check,
-                spec.ready_timeout,
-                interval=_PROBE_INTERVAL,
-                cancel=self._stop,
+                check, spec.ready_timeout, interval=_PROBE_INTERVAL, cancel=self._stop,
                 alive=lambda: popen.poll() is None,
-            )
+            )  # fmt: skip
         except poll.Cancelled:
             ready = None
         with self._lock:
@@ -270,10 +277,11 @@ class Supervisor:
         for child in self._children.values():
             popen = child.popen
             if popen is not None and (child.not_ready or popen.poll() is not None):
-                # Also what the crashed leader left behind in its group: it may hold the port.
-                group.stop_group(popen.pid, self.stop_timeout)
-                code = popen.wait()
-                self._crashed(child, popen, child.not_ready or f"exited with code {code}", code)
+                # Also what the crashed leader left behind in its group: it may hold the port
+                # (PostgreSQL's workers hold its shared memory, which a new postmaster refuses).
+                self._stop_process(child.spec, popen)
+                code = popen.returncode
+                self._crashed(child, popen, child.not_ready or status.describe_exit(code), code)
                 if self.failure:
                     return
             elif popen is None and child.restart_at is not None and now >= child.restart_at:
@@ -281,8 +289,9 @@ class Supervisor:
                 self._start(child)
 
     def _crashed(self, child: _Child, popen: subprocess.Popen[bytes], why: str, code: int) -> None:
-        spec, was_ready = child.spec, child.ready
+        spec, was_ready, policy = child.spec, child.ready, child.spec.restart
         child.popen, child.identity, child.ready = None, None, False
+        child.last_exit = (code, time.time())
         child.settled.set()
         last = lines_since(spec.log_file, child.log_offset)
         shown = "".join(f"\n    {line}" for line in last)
@@ -292,23 +301,25 @@ class Supervisor:
                 f"{spec.name} refused its settings (exit {code}); stopping everything. "
                 f"Last lines of {spec.log_file}:{shown}"
             )
+            self.failed = {"name": spec.name, "why": f"refused its settings (exit {code})"}
             return
         if not was_ready:
             child.failed_starts += 1
             # Giving up is for a start-up that cannot work (a bad setting, a missing
             # dependency). Once it has served, a crash loop (the database went away, a bad
             # save under reload) is retried with backoff until the next good start.
-            if not child.ever_ready and child.failed_starts >= self.max_start_crashes:
+            if not child.ever_ready and child.failed_starts >= policy.give_up_after:
                 self.failure = (
                     f"{spec.name} failed {child.failed_starts} starts in a row "
                     f"(last: {why}); stopping everything. Last lines of {spec.log_file}:{shown}"
                 )
+                self.failed = {"name": spec.name, "why": why}
                 return
         # A process that ran for a full maximum backoff counts as healthy again.
-        if time.monotonic() - child.started >= self.backoff[1]:
+        if time.monotonic() - child.started >= policy.longest:
             child.crashes = 0
         child.crashes += 1
-        delay = min(self.backoff[0] * 2 ** (child.crashes - 1), self.backoff[1])
+        delay = policy.delay(child.crashes)
         child.restart_at = time.monotonic() + delay
         phase = "while starting" if not was_ready else "after running"
         self.console.say(
@@ -322,12 +333,10 @@ class Supervisor:
         with self._lock:
             self._stopping = True
             self._stop.set()
-            running = [c.popen for c in self._children.values() if c.popen is not None]
+            running = [(c.spec, c.popen) for c in self._children.values() if c.popen is not None]
         # Concurrently, so N stubborn processes cost one stop_timeout, not N.
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-            list(pool.map(lambda p: group.stop_group(p.pid, self.stop_timeout), running))
-        for popen in running:
-            popen.wait()
+            list(pool.map(lambda each: self._stop_process(*each), running))
         with self._lock:
             for child in self._children.values():
                 child.popen, child.identity, child.ready = None, None, False
@@ -337,16 +346,17 @@ class Supervisor:
         if self.state_dir is None:
             return
         apps = {
-            name: {
-                "identity": c.identity.as_json() if c.popen and c.identity else None,
-                "started_at": c.started_wall if c.popen else None,
-                "ready": c.ready,
-                "restarts": c.restarts,
-                "log_file": str(c.spec.log_file),
-            }
+            name: status.entry(
+                c.spec,
+                c.identity if c.popen else None,
+                started_at=c.started_wall if c.popen else None,
+                ready=c.ready,
+                restarts=c.restarts,
+                last_exit=c.last_exit,
+            )
             for name, c in self._children.items()
         }
-        status.write(self.state_dir, apps)
+        status.write(self.state_dir, apps, self.failed)
 
     @contextlib.contextmanager
     def _state(self) -> Iterator[None]:
@@ -364,28 +374,18 @@ class Supervisor:
             self._write_status()
             yield
         finally:
-            status.remove(self.state_dir)
+            if self.failed is None:
+                status.remove(self.state_dir)
+            else:  # why, for the command that started this run (`detached.start`)
+                with contextlib.suppress(StateWriteError):
+                    self._write_status()
             lock.release()
 
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            # Judged by the processes, not by the loop's announcement, which may lag a tick.
-            if self.interrupted is None and not all(c.ready for c in self._children.values()):
-                self.interrupted = signum
-            self._stop.set()
-
-        caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        previous = {sig: signal.signal(sig, handler) for sig in caught}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+    def _signalled(self, signum: int) -> None:
+        # Judged by the processes, not by the loop's announcement, which may lag a tick.
+        if self.interrupted is None and not all(c.ready for c in self._children.values()):
+            self.interrupted = signum
+        self._stop.set()
 
     def _tail(self, child: _Child) -> Tail:
         name = child.spec.name

@@ -20,6 +20,7 @@ import requests
 
 from devenv import build, debug, ports, settings
 from devenv.proc import reload
+from devenv.proc.readiness import Http
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
 from tests.support.running import get, running
@@ -86,7 +87,7 @@ def test_a_reload_starts_the_new_binary_under_delve_again(tmp_path: Path) -> Non
         name="app",
         argv=(str(binary), "-addr", f"127.0.0.1:{http_port}"),
         log_file=tmp_path / "app.log",
-        ready_url=f"http://127.0.0.1:{http_port}/readyz",
+        ready=(Http(f"http://127.0.0.1:{http_port}/readyz"),),
     )
     supervisor = Supervisor([debug.under_delve(plain, current)], out=io.StringIO(), color=False)
     target = debug.go_reload(reload.GoReload("app", module, ".", tmp_path / "reload"))

@@ -19,6 +19,7 @@ from devenv import database
 from devenv.backends.docker import DockerBackend
 from devenv.settings import load
 from tests.support.stack import INV, Stack
+from tests.support.status import status_rows
 from tests.support.terminal import CTRL_C, Terminal
 from tests.support.usage import HELD_PER_BACKEND, backends_holding_memory, shown_size
 
@@ -62,13 +63,9 @@ def project_volumes(s: Stack) -> list[str]:
 
 
 def status(s: Stack) -> dict[str, list[str]]:
-    """`inv status` rows by service: state, health, uptime (the last column)."""
-    rows = {}
-    for line in s.inv("status").stdout.splitlines():
-        cells = line.split()
-        if len(cells) >= 6 and cells[1] in SERVICES:
-            rows[cells[1]] = [cells[3], cells[4], cells[-1]]
-    return rows
+    """`inv status` rows by service: state, health, uptime."""
+    rows = status_rows(s.inv("status").stdout)
+    return {r.service: [r.state, r.health, r.uptime] for r in rows if r.service in SERVICES}
 
 
 def seconds(shown: str) -> int:
@@ -109,9 +106,9 @@ def test_status_counts_uptime_from_the_containers_start_in_utc(stack: Stack) -> 
 
 def test_status_shows_what_each_container_costs(stack: Stack) -> None:
     def usage() -> dict[str, tuple[str, str]]:
-        """CPU and MEM of each service: the two columns before UPTIME."""
-        rows = [line.split() for line in stack.inv("status").stdout.splitlines()]
-        return {row[1]: (row[-3], row[-2]) for row in rows if len(row) > 1 and row[1] in SERVICES}
+        """CPU and MEM of each service."""
+        rows = status_rows(stack.inv("status").stdout)
+        return {r.service: (r.cpu, r.memory) for r in rows if r.service in SERVICES}
 
     before = usage()
     with backends_holding_memory(stack, 2):

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from devenv import apps, poll, ports
-from devenv.proc.record import Record
+from devenv.proc import detached
 from tests.support.stack import INV, Stack
 from tests.support.wait import eventually
 
@@ -96,8 +96,10 @@ def test_sigterm_or_sighup_while_the_apps_start_stops_every_app(
 ) -> None:
     """A `kill` or a closed terminal while the apps start stops them, as Ctrl-C does."""
     stack.inv("up")
-    broker = Record(stack.state_dir / "native" / "emqx" / "emqx.pid").running()
-    assert broker is not None
+    # The broker, as its supervisor records it (the broker had a record of its own before).
+    supervised = detached.status(stack.state_dir / "native" / "emqx")
+    broker = supervised.apps[0] if supervised else None
+    assert broker is not None and broker.pid is not None
     # A broker that accepts connections but never answers: the monolith cannot get ready,
     # so however quick the machine, the signal lands while the apps start.
     os.kill(broker.pid, signal.SIGSTOP)

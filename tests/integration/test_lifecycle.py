@@ -61,6 +61,12 @@ def test_postgres_is_private_to_its_user_and_clean_removes_all_its_data(stack: S
                         dbname="postgres", connect_timeout=5)  # fmt: skip
     assert _files_others_can_read_holding(SECRET, [stack.state_dir, socket_dir]) == []
     assert list(socket_dir.glob("initdb.pw")) == []
+    # Nor any file of ours, nor a command line: the readiness check that logs in reaches the
+    # server's supervisor on its stdin (its status file holds no spec).
+    roots = (stack.state_dir, socket_dir)  # the data may live outside the state folder
+    files = [p for r in roots for p in r.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert [p for p in files if SECRET.encode() in p.read_bytes()] == []
+    assert [p.pid for p in stack.our_processes() if SECRET in " ".join(p.cmdline())] == []
 
     stack.inv("clean", "--yes")
     assert not stack.state_dir.exists()

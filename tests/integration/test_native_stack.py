@@ -18,7 +18,9 @@ from confluent_kafka import Consumer, Producer
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support.running import gone
 from tests.support.stack import Stack, cleaned
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -143,13 +145,20 @@ def test_down_stops_everything_and_up_reuses_the_data(running: Stack) -> None:
         assert conn.execute("SELECT id FROM survives").fetchall() == [("before-restart",)]
 
 
-def test_stale_pid_file_is_reported_and_never_trusted(running: Stack) -> None:
-    pidfile = running.state_dir / "native" / "emqx" / "emqx.pid"
-    real_pid = json.loads(pidfile.read_text())["pid"]
-    os.kill(real_pid, signal.SIGKILL)
+def test_stale_record_is_reported_and_never_trusted(running: Stack) -> None:
+    """The broker and its supervisor both killed with -9 (the OOM killer, say): the record
+    names processes that are gone; `status` says so once and forgets it, `up` starts afresh."""
+    record = running.state_dir / "native" / "emqx" / "status.json"
+    recorded = json.loads(record.read_text())
+    supervisor = recorded["supervisor"]["pid"]
+    broker = recorded["apps"]["mosquitto"]["identity"]["pid"]
+    os.kill(supervisor, signal.SIGKILL)  # first: it would restart the broker
+    eventually(lambda: gone(supervisor), 10, "the supervisor killed")
+    os.kill(broker, signal.SIGKILL)
+    eventually(lambda: gone(broker), 10, "the broker killed")
     rows = [line for line in running.inv("status").stdout.splitlines() if line.startswith("mqtt")]
     assert rows[0].split()[3] == "stale"
     # Reported once, then cleaned; `up` starts the broker again.
-    assert not pidfile.exists()
+    assert not record.exists()
     result = running.inv("up")
     assert "✓ mqtt" in result.stdout

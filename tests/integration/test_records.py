@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,8 @@ import psutil
 import pytest
 
 from devenv import state
-from devenv.proc import detached
+from devenv.backends.native.recipe import require
+from devenv.proc import detached, group
 from devenv.proc.detached import DetachedStatus
 from devenv.proc.record import AlreadyRunning, Identity, Record
 from devenv.proc.supervisor import Supervisor
@@ -90,32 +92,42 @@ def test_two_runs_at_once_one_runs_the_other_is_refused(
 
 def test_a_clock_step_does_not_make_a_live_server_look_stale(stack: Stack) -> None:
     stack.inv("up", "-c", "mqtt")
-    record = stack.state_dir / "native" / "emqx" / "emqx.pid"
-    (broker,) = stack.our_processes()
+    # The broker's supervisor records itself and the broker (earlier: the broker's own file).
+    record = stack.state_dir / "native" / "emqx" / "status.json"
+    recorded = json.loads(record.read_text())
+    pids = [recorded["supervisor"]["pid"], recorded["apps"]["mosquitto"]["identity"]["pid"]]
+    assert sorted(p.pid for p in stack.our_processes()) == sorted(pids)
     # The wall clock jumped: the record now looks written an hour before the server started.
     an_hour_ago = time.time() - 3600
     os.utime(record, (an_hour_ago, an_hour_ago))
     row = next(line for line in stack.inv("status").stdout.splitlines() if line.startswith("mqtt"))
     assert row.split()[3] == "running", row
     stack.inv("down")
-    assert gone(broker.pid)
+    assert all(gone(pid) for pid in pids)
 
 
-@pytest.mark.parametrize("copied", ["pid only", "another process's start"])
+@pytest.mark.parametrize("copied", ["pid only", "another process's start", "status file"])
 def test_a_record_naming_an_unrelated_process_never_signals_it(stack: Stack, copied: str) -> None:
     stranger = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
     )
     try:
-        record = stack.state_dir / "native" / "emqx" / "emqx.pid"
+        home = stack.state_dir / "native" / "emqx"
         stack.inv("up", "-c", "mqtt")
         stack.inv("down")
         # A state folder copied from elsewhere, or a pid recycled: the record names a live
-        # process that this project never started.
+        # process that this project never started. The first two are records of the versions
+        # before the supervisor (a bare pid, then an identity), read after an upgrade.
+        elsewhere = f'{{"pid": {stranger.pid}, "start": 1, "boot": "elsewhere"}}'
         if copied == "pid only":
-            record.write_text(f"{stranger.pid}\n")
+            (home / "emqx.pid").write_text(f"{stranger.pid}\n")
+        elif copied == "another process's start":
+            (home / "emqx.pid").write_text(elsewhere)
         else:
-            record.write_text(f'{{"pid": {stranger.pid}, "start": 1, "boot": "elsewhere"}}')
+            (home / "status.json").write_text(
+                f'{{"supervisor": {elsewhere}, "apps": {{"mosquitto": {{"identity": {elsewhere},'
+                f' "log_file": "{home / "emqx.log"}"}}}}}}'
+            )
         result = stack.inv("down")
         assert "nothing running" in result.stdout
         assert stranger.poll() is None, "an unrelated process was signalled"
@@ -167,14 +179,15 @@ def test_a_full_disk_stops_the_app_it_could_not_record(
 def test_a_full_disk_stops_the_server_it_could_not_record(
     small_disk: Callable[[int], Path],
 ) -> None:
-    # Room for the marker, lock, backend, native/, emqx/, data/, the config and the log:
-    # the broker starts, its record cannot be written.
-    state = small_disk(9)
+    # Room for the marker, lock, backend, native/, emqx/, data/, the config, the supervisor's
+    # log, lock and first status file, and the broker's log: the broker starts, the status
+    # file naming it cannot be written (it was the broker's own record before its supervisor).
+    state = small_disk(12)
     stack = Stack(state)
     result = stack.inv("up", "-c", "mqtt", check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: could not write ")
-    assert "emqx.pid: No space left on device (free some disk space" in result.stderr
+    assert "status.json: No space left on device (free some disk space" in result.stderr
     assert "Traceback" not in result.stderr
     assert stack.our_processes() == []
 
@@ -217,6 +230,59 @@ def test_inv_run_while_the_apps_run_is_refused_before_it_builds(
     assert f"the supervisor of these apps is already running (pid {running.pid})" in result.stderr
     assert stack.inv("status").stdout.count("stopped") == 4  # nothing was started
     assert detached.stop(apps_dir)
+
+
+def test_a_server_left_by_a_killed_supervisor_is_shown_and_taken_over_by_up(
+    stack: Stack,
+) -> None:
+    """The broker's supervisor killed with -9: the broker serves on, unwatched. `status` shows
+    it as an orphan; `up` stops it (cleanly) and starts it under a new supervisor."""
+    stack.inv("up", "-c", "mqtt")
+    recorded = json.loads((stack.state_dir / "native" / "emqx" / "status.json").read_text())
+    supervisor = recorded["supervisor"]["pid"]
+    broker = recorded["apps"]["mosquitto"]["identity"]["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    eventually(lambda: gone(supervisor), 5, "the supervisor killed")
+    row = _status_row(stack, "mqtt")
+    assert row[3:5] == ["orphan", "healthy"] and row[7] == str(broker), row
+
+    result = stack.inv("up", "-c", "mqtt")
+    assert f"mosquitto: pid {broker} runs without a supervisor" in result.stdout
+    assert "✓ mqtt" in result.stdout
+    assert gone(broker)
+    row = _status_row(stack, "mqtt")
+    assert row[3:5] == ["running", "healthy"] and row[7] != str(broker), row
+    stack.inv("down")
+    assert stack.our_processes() == []
+
+
+def test_a_server_an_earlier_version_started_is_still_stopped_by_down(stack: Stack) -> None:
+    """The version before the supervisors recorded each server itself, in `<service>.pid`:
+    after an upgrade, `status` shows such a server and `down` stops it."""
+    stack.inv("up", "-c", "mqtt")
+    stack.inv("down")  # the broker's config, as that version wrote it too
+    home = stack.state_dir / "native" / "emqx"
+    mosquitto = require("mosquitto", "mosquitto", "/usr/sbin")
+    server = group.spawn([mosquitto, "-c", str(home / "mosquitto.conf")], log_file=home / "x.log")
+    try:
+        identity = Identity.of(server.pid)
+        assert identity is not None
+        Record(home / "emqx.pid").write(identity, program="mosquitto")
+        row = _status_row(stack, "mqtt")
+        assert row[3] == "orphan" and row[7] == str(server.pid), row
+        result = stack.inv("down")
+        assert "mqtt     mosquitto  stopped" in result.stdout
+        assert server.wait(10) == 0  # asked to stop (SIGTERM), not killed
+        assert not (home / "emqx.pid").exists()
+    finally:
+        if server.poll() is None:
+            group.stop_group(server.pid, 5)
+            server.wait()
+
+
+def _status_row(stack: Stack, role: str) -> list[str]:
+    lines = stack.inv("status").stdout.splitlines()
+    return next(line.split() for line in lines if line.startswith(f"{role} "))
 
 
 def test_a_bare_pid_file_of_an_earlier_version_is_still_ours(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from devenv import build
 from devenv.proc import reload
 from devenv.proc.probe import http as reload_probe
+from devenv.proc.readiness import Http
 from devenv.proc.supervisor import ProcessSpec, Supervisor
 from devenv.stack import free_ports
 from tests.support.running import FIXTURES, Run, get, gone, running
@@ -60,7 +61,7 @@ def _goapp(tmp_path: Path) -> tuple[Path, ProcessSpec, int]:
         name="app",
         argv=(str(binary), "-addr", f"127.0.0.1:{port}"),
         log_file=tmp_path / "app.log",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
+        ready=(Http(f"http://127.0.0.1:{port}/readyz"),),
     )
     return module, spec, port
 
@@ -171,7 +172,7 @@ def test_python_app_is_restarted_readiness_gated(tmp_path: Path) -> None:
         name="ai",
         argv=(*pyapp, "--message-file", str(source / "message.txt")),
         log_file=tmp_path / "ai.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
     )
     out = io.StringIO()
     supervisor = Supervisor([spec], out=out, color=False)
@@ -209,9 +210,7 @@ def watched(tmp_path: Path) -> Iterator[Watched]:
     module, spec, port = _goapp(tmp_path)
     gate = threading.Event()
     answers = reload_probe(f"http://127.0.0.1:{port}/readyz")
-    spec = dataclasses.replace(
-        spec, ready_url=None, ready_check=lambda: gate.is_set() and answers()
-    )
+    spec = dataclasses.replace(spec, ready=(), ready_check=lambda: gate.is_set() and answers())
     out = io.StringIO()
     supervisor = Supervisor([spec], out=out, color=False)
     target = reload.GoReload("app", module, ".", tmp_path / "reload")
@@ -287,7 +286,7 @@ def test_a_preforked_python_app_reloads_without_importing_its_dependencies_again
         argv=(sys.executable, "-m", "zapp", "--port", str(port)),
         log_file=tmp_path / "ai.log",
         cwd=app,
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready=(Http(f"http://127.0.0.1:{port}/healthz"),),
     )
     out = io.StringIO()
     supervisor = Supervisor([reload.preforked(spec, preload=["heavy_dep"])], out=out, color=False)

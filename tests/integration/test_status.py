@@ -40,7 +40,7 @@ def test_postgresql_memory_counts_its_backends(db: Stack) -> None:
         cells = db_row(db)
         postmaster = psutil.Process(int(cells[cells.index("pid") + 1]))
         alone = postmaster.memory_full_info().pss
-    cpu, memory = cells[-3], cells[-2]
+    cpu, memory = cells[8], cells[9]  # after `pid N`
     assert re.fullmatch(r"\d+\.\d%", cpu), cells
     # The postmaster alone, plus three backends' tables at the least.
     assert shown_size(memory) >= alone + 3 * HELD_PER_BACKEND, (cells, alone)

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from devenv.proc import detached, probe
+from devenv.proc.readiness import Http
 from devenv.proc.record import AlreadyRunning
-from devenv.proc.supervisor import ProcessSpec, Supervisor
+from devenv.proc.supervisor import ProcessSpec, RestartPolicy, Supervisor
 from devenv.stack import free_ports
 from tests.support.running import PYAPP, get, gone, pyapp, running
 from tests.support.wait import eventually
@@ -89,12 +91,11 @@ def test_a_crash_is_shown_and_restarted_with_doubling_backoff(tmp_path: Path) ->
 
 def test_gives_up_after_n_crashes_at_start_and_stops_everything(tmp_path: Path) -> None:
     app_port, ai_port = free_ports(2)
-    broken = pyapp("app", app_port, tmp_path, "--crash-at-start", "7")
+    policy = RestartPolicy(initial=0.2, longest=1.0, give_up_after=3)
+    broken = pyapp("app", app_port, tmp_path, "--crash-at-start", "7", restart=policy)
     healthy = pyapp("ai", ai_port, tmp_path)
     out = io.StringIO()
-    supervisor = Supervisor(
-        [broken, healthy], out=out, color=False, max_start_crashes=3, backoff=(0.2, 1.0)
-    )
+    supervisor = Supervisor([broken, healthy], out=out, color=False)
     with running(supervisor) as run:
         assert run.finished(30) == 1
 
@@ -112,8 +113,9 @@ def test_once_it_has_served_a_crash_loop_is_retried_not_given_up(tmp_path: Path)
     spec, _, starts = counted_app(
         tmp_path, "--crash-after", "0.3", "--crash-at-start", "4", "--crash-at-start-from", "2"
     )
+    spec = dataclasses.replace(spec, restart=RestartPolicy(0.1, 0.4, give_up_after=2))
     out = io.StringIO()
-    supervisor = Supervisor([spec], out=out, max_start_crashes=2, backoff=(0.1, 0.4))
+    supervisor = Supervisor([spec], out=out)
     with running(supervisor) as run:
         assert run.ready.wait(20)
         eventually(lambda: starts() >= 6, 20, "6 starts")
@@ -133,21 +135,19 @@ def test_a_callable_probe_is_polled_but_cannot_go_detached(tmp_path: Path) -> No
             checked.append(sock.connect_ex(("127.0.0.1", port)) == 0)
         return checked[-1]
 
-    spec = dataclasses.replace(pyapp("app", port, tmp_path), ready_url=None, ready_check=tcp_probe)
+    spec = dataclasses.replace(pyapp("app", port, tmp_path), ready=(), ready_check=tcp_probe)
     with running(Supervisor([spec], out=io.StringIO())) as run:
         assert run.ready.wait(20)
     assert checked[-1] is True
-    with pytest.raises(ValueError, match="a callable probe cannot run detached; use ready_url"):
+    with pytest.raises(ValueError, match="a callable probe cannot run detached; use ready"):
         detached.start([spec], tmp_path / "state")
 
 
 def test_not_ready_by_the_deadline_counts_as_a_failed_start(tmp_path: Path) -> None:
     port, wrong = free_ports(2)
-    deaf = pyapp("app", port, tmp_path, ready_timeout=0.5)
-    deaf = dataclasses.replace(deaf, ready_url=f"http://127.0.0.1:{wrong}/healthz")
-    supervisor = Supervisor(
-        [deaf], out=io.StringIO(), max_start_crashes=2, backoff=(0.1, 1.0), stop_timeout=1
-    )
+    deaf = pyapp("app", port, tmp_path, ready_timeout=0.5, restart=RestartPolicy(0.1, 1.0, 2))
+    deaf = dataclasses.replace(deaf, ready=(Http(f"http://127.0.0.1:{wrong}/healthz"),))
+    supervisor = Supervisor([deaf], out=io.StringIO(), stop_timeout=1)
     with running(supervisor) as run:
         assert run.finished(30) == 1
     assert supervisor.failure is not None
@@ -163,11 +163,9 @@ def test_another_process_answering_the_probe_is_not_ready(
     reaper.append(foreign.pid)
     url = f"http://127.0.0.1:{foreign_port}/healthz"
     eventually(lambda: get(url) is not None, 10, "the foreign server")
-    started = pyapp("app", port, tmp_path, ready_timeout=0.5)
-    fooled = dataclasses.replace(started, ready_url=url, ready_pid=True)
-    supervisor = Supervisor(
-        [fooled], out=io.StringIO(), max_start_crashes=2, backoff=(0.1, 1.0), stop_timeout=1
-    )
+    started = pyapp("app", port, tmp_path, ready_timeout=0.5, restart=RestartPolicy(0.1, 1.0, 2))
+    fooled = dataclasses.replace(started, ready=(Http(url, answers_pid=True),))
+    supervisor = Supervisor([fooled], out=io.StringIO(), stop_timeout=1)
     with running(supervisor) as run:
         assert run.finished(30) == 1
     assert "app failed 2 starts in a row (last: not ready after 0.5s)" in str(supervisor.failure)
@@ -177,6 +175,24 @@ def test_another_process_answering_the_probe_is_not_ready(
     sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     reaper.append(sibling.pid)
     assert not probe.http(url, started=sibling.pid)()
+
+
+def test_a_process_starts_once_what_it_depends_on_is_ready(tmp_path: Path) -> None:
+    db_port, app_port = free_ports(2)
+    gate = threading.Event()
+    serves = probe.http(f"http://127.0.0.1:{db_port}/healthz")
+    db = dataclasses.replace(
+        pyapp("db", db_port, tmp_path), ready=(), ready_check=lambda: gate.is_set() and serves()
+    )
+    app = pyapp("app", app_port, tmp_path, depends_on=("db",))
+    out = io.StringIO()
+    with running(Supervisor([app, db], out=out, color=False)) as run:
+        eventually(serves, 20, "db serving, not ready yet")
+        assert run.supervisor.pid("app") is None, "started before what it depends on was ready"
+        gate.set()
+        assert run.ready.wait(20)
+    shown = out.getvalue()
+    assert shown.index("db ready in") < shown.index("app | pyapp start")
 
 
 def test_swap_replaces_the_process_and_waits_until_it_is_ready(tmp_path: Path) -> None:
@@ -305,10 +321,10 @@ def test_detached_status_logs_and_stop_from_another_shell(
 
 def test_detached_start_that_gives_up_says_why(tmp_path: Path, reaper: list[int]) -> None:
     (port,) = free_ports(1)
-    broken = pyapp("app", port, tmp_path, "--crash-at-start", "5")
+    broken = pyapp("app", port, tmp_path, "--crash-at-start", "5", restart=RestartPolicy(0.1, 0.5))
 
     with pytest.raises(detached.DetachedError) as failure:
-        detached.start([broken], tmp_path / "state", backoff=(0.1, 0.5), timeout=30)
+        detached.start([broken], tmp_path / "state", timeout=30)
 
     assert "app failed 3 starts in a row (last: exited with code 5)" in str(failure.value)
     assert detached.status(tmp_path / "state") is None
@@ -339,7 +355,7 @@ def test_a_process_refusing_its_settings_stops_everything_at_its_first_start(
     refusing = pyapp("app", app_port, tmp_path, "--crash-at-start", "78")  # EX_CONFIG
     healthy = pyapp("ai", ai_port, tmp_path)
     out = io.StringIO()
-    supervisor = Supervisor([refusing, healthy], out=out, color=False, max_start_crashes=3)
+    supervisor = Supervisor([refusing, healthy], out=out, color=False)
     with running(supervisor) as run:
         assert run.finished(30) == 1
 

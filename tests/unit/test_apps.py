@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devenv import apps, declared
+from devenv.proc.readiness import Http
 from devenv.settings import load
 
 
@@ -17,11 +18,12 @@ def test_readiness_asks_every_server_on_its_own_port(tmp_path: Path) -> None:
         environ={"INFRA_BACKEND": "native", "STATE_DIR": str(tmp_path / "state"), **ports},
     )
     app = next(spec for spec in apps.specs(settings) if spec.name == "app")
-    assert app.ready_url == "http://127.0.0.1:9101/readyz"
-    assert sorted(app.also_ready) == [
+    assert sorted(check.url for check in app.ready if isinstance(check, Http)) == [
         "http://127.0.0.1:7207/healthz",
         "http://127.0.0.1:8413/healthz",
+        "http://127.0.0.1:9101/readyz",
     ]
+    assert all(check.answers_pid for check in app.ready if isinstance(check, Http))
 
 
 def test_every_server_port_is_an_app_port() -> None:

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from devenv import compose
+from devenv import apps, compose
+from devenv.aws import config
 from devenv.backends.native import RECIPES
+from devenv.proc.spec import RestartPolicy
 
 RAW = compose.load_raw()
 SERVICES: dict[str, Any] = RAW["services"]
@@ -60,6 +62,33 @@ def test_ports_follow_the_settings() -> None:
 
 def test_every_compose_service_has_a_native_recipe() -> None:
     assert set(RECIPES) == set(SERVICES)
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_docker_restarts_a_service_as_the_native_supervisor_restarts_its_recipe(
+    service: str,
+) -> None:
+    """One restart policy on both backends: started again after any exit until stopped."""
+    policy = RECIPES[service].restart
+    assert isinstance(policy, RestartPolicy) and policy.give_up_after >= 1
+    assert SERVICES[service].get("restart") == RestartPolicy.COMPOSE
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_no_service_waits_for_another_on_either_backend(service: str) -> None:
+    """The native backend starts the four at once, each under its own supervisor, and their
+    specs depend on nothing: a `depends_on` here would order docker alone."""
+    assert "depends_on" not in SERVICES[service]
+
+
+def test_the_monolith_needs_what_the_ecs_task_makes_it_wait_for() -> None:
+    """The app spec's depends_on (what `inv run` brings up before it) are the components the
+    ECS task's app container waits for to be HEALTHY (deploy/aws.yaml)."""
+    cfg = config.load("dev")
+    roles = {c.service: c.role for c in compose.components({})}
+    waits_for = [cfg.containers[name] for name in cfg.containers["app"].depends_on]
+    healthy = {roles[c.compose] for c in waits_for if c.essential and c.compose in roles}
+    assert healthy == set(apps.INFRASTRUCTURE_NEEDED)
 
 
 def test_find_by_role_or_service_and_clear_error() -> None:

@@ -224,7 +224,8 @@ def test_the_columns_line_up_under_the_header() -> None:
     cpu_end, mem_end = STATUS_HEADER.index("CPU") + 3, STATUS_HEADER.index("MEM") + 3
     assert [line[cpu_end - 6 : cpu_end].strip() for line in shown] == ["3.1%", "250.0%", "-"]
     assert [line[mem_end - 6 : mem_end].strip() for line in shown] == ["8.1M", "342M", "-"]
-    assert all(line.endswith(" 1m15s") for line in shown)
+    up = STATUS_HEADER.index("UPTIME")
+    assert all(line[up - 1 : up + 7] == " 1m15s  " for line in shown)
     assert " 3.00G " in replace(db, memory=3 * 1024 * MiB).line()
 
 

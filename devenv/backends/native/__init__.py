@@ -1,14 +1,23 @@
-"""The native backend: the four infrastructure roles as host processes under STATE_DIR.
+"""The native backend: the four infrastructure roles as host processes under STATE_DIR, each
+run by a detached supervisor of its own (`devenv.proc.detached`, the apps' supervisor), which
+restarts it with backoff when it crashes: a kill -9 heals without an `inv up`.
 
-Components start in parallel (nothing among them depends on another), each reported as it
-becomes healthy. What one `up` started, a failure or Ctrl-C in that same `up` stops again.
-Each running component has a record (`devenv.proc.record`) naming its process by the kernel's
-identity; `up` and `down` hold the state folder's lock while they change it.
+`up` prepares each component (install, initdb, config), hands the process spec of its recipe
+to a new supervisor in the component's folder and waits until that supervisor reports it
+ready. Components start in parallel (none depends on another: compose.yaml says the same),
+each reported as it becomes healthy; what one `up` started, a failure or Ctrl-C in that same
+`up` stops again. One supervisor per component, so `up -c X` then `up -c Y` adds Y beside X,
+and `down -c X` stops X alone. `up` and `down` hold the state folder's lock while they change
+it.
+
+Each supervisor's status file (`<service>/status.json`) names it and its server by kernel
+identity. A server that runs without its supervisor — left by one killed with -9, or started
+by an earlier version and recorded as `<service>/<service>.pid` — is still ours: `status`
+shows it as an orphan, `down` stops it, `up` stops it and starts it under a supervisor.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -24,8 +33,9 @@ from devenv.backends.native.mosquitto import Mosquitto
 from devenv.backends.native.postgres import Postgres
 from devenv.backends.native.recipe import MissingToolError, Recipe
 from devenv.backends.native.traefik import Traefik
-from devenv.proc import group, logs
-from devenv.proc.record import Identity, Record, StateWriteError
+from devenv.proc import detached, group, logs
+from devenv.proc import status as recorded_status
+from devenv.proc.record import Identity, Record
 from devenv.settings import Settings
 
 RECIPES: dict[str, type[Recipe]] = {
@@ -67,19 +77,26 @@ class NativeBackend:
             self._up(targets)
 
     def _up(self, targets: list[Recipe]) -> None:
-        self._forget_stale(targets)
-        todo = [r for r in targets if self._record(r).running() is None]
-        if not todo:
+        for recipe in targets:
+            self._take_over(recipe)
+        supervised = {r.program: detached.status(r.home) for r in targets}
+        todo = [r for r in targets if supervised[r.program] is None]
+        # Supervised but not ready: restarting after a crash. `up` waits for it.
+        healing = [r for r in targets if (s := supervised[r.program]) and not _all_ready(s)]
+        if not todo and not healing:
             self.say(f"already up: {', '.join(r.component.role for r in targets)} (native)")
             return
-        ports.check_free({p: self._setting_for(p) for r in todo for p in r.listen_ports()})
+        needed = [p for r in todo for p in r.listen_ports()]
+        needed += [p for r in healing for p in self._ports_not_held_by_it(r)]
+        ports.check_free({p: self._setting_for(p) for p in needed})
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         started: list[Recipe] = []
         cancel = threading.Event()
         t0 = time.monotonic()
-        pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="up")
+        pool = ThreadPoolExecutor(max_workers=len(todo) + len(healing), thread_name_prefix="up")
         try:
             futures = [pool.submit(self._start, r, started, cancel) for r in todo]
+            futures += [pool.submit(self._await_healed, r, cancel) for r in healing]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failure = next((f.exception() for f in done if f.exception()), None)
             if failure is not None:
@@ -103,8 +120,12 @@ class NativeBackend:
             self.say("nothing running (native)")
             return
         with state.lock(self.settings.state_dir).held():
-            self._forget_stale(targets)
-            running = [r for r in targets if self._record(r).running() is not None]
+            running = []
+            for recipe in targets:
+                if detached.status(recipe.home) or self._unsupervised(recipe):
+                    running.append(recipe)
+                else:
+                    self._forget(recipe)
             if not running:
                 self.say("nothing running (native)")
                 return
@@ -131,29 +152,36 @@ class NativeBackend:
 
     # --- inspection -----------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
-        result = []
-        for recipe in self.recipes.values():
-            record = self._record(recipe)
-            running = record.running()
-            pid = running.pid if running else None
-            shown = "running" if pid else ("stale" if record.is_stale() else "stopped")
-            uptime = time.time() - psutil.Process(pid).create_time() if pid else None
-            result.append(
-                ComponentStatus(
-                    service=recipe.program,
-                    role=recipe.component.role,
-                    backend=self.name,
-                    state=shown,
-                    healthy=recipe.probe()() if pid else None,
-                    address=recipe.address,
-                    ident=f"pid {pid}" if pid else "-",
-                    uptime=uptime,
-                    pid=pid,
-                )
-            )
-            if shown == "stale":
-                record.remove()
-        return result
+        return [self._status_of(recipe) for recipe in self.recipes.values()]
+
+    def _status_of(self, recipe: Recipe) -> ComponentStatus:
+        supervised = detached.status(recipe.home)
+        child = supervised.apps[0] if supervised and supervised.apps else None
+        pid = child.pid if child else None
+        if supervised is not None:
+            shown = "running" if pid else "restarting"
+        elif loose := self._unsupervised(recipe):
+            pid, shown = loose.pid, "orphan"
+        elif self._forget(recipe):
+            shown = "stale"  # reported once, then forgotten
+        else:
+            shown = "stopped"
+        # Asked now, of the recorded process: a stalled server, or a foreign one on its port,
+        # is not healthy whatever the supervisor saw when it started.
+        healthy = recipe.spec().readiness(pid)() if pid else (False if supervised else None)
+        return ComponentStatus(
+            service=recipe.program,
+            role=recipe.component.role,
+            backend=self.name,
+            state=shown,
+            healthy=healthy,
+            address=recipe.address,
+            ident=f"pid {pid}" if pid else "-",
+            uptime=time.time() - psutil.Process(pid).create_time() if pid else None,
+            pid=pid,
+            restarts=child.restarts if child else None,
+            last_exit=str(child.last_exit) if child and child.last_exit else None,
+        )
 
     def logs(self, name: str | None, follow: bool, lines: int) -> None:
         targets = self._select([name] if name else [])
@@ -166,65 +194,126 @@ class NativeBackend:
         role, service = recipe.component.role, recipe.program
         try:
             recipe.prepare(self.say)
-            launch = recipe.launch()
+            spec = recipe.spec()
         except MissingToolError as exc:
             raise InfraError(f"{role} ({service}): {exc}") from None
         except RuntimeError as exc:
             raise ComponentFailed(f"{role} ({service}) could not be prepared: {exc}") from None
         if cancel.is_set():
             return
-        proc = group.spawn(
-            launch.argv, log_file=recipe.log_file, env=_child_env(launch.env), user=launch.user
-        )
-        identity = Identity.of(proc.pid)  # None: it exited already, the wait below says so
-        if identity is not None:
-            try:
-                self._record(recipe).write(identity, program=service)
-            except StateWriteError:
-                # Untracked, nobody could stop it later: stop it now.
-                group.stop_group(proc.pid, self.settings.STOP_TIMEOUT)
-                raise
+        s = self.settings
+        try:
+            # Its own verdict first: the supervisor gives up after UP_TIMEOUT without ready.
+            limit = s.UP_TIMEOUT + s.STOP_TIMEOUT + 5
+            detached.start([spec], recipe.home, stop_timeout=s.STOP_TIMEOUT, timeout=limit,
+                           cancel=cancel)  # fmt: skip
+        except poll.Cancelled:
+            return  # detached.start stopped what it started
+        except detached.DetachedError as exc:
+            if exc.why is None:
+                raise ComponentFailed(f"{role} ({service}): {exc}") from None
+            raise ComponentFailed(self._failure(recipe, exc.why)) from None
         started.append(recipe)
-        healthy = poll.until(
-            recipe.probe(),
+        recipe.after_ready(self.say)
+        self._say_healthy(recipe, t0)
+
+    def _await_healed(self, recipe: Recipe, cancel: threading.Event) -> None:
+        """Wait until the supervisor that restarts `recipe` after a crash has it ready."""
+        t0 = time.monotonic()
+        healed = poll.until(
+            lambda: _all_ready(detached.status(recipe.home)),
             self.settings.UP_TIMEOUT,
             cancel=cancel,
-            alive=lambda: proc.poll() is None,
+            alive=lambda: detached.status(recipe.home) is not None,
         )
-        if not healthy:
-            code = proc.poll()
-            why = (
-                f"exited with code {code}"
-                if code is not None
-                else (f"not healthy after {self.settings.UP_TIMEOUT:.0f}s")
-            )
-            tail = "\n".join(f"    {line}" for line in logs.last_lines(recipe.log_file, 20))
-            raise ComponentFailed(
-                f"{role} ({service}) {why}. Last log lines:\n{tail}\n  full log: {recipe.log_file}"
-            )
-        recipe.after_ready(self.say)
+        if not healed:
+            why = f"is restarting and not healthy after {self.settings.UP_TIMEOUT:.0f}s"
+            raise ComponentFailed(self._failure(recipe, why))
+        self._say_healthy(recipe, t0)
+
+    def _say_healthy(self, recipe: Recipe, t0: float) -> None:
         took = time.monotonic() - t0
+        role, service = recipe.component.role, recipe.program
         self.say(f"  ✓ {role:<8} {service:<10} healthy in {took:5.2f}s  {recipe.address}")
+
+    def _failure(self, recipe: Recipe, why: str) -> str:
+        tail = "\n".join(f"    {line}" for line in logs.last_lines(recipe.log_file, 20))
+        return (
+            f"{recipe.component.role} ({recipe.program}) {why}. Last log lines:\n{tail}\n"
+            f"  full log: {recipe.log_file}"
+        )
 
     def _stop(self, recipes: list[Recipe]) -> None:
         def stop_one(recipe: Recipe) -> None:
-            record = self._record(recipe)
-            running = record.running()
             t0 = time.monotonic()
-            if running is not None:
-                killed = group.stop_group(
-                    running.pid,
-                    self.settings.STOP_TIMEOUT,
-                    first_signal=recipe.stop_signal,
-                    leader_only=recipe.signal_leader_only,
-                )
-                how = "killed after timeout" if killed else "stopped"
-                self.say(f"  ✓ {recipe.component.role:<8} {recipe.program:<10} "
-                         f"{how} in {time.monotonic() - t0:.2f}s")  # fmt: skip
-            record.remove()
+            loose = self._unsupervised(recipe)
+            if loose is not None:
+                self._stop_unsupervised(recipe, loose)
+            else:
+                detached.stop(recipe.home, timeout=self.settings.STOP_TIMEOUT + 10)
+            self._forget(recipe)
+            self.say(f"  ✓ {recipe.component.role:<8} {recipe.program:<10} "
+                     f"stopped in {time.monotonic() - t0:.2f}s")  # fmt: skip
 
         with ThreadPoolExecutor(max_workers=max(1, len(recipes))) as pool:
             list(pool.map(stop_one, recipes))
+
+    def _take_over(self, recipe: Recipe) -> None:
+        """Before `up`: a server of ours without a supervisor is stopped (cleanly: its data
+        is kept) so that it starts again under one; a record of a process gone is dropped."""
+        if detached.status(recipe.home) is not None:
+            return
+        loose = self._unsupervised(recipe)
+        if loose is not None:
+            self.say(f"  {recipe.program}: pid {loose.pid} runs without a supervisor (started "
+                     "by an earlier version, or its supervisor was killed): stopping it to "
+                     "start it under one")  # fmt: skip
+            self._stop_unsupervised(recipe, loose)
+        if self._forget(recipe):
+            self.say(f"  {recipe.program}: stale record (its processes are gone), removed")
+
+    def _unsupervised(self, recipe: Recipe) -> Identity | None:
+        """Our server of `recipe` that no live supervisor watches, if one runs: the one a
+        supervisor killed with -9 left behind, or one an earlier version started."""
+        recorded = recorded_status.read(recipe.home) or {}
+        if detached.status(recipe.home) is None:
+            for app in recorded.get("apps", {}).values():
+                identity = Identity.from_json(app.get("identity"))
+                if identity is not None and identity.alive():
+                    return identity
+        return self._legacy(recipe).running()
+
+    def _stop_unsupervised(self, recipe: Recipe, server: Identity) -> None:
+        group.stop_group(
+            server.pid,
+            self.settings.STOP_TIMEOUT,
+            first_signal=recipe.stop_signal,
+            leader_only=recipe.signal_leader_only,
+        )
+        self._forget(recipe)
+
+    def _forget(self, recipe: Recipe) -> bool:
+        """Remove the records of `recipe` that no live supervisor owns; True if there were."""
+        if detached.status(recipe.home) is not None:
+            return False
+        legacy = self._legacy(recipe)
+        had = (recipe.home / recorded_status.STATUS_FILE).exists() or legacy.path.exists()
+        recorded_status.remove(recipe.home)
+        legacy.remove()
+        return had
+
+    def _legacy(self, recipe: Recipe) -> Record:
+        """The record of a server started by a version before its supervisor."""
+        return Record(recipe.home / f"{recipe.component.service}.pid")
+
+    def _ports_not_held_by_it(self, recipe: Recipe) -> list[int]:
+        """The ports of a restarting `recipe` that its own server does not hold (yet): a
+        foreign process holding one of them is named, as when `up` starts it."""
+        holders = {port: ports.holder_pid(port) for port in recipe.listen_ports()}
+        running = detached.status(recipe.home)  # after: names a server it started meanwhile
+        pid = running.apps[0].pid if running and running.apps else None
+        ours = {p.pid for p in group.group_members(pid)} if pid else set()
+        return [port for port, holder in holders.items() if holder not in ours]
 
     def _select(self, names: list[str]) -> list[Recipe]:
         if not names:
@@ -238,23 +327,9 @@ class NativeBackend:
         except KeyError as exc:
             raise InfraError(str(exc.args[0])) from None
 
-    def _record(self, recipe: Recipe) -> Record:
-        return Record(recipe.home / f"{recipe.component.service}.pid")
-
-    def _forget_stale(self, recipes: list[Recipe]) -> None:
-        for recipe in recipes:
-            record = self._record(recipe)
-            if record.is_stale():
-                gone = record.identity()
-                self.say(
-                    f"  {recipe.program}: stale record "
-                    f"(process {gone.pid if gone else '?'} is gone), removed"
-                )
-                record.remove()
-
     def _setting_for(self, port: int) -> str:
         return self.settings.port_owner().get(port, "the matching *_PORT setting")
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **extra}
+def _all_ready(running: detached.DetachedStatus | None) -> bool:
+    return bool(running and running.apps and all(app.ready for app in running.apps))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from devenv.backends.native.needs import JAVA, MAVEN
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
-from devenv.proc import probe as probes
+from devenv.proc import readiness
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -103,8 +103,8 @@ class Kafka(Recipe):
             env={},
         )  # fmt: skip
 
-    def probe(self) -> probes.Probe:
-        return probes.kafka("127.0.0.1", self.settings.KAFKA_PORT)
+    def ready_checks(self) -> tuple[readiness.Check, ...]:
+        return (readiness.Kafka(self.settings.KAFKA_PORT),)
 
     def _java(self, main: str, *args: str) -> None:
         result = subprocess.run(

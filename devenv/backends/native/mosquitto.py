@@ -6,7 +6,7 @@ from __future__ import annotations
 from devenv import compose
 from devenv.backends.native.needs import MOSQUITTO
 from devenv.backends.native.recipe import Launch, Recipe, Say, current_user, require
-from devenv.proc import probe as probes
+from devenv.proc import readiness
 
 # Seconds between two saves of the broker's whole state (1 is Mosquitto's shortest period):
 # what it acknowledged since the last save is lost to a kill -9 (README, "Faults").
@@ -83,5 +83,5 @@ class Mosquitto(Recipe):
             env={},
         )
 
-    def probe(self) -> probes.Probe:
-        return probes.mqtt_broker("127.0.0.1", self.settings.MQTT_PORT)
+    def ready_checks(self) -> tuple[readiness.Check, ...]:
+        return (readiness.Mqtt(self.settings.MQTT_PORT),)

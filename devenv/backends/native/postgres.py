@@ -17,7 +17,7 @@ from psycopg import sql
 from devenv.backends.base import InfraError
 from devenv.backends.native.needs import POSTGRES
 from devenv.backends.native.recipe import Launch, Recipe, Say, require, unprivileged_user
-from devenv.proc import probe as probes
+from devenv.proc import readiness
 from devenv.proc.record import write_atomic
 
 
@@ -97,10 +97,10 @@ class Postgres(Recipe):
             user=unprivileged_user(),
         )  # fmt: skip
 
-    def probe(self) -> probes.Probe:
+    def ready_checks(self) -> tuple[readiness.Check, ...]:
         s = self.settings
         password = s.POSTGRES_PASSWORD.get_secret_value()
-        return probes.postgres("127.0.0.1", s.POSTGRES_PORT, s.POSTGRES_USER, password, "postgres")
+        return (readiness.Postgres(s.POSTGRES_PORT, s.POSTGRES_USER, "postgres", password),)
 
     def after_ready(self, say: Say) -> None:
         s = self.settings

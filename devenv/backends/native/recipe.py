@@ -1,4 +1,5 @@
-"""What every native component provides to the native backend."""
+"""What every native component provides to the native backend: how to prepare it, and the
+process spec its supervisor runs (`spec`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from pathlib import Path
 from devenv.backends.native.needs import Need
 from devenv.compose import Component
 from devenv.errors import UserError
-from devenv.proc.probe import Probe
+from devenv.proc import readiness
+from devenv.proc.spec import ProcessSpec, RestartPolicy
 from devenv.settings import Settings
 
 Say = Callable[[str], None]
+
+# A server that cannot start says why at once: the same data and config would only fail again.
+# Once it has served, a crash is restarted with backoff for as long as the stack is up.
+RESTART = RestartPolicy(initial=1.0, longest=30.0, give_up_after=1)
 
 
 class MissingToolError(UserError):
@@ -38,6 +44,7 @@ class Recipe:
     stop_signal: signal.Signals = signal.SIGTERM
     # Servers like PostgreSQL stop their own workers in order when only the leader is told.
     signal_leader_only = False
+    restart = RESTART
 
     def __init__(self, settings: Settings, component: Component, home: Path, cache: Path):
         self.settings = settings
@@ -62,8 +69,27 @@ class Recipe:
     def launch(self) -> Launch:
         raise NotImplementedError
 
-    def probe(self) -> Probe:
+    def ready_checks(self) -> tuple[readiness.Check, ...]:
+        """The check in the component's own protocol that says it serves."""
         raise NotImplementedError
+
+    def spec(self) -> ProcessSpec:
+        """The process its supervisor runs (after `prepare`): ready once the started server
+        itself listens on every port it must (not a foreign one that took a port) and
+        answers its protocol."""
+        launch = self.launch()
+        return ProcessSpec(
+            name=self.program,
+            argv=tuple(launch.argv),
+            log_file=self.log_file,
+            env=launch.env,
+            user=launch.user,
+            ready=(readiness.Listening(tuple(self.listen_ports())), *self.ready_checks()),
+            ready_timeout=self.settings.UP_TIMEOUT,
+            restart=self.restart,
+            stop_signal=self.stop_signal,
+            leader_only=self.signal_leader_only,
+        )
 
     def after_ready(self, say: Say) -> None:
         """First-start work that needs the server up (e.g. creating the database)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from devenv.backends.native.needs import TRAEFIK
 from devenv.backends.native.recipe import Launch, Recipe, Say, require
 from devenv.compose import load_raw
-from devenv.proc import probe as probes
+from devenv.proc import readiness
 from devenv.settings import REPO_ROOT
 
 ROUTES_FILE = REPO_ROOT / "deploy" / "gateway" / "routes.yaml"
@@ -34,8 +34,8 @@ class Traefik(Recipe):
             },
         )
 
-    def probe(self) -> probes.Probe:
-        return probes.http(f"http://127.0.0.1:{self.settings.GATEWAY_DASHBOARD_PORT}/ping")
+    def ready_checks(self) -> tuple[readiness.Check, ...]:
+        return (readiness.Http(f"http://127.0.0.1:{self.settings.GATEWAY_DASHBOARD_PORT}/ping"),)
 
 
 def native_arguments(web_port: int, dashboard_port: int) -> list[str]:
