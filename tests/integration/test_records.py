@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from devenv import state
+from devenv.backends.native.needs import MOSQUITTO
 from devenv.backends.native.recipe import require
 from devenv.proc import detached, group
 from devenv.proc.detached import DetachedStatus
@@ -262,7 +263,7 @@ def test_a_server_an_earlier_version_started_is_still_stopped_by_down(stack: Sta
     stack.inv("up", "-c", "mqtt")
     stack.inv("down")  # the broker's config, as that version wrote it too
     home = stack.state_dir / "native" / "emqx"
-    mosquitto = require("mosquitto", "mosquitto", "/usr/sbin")
+    mosquitto = require(MOSQUITTO)
     server = group.spawn([mosquitto, "-c", str(home / "mosquitto.conf")], log_file=home / "x.log")
     try:
         identity = Identity.of(server.pid)

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Producer
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devenv.backends.native.needs import MOSQUITTO
 from devenv.backends.native.recipe import require
 from devenv.proc import group, probe
 from tests.support.stack import INV, Stack, cleaned
@@ -144,7 +145,7 @@ class Client:
         """Subscribe at QoS 1 and wait for the broker's SUBACK."""
         _, mid = self.client.subscribe(topic, qos=1)
         with self.arrived:
-            assert self.arrived.eventually(lambda: mid in self.subscribed, 10), f"SUBACK {topic}"
+            assert self.arrived.wait_for(lambda: mid in self.subscribed, 10), f"SUBACK {topic}"
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK: acknowledged."""
@@ -152,9 +153,9 @@ class Client:
         info.wait_for_publish(10)
         assert info.is_published(), f"no PUBACK for {topic}"
 
-    def eventually(self, topic: str, timeout: float = 20) -> list[bytes]:
+    def wait_for(self, topic: str, timeout: float = 20) -> list[bytes]:
         with self.arrived:
-            assert self.arrived.eventually(lambda: self.received.get(topic), timeout), topic
+            assert self.arrived.wait_for(lambda: self.received.get(topic), timeout), topic
             return self.received[topic]
 
     def close(self) -> None:
@@ -193,9 +194,9 @@ def test_mosquitto_heals_and_keeps_retained_messages_and_sessions(up: Stack) -> 
     back = Client(port, f"{device}-app", clean=False)  # the same session, restored
     fresh = Client(port, f"{device}-new")
     try:
-        assert back.eventually(f"devices/{device}/commands") == [b"queued while away"]
+        assert back.wait_for(f"devices/{device}/commands") == [b"queued while away"]
         fresh.subscribe(f"devices/{device}/state")
-        assert fresh.eventually(f"devices/{device}/state") == [b"on"]
+        assert fresh.wait_for(f"devices/{device}/state") == [b"on"]
     finally:
         back.close()
         fresh.close()
@@ -224,7 +225,7 @@ def foreign_broker(stack: Stack, tmp_path: Path) -> Iterator[Callable[[], int]]:
         conf = tmp_path / "foreign.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
                         f"user {getpass.getuser()}\n")  # fmt: skip
-        binary = require("mosquitto", "mosquitto", "/usr/sbin")
+        binary = require(MOSQUITTO)
         started.append(subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL))
         answers = probe.mqtt_broker("127.0.0.1", port)
         eventually(answers, 10, "the foreign broker answering MQTT")
