@@ -87,7 +87,7 @@ func (h *MQTTHandler) Handle(ctx context.Context, msgs []mqttx.Message) error {
 	}
 	spans := tracing.StartBatch(ctx, h.tracer, "mqtt "+TelemetryFilter, parents, trace.SpanKindConsumer,
 		attribute.String("messaging.system", "mqtt"))
-	res, err := h.svc.ingest(ctx, readings, func(i int) string { return tracing.Traceparent(spans.Of(i)) })
+	res, err := h.svc.ingest(ctx, readings, func(i int) string { return string(spans.TraceparentOf(i)) })
 	spans.End(err)
 	if err != nil {
 		return err

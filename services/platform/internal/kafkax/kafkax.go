@@ -98,8 +98,8 @@ func (p Publisher) Publish(ctx context.Context, msgs []eventstore.Message) (int,
 	index := make(map[*kgo.Record]int, len(msgs))
 	for i, m := range msgs {
 		recs[i] = &kgo.Record{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value}
-		if tp := tracing.Traceparent(spans.Of(i)); tp != "" {
-			recs[i].Headers = []kgo.RecordHeader{{Key: tracing.Header, Value: []byte(tp)}}
+		if tp := spans.TraceparentOf(i); len(tp) > 0 {
+			recs[i].Headers = []kgo.RecordHeader{{Key: tracing.Header, Value: tp}}
 		}
 		index[recs[i]] = i
 	}

@@ -59,7 +59,8 @@ func Under(ctx context.Context, sc trace.SpanContext) context.Context {
 // messages that carry none.
 type Batch struct {
 	spans []trace.Span
-	of    []int // index into spans of each message
+	texts [][]byte // each span's traceparent, made once ("" = none)
+	of    []int    // index into spans of each message
 }
 
 // StartBatch starts name's spans for messages whose trace contexts are
@@ -92,8 +93,10 @@ func StartBatch(ctx context.Context, tr trace.Tracer, name string, parents []str
 		b.of[i] = j
 		count[j]++
 	}
+	b.texts = make([][]byte, len(b.spans))
 	for j, s := range b.spans {
 		s.SetAttributes(attribute.Int("messaging.batch.message_count", count[j]))
+		b.texts[j] = []byte(Traceparent(s.SpanContext()))
 	}
 	return b
 }
@@ -101,6 +104,10 @@ func StartBatch(ctx context.Context, tr trace.Tracer, name string, parents []str
 // Of is the span context of message i's span: what it carries on (a
 // record header, a stored trace_context).
 func (b *Batch) Of(i int) trace.SpanContext { return b.spans[b.of[i]].SpanContext() }
+
+// TraceparentOf is Of(i) as traceparent text, shared by the messages of
+// one span (read only; empty = none).
+func (b *Batch) TraceparentOf(i int) []byte { return b.texts[b.of[i]] }
 
 // End ends every span, marked failed when err is not nil.
 func (b *Batch) End(err error) {
