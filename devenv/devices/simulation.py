@@ -268,8 +268,8 @@ class Simulation:
             "result": f"{command.get('name', 'command')} done (simulated device)",
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
-        if isinstance(command.get("traceparent"), str):
-            ack["traceparent"] = command["traceparent"]  # echoed: the ack closes the command's trace
+        if isinstance(command.get("traceparent"), str):  # echoed: the ack closes its trace
+            ack["traceparent"] = command["traceparent"]
         info = client.publish(f"devices/{device.id}/commands/ack", json.dumps(ack), qos=1)
         with self._lock:
             if command_id not in self._commands:
