@@ -3,7 +3,8 @@
 Each device is its own MQTT client (client id = device id, as a device's is; clean session)
 that publishes mqtt-telemetry.schema.json readings on devices/{id}/telemetry at QoS 1,
 subscribes to devices/{id}/commands and answers every command on devices/{id}/commands/ack
-(command-ack.schema.json, status ok), as the platform expects of a device.
+(command-ack.schema.json, status ok, echoing the command's `traceparent`), as the platform
+expects of a device.
 
 The signal: temperature and humidity go round a short cycle (a thermostat's, CYCLE readings
 long) with a little noise. Against the detector's robust z-score (the median and MAD of the
@@ -267,6 +268,8 @@ class Simulation:
             "result": f"{command.get('name', 'command')} done (simulated device)",
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
+        if isinstance(command.get("traceparent"), str):  # echoed: the ack closes its trace
+            ack["traceparent"] = command["traceparent"]
         info = client.publish(f"devices/{device.id}/commands/ack", json.dumps(ack), qos=1)
         with self._lock:
             if command_id not in self._commands:

@@ -9,10 +9,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/actions/client"
 	"platform/internal/contracts"
 	"platform/internal/kafkax"
+	"platform/internal/tracing"
 )
 
 // commandNS is the UUIDv5 namespace of commands issued for anomalies.
@@ -39,15 +41,16 @@ type anomaly struct {
 // CommandIDFor(anomaly event id): a redelivered anomaly returns the
 // existing command and sends nothing again.
 type AnomalyRules struct {
-	svc   *Service
-	val   *contracts.Validator
-	rules map[string]string
-	log   *slog.Logger
+	svc    *Service
+	val    *contracts.Validator
+	rules  map[string]string
+	tracer trace.Tracer
+	log    *slog.Logger
 }
 
 // newAnomalyRules returns the anomalies.v1 handler.
-func newAnomalyRules(svc *Service, val *contracts.Validator, rules map[string]string, log *slog.Logger) *AnomalyRules {
-	return &AnomalyRules{svc: svc, val: val, rules: rules, log: log.With("component", "actions-anomalies")}
+func newAnomalyRules(svc *Service, val *contracts.Validator, rules map[string]string, tracer trace.Tracer, log *slog.Logger) *AnomalyRules {
+	return &AnomalyRules{svc: svc, val: val, rules: rules, tracer: tracer, log: log.With("component", "actions-anomalies")}
 }
 
 // Apply handles record values in order and returns how many commands it
@@ -56,7 +59,8 @@ func newAnomalyRules(svc *Service, val *contracts.Validator, rules map[string]st
 // *kafkax.PermanentError naming its index (the consume loop dead-letters
 // it and applies the rest again: commands already issued are not issued
 // twice); a storage error is returned as is (the caller retries, not
-// committing).
+// committing). Each command is issued under the span of its record
+// (tracing.BatchOf), so the command carries the anomaly's trace on.
 func (a *AnomalyRules) Apply(ctx context.Context, values [][]byte) (created int, err error) {
 	for i, v := range values {
 		var an anomaly
@@ -74,7 +78,7 @@ func (a *AnomalyRules) Apply(ctx context.Context, values [][]byte) (created int,
 			"anomaly_event_id": an.EventID.String(), "metric": an.Metric,
 			"ts": an.TS.UTC().Format(time.RFC3339Nano), "value": an.Value, "score": an.Score,
 		}}
-		cmd, isNew, err := a.svc.Issue(ctx, an.DeviceID, req)
+		cmd, isNew, err := a.svc.Issue(tracing.Under(ctx, tracing.BatchOf(ctx, i)), an.DeviceID, req)
 		switch {
 		case errors.Is(err, ErrConflict):
 			return created, kafkax.Permanent(i, "command id taken by another command (rule changed?)", err)
@@ -96,7 +100,7 @@ const MaxPoll = 200
 // commands are stored; a poison record goes to anomalies.v1.dlq.
 func RunAnomalyConsumer(ctx context.Context, cl, dlq *kgo.Client, a *AnomalyRules) {
 	kafkax.Consume(ctx, kafkax.ConsumerOptions{
-		Client: cl, Name: "actions-anomalies", MaxPoll: MaxPoll, DeadLetters: dlq, Log: a.log,
+		Client: cl, Name: "actions-anomalies", MaxPoll: MaxPoll, DeadLetters: dlq, Log: a.log, Tracer: a.tracer,
 		Apply: func(ctx context.Context, recs []*kgo.Record) error {
 			vals := make([][]byte, len(recs))
 			for i, r := range recs {

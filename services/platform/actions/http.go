@@ -15,6 +15,7 @@ import (
 	"platform/internal/httpx"
 	"platform/internal/mqttx"
 	"platform/internal/outbox"
+	"platform/internal/tracing"
 )
 
 // MaxBodyBytes bounds a command request.
@@ -28,6 +29,7 @@ type Deps struct {
 	Relay     outbox.Config        // the command relay's batch, poll and flush settings
 	Rules     map[string]string    // metric -> command issued on its anomalies
 	Validator *contracts.Validator // the contracts of schemas/
+	Tracing   *tracing.Tracing     // spans of the acks, the anomaly rules and the command relay (nil: none)
 	Log       *slog.Logger
 }
 
@@ -39,13 +41,15 @@ type Server struct {
 	pool     *pgxpool.Pool
 	relayCfg outbox.Config
 	rules    *AnomalyRules
+	tracing  *tracing.Tracing
 	log      *slog.Logger
 }
 
 // New builds the actions server from its dependencies.
 func New(d Deps) *Server {
-	svc := newService(d.Pool, d.Events, d.Validator, d.Log)
-	return &Server{svc: svc, val: d.Validator, pool: d.Pool, relayCfg: d.Relay, rules: newAnomalyRules(svc, d.Validator, d.Rules, d.Log), log: d.Log}
+	svc := newService(d.Pool, d.Events, d.Validator, d.Tracing.Tracer(tracing.Actions), d.Log)
+	return &Server{svc: svc, val: d.Validator, pool: d.Pool, relayCfg: d.Relay, tracing: d.Tracing,
+		rules: newAnomalyRules(svc, d.Validator, d.Rules, d.Tracing.Tracer(tracing.Actions), d.Log), log: d.Log}
 }
 
 // Service issues and tracks commands.
@@ -55,7 +59,7 @@ func (s *Server) Service() *Service { return s.svc }
 // is built apart because the MQTT session that publishes also delivers the
 // acknowledgements (AckSubscription).
 func (s *Server) CommandRelay(pub MQTTPublisher) (*outbox.Relay, error) {
-	return newCommandRelay(s.pool, pub, s.relayCfg, s.log)
+	return newCommandRelay(s.pool, pub, s.relayCfg, s.tracing.Tracer(tracing.CommandRelay), s.log)
 }
 
 // AnomalyRules turn anomalies.v1 into commands (run with RunAnomalyConsumer).

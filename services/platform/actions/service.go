@@ -13,11 +13,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/actions/client"
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/outbox"
+	"platform/internal/tracing"
 )
 
 // AckConsumer keys processed_messages for acknowledgements.
@@ -42,6 +46,9 @@ type CommandMessage struct {
 	Name      string          `json:"name"`
 	Args      json.RawMessage `json:"args"`
 	IssuedAt  string          `json:"issued_at"`
+	// Traceparent is the trace that issued the command; the device echoes
+	// it in its ack.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Ack is command-ack.schema.json.
@@ -49,21 +56,25 @@ type Ack struct {
 	CommandID uuid.UUID `json:"command_id"`
 	Status    string    `json:"status"`
 	Result    *string   `json:"result"`
+	// Traceparent is the command's, echoed by the device; any other value
+	// is ignored.
+	Traceparent any `json:"traceparent"`
 }
 
 // Service issues and tracks commands.
 type Service struct {
-	pool  *pgxpool.Pool
-	store *eventstore.Store
-	val   *contracts.Validator
-	log   *slog.Logger
-	now   func() time.Time
+	pool   *pgxpool.Pool
+	store  *eventstore.Store
+	val    *contracts.Validator
+	tracer trace.Tracer // the acks' spans
+	log    *slog.Logger
+	now    func() time.Time
 }
 
 // newService returns the actions service: it reads from pool and writes
 // through store.
-func newService(pool *pgxpool.Pool, store *eventstore.Store, val *contracts.Validator, log *slog.Logger) *Service {
-	return &Service{pool: pool, store: store, val: val, log: log.With("component", "actions"), now: time.Now}
+func newService(pool *pgxpool.Pool, store *eventstore.Store, val *contracts.Validator, tracer trace.Tracer, log *slog.Logger) *Service {
+	return &Service{pool: pool, store: store, val: val, tracer: tracer, log: log.With("component", "actions"), now: time.Now}
 }
 
 const selectCommand = `SELECT command_id, device_id, name, args, status, issued_at, sent_at, acknowledged_at, failed_at, result FROM commands`
@@ -85,7 +96,8 @@ func scanCommand(row pgx.Row) (client.Command, error) {
 
 // Issue records a CommandIssued event, the command row and an outbox row
 // for MQTT, in one transaction. A known command_id returns the existing
-// command with created=false and enqueues nothing.
+// command with created=false and enqueues nothing. The event and the
+// command message carry ctx's trace context.
 func (s *Service) Issue(ctx context.Context, deviceID string, req client.CommandRequest) (cmd client.Command, created bool, err error) {
 	args := []byte("{}")
 	if req.Args != nil {
@@ -93,6 +105,7 @@ func (s *Service) Issue(ctx context.Context, deviceID string, req client.Command
 			return cmd, false, err
 		}
 	}
+	traceparent := tracing.FromContext(ctx)
 	err = s.store.Write(ctx, []string{deviceID}, func(tx *eventstore.Tx) error {
 		now := s.now().UTC().Truncate(time.Microsecond)
 		tag, err := tx.Exec(ctx, `
@@ -113,12 +126,13 @@ func (s *Service) Issue(ctx context.Context, deviceID string, req client.Command
 			}
 			return nil
 		}
-		msg, err := json.Marshal(CommandMessage{CommandID: req.CommandID, DeviceID: deviceID, Name: req.Name, Args: args, IssuedAt: now.Format(time.RFC3339Nano)})
+		msg, err := json.Marshal(CommandMessage{CommandID: req.CommandID, DeviceID: deviceID, Name: req.Name, Args: args, IssuedAt: now.Format(time.RFC3339Nano), Traceparent: traceparent})
 		if err != nil {
 			return err
 		}
 		if err := tx.Append(ctx, []eventstore.Event{{
 			EventID: uuid.New(), StreamID: deviceID, Type: eventstore.CommandIssued, Payload: msg, RecordedAt: now,
+			TraceContext: traceparent,
 		}}); err != nil {
 			return err
 		}
@@ -157,8 +171,9 @@ func MarkSent(ctx context.Context, tx pgx.Tx, acked []outbox.Message) error {
 // Acknowledge applies a device's ack received on
 // devices/{deviceID}/commands/ack. Invalid payloads and unknown commands are
 // reported as errors for the caller to log; they must not stop the
-// subscriber. A repeated ack is a no-op.
-func (s *Service) Acknowledge(ctx context.Context, deviceID string, payload []byte) error {
+// subscriber. A repeated ack is a no-op. An ack that echoes its command's
+// traceparent closes that trace with the span of applying it.
+func (s *Service) Acknowledge(ctx context.Context, deviceID string, payload []byte) (err error) {
 	if err := s.val.Validate(contracts.CommandAck, payload); err != nil {
 		return fmt.Errorf("%w from %s: %w", ErrInvalidAck, deviceID, err)
 	}
@@ -170,6 +185,18 @@ func (s *Service) Acknowledge(ctx context.Context, deviceID string, payload []by
 	if ack.Status == "error" {
 		status = client.StatusFailed
 	}
+	echoed, _ := ack.Traceparent.(string)
+	ctx, span := s.tracer.Start(tracing.Under(ctx, tracing.Parse(echoed)), "apply command ack",
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("command_id", ack.CommandID.String()),
+			attribute.String("status", status)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	traceparent := tracing.FromContext(ctx)
 	return s.store.Write(ctx, []string{deviceID}, func(tx *eventstore.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			AckConsumer, ack.CommandID.String())
@@ -197,6 +224,7 @@ func (s *Service) Acknowledge(ctx context.Context, deviceID string, payload []by
 		ev, _ := json.Marshal(map[string]any{"command_id": ack.CommandID, "status": status, "result": ack.Result, "acknowledged_at": now.Format(time.RFC3339Nano)})
 		return tx.Append(ctx, []eventstore.Event{{
 			EventID: uuid.New(), StreamID: deviceID, Type: eventstore.CommandAcknowledged, Payload: ev, RecordedAt: now,
+			TraceContext: traceparent,
 		}})
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"platform/internal/kafkax"
+	"platform/internal/tracing"
 )
 
 // MaxPoll bounds the records of one poll (and so of one Apply).
@@ -18,11 +19,11 @@ const MaxPoll = 1000
 // telemetry.v1.dlq (producer dlq).
 func Run(ctx context.Context, cl, dlq *kgo.Client, d *Detector) {
 	kafkax.Consume(ctx, kafkax.ConsumerOptions{
-		Client: cl, Name: d.cfg.Consumer, MaxPoll: MaxPoll, DeadLetters: dlq, Log: d.log,
+		Client: cl, Name: d.cfg.Consumer, MaxPoll: MaxPoll, DeadLetters: dlq, Log: d.log, Tracer: d.cfg.Tracer,
 		Apply: func(ctx context.Context, recs []*kgo.Record) error {
 			msgs := make([]Message, len(recs))
 			for i, r := range recs {
-				msgs[i] = Message{Value: r.Value, Partition: r.Partition, Offset: r.Offset}
+				msgs[i] = Message{Value: r.Value, Partition: r.Partition, Offset: r.Offset, Trace: tracing.BatchOf(ctx, i)}
 			}
 			_, err := d.Apply(ctx, msgs)
 			return err

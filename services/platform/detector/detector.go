@@ -42,6 +42,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
@@ -74,6 +75,8 @@ type Config struct {
 	Topic    string // anomalies topic (TOPIC_ANOMALIES)
 	MaxKeys  int    // device+metric windows kept in memory, default 100000
 	Consumer string // processed_messages key, default ConsumerName
+	// Tracer makes the detector's spans (tracing.Detector); nil: none.
+	Tracer trace.Tracer
 }
 
 // Validate checks the config and fills defaults.
@@ -99,6 +102,9 @@ type Message struct {
 	Value     []byte
 	Partition int32
 	Offset    int64
+	// Trace is the span the detector judges the record under: the scoring
+	// call and the anomaly event continue it.
+	Trace trace.SpanContext
 }
 
 // Event is anomaly-event.schema.json, the anomalies.v1 record value.
@@ -114,6 +120,8 @@ type Event struct {
 	ReadingEventID uuid.UUID       `json:"reading_event_id"`
 	Model          inference.Model `json:"model"`
 	DetectedAt     time.Time       `json:"detected_at"`
+
+	trace trace.SpanContext // the reading's, stored as the event's trace_context
 }
 
 // Detector turns telemetry into anomalies. Apply is called by one
@@ -159,7 +167,7 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	byKey, freshIDs := group(events, seen)
+	byKey, freshIDs := group(events, msgs, seen)
 	next := make(map[key][]point, len(byKey))
 	var found []Event
 	var unscored []Unscored
@@ -187,17 +195,17 @@ func (d *Detector) Apply(ctx context.Context, msgs []Message) (int, error) {
 // group sorts the readings per device+metric in delivery order, marking
 // those not seen before fresh (a repeat inside the poll is not fresh
 // twice), and returns the fresh ids, sorted.
-func group(events []contracts.Telemetry, seen map[uuid.UUID]bool) (map[key][]reading, []string) {
+func group(events []contracts.Telemetry, msgs []Message, seen map[uuid.UUID]bool) (map[key][]reading, []string) {
 	byKey := map[key][]reading{}
 	fresh := map[uuid.UUID]bool{}
-	for _, e := range events {
+	for i, e := range events {
 		isFresh := !seen[e.EventID] && !fresh[e.EventID]
 		if isFresh {
 			fresh[e.EventID] = true
 		}
 		for m, v := range e.Metrics {
 			k := key{e.DeviceID, m}
-			byKey[k] = append(byKey[k], reading{point: point{ts: e.TS.UTC(), value: v}, eventID: e.EventID, fresh: isFresh})
+			byKey[k] = append(byKey[k], reading{point: point{ts: e.TS.UTC(), value: v}, eventID: e.EventID, fresh: isFresh, trace: msgs[i].Trace})
 		}
 	}
 	ids := make([]string, 0, len(fresh))

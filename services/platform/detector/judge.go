@@ -7,16 +7,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
 	"platform/internal/inference"
+	"platform/internal/tracing"
 )
 
 type reading struct {
 	point
 	eventID uuid.UUID
 	fresh   bool
+	trace   trace.SpanContext // the span it is judged under (Message.Trace)
 }
 
 // Unscored is a fresh reading the detector judged "not scored": retrying
@@ -75,7 +78,7 @@ func (d *Detector) judge(ctx context.Context, k key, win []point, rs []reading) 
 			for _, r := range seq[from:end] {
 				req.Points = append(req.Points, inference.Point{TS: r.ts, Value: r.value})
 			}
-			res, err := d.scorer.Score(ctx, req)
+			res, err := d.scorer.Score(tracing.Under(ctx, lastFresh(seq[start:end]).trace), req)
 			switch {
 			case isRefusal(err):
 				d.log.Warn("scorer refused a window; its readings are recorded as not scored", "device_id", k.device, "metric", k.metric, "points", len(req.Points), "err", err)
@@ -111,10 +114,22 @@ func (d *Detector) anomalies(k key, seq []reading, res inference.Result, from, s
 		out = append(out, Event{
 			EventID: AnomalyID(r.eventID, k.metric), Type: eventstore.AnomalyDetected,
 			DeviceID: k.device, Metric: k.metric, TS: r.ts, Value: r.value, Score: a.Score,
-			ReadingEventID: r.eventID, Model: res.Model, DetectedAt: now,
+			ReadingEventID: r.eventID, Model: res.Model, DetectedAt: now, trace: r.trace,
 		})
 	}
 	return out
+}
+
+// lastFresh is the newest fresh reading of rs: the scoring call of a window
+// joins its trace (a window mixes readings of several requests; the newest
+// is the one the call is made for).
+func lastFresh(rs []reading) reading {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].fresh {
+			return rs[i]
+		}
+	}
+	return reading{}
 }
 
 func hasFresh(rs []reading) bool {

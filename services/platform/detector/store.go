@@ -10,6 +10,7 @@ import (
 
 	"platform/internal/contracts"
 	"platform/internal/eventstore"
+	"platform/internal/tracing"
 )
 
 // processed returns which event ids are already recorded.
@@ -111,7 +112,7 @@ func (d *Detector) appendAnomalyEvents(ctx context.Context, tx *eventstore.Tx, f
 			"reading_event_id": e.ReadingEventID, "model": e.Model, "detected_at": e.DetectedAt,
 		})
 		evs[i] = eventstore.Event{EventID: e.EventID, StreamID: e.DeviceID, Type: eventstore.AnomalyDetected,
-			Topic: d.cfg.Topic, Payload: p, RecordedAt: e.DetectedAt}
+			Topic: d.cfg.Topic, Payload: p, RecordedAt: e.DetectedAt, TraceContext: tracing.Traceparent(e.trace)}
 	}
 	appended, err := tx.AppendNew(ctx, evs)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"platform/internal/eventstore"
 	"platform/internal/httpx"
 	"platform/internal/mqttx"
+	"platform/internal/tracing"
 )
 
 // MaxBodyBytes is the largest accepted request body.
@@ -30,6 +31,7 @@ type Deps struct {
 	Topic       string               // the topic the event relay publishes them to
 	DeadLetters DeadLetterPublisher  // MQTT payloads that break their contract
 	Validator   *contracts.Validator // the contracts of schemas/
+	Tracing     *tracing.Tracing     // the MQTT intake's spans (nil: none)
 	Log         *slog.Logger
 }
 
@@ -49,7 +51,7 @@ func New(d Deps) *Server {
 		panic("ingestion: the embedded schemas lack what the batch decoder reads: " + err.Error())
 	}
 	svc := NewService(d.Events, d.Topic)
-	return &Server{svc: svc, val: d.Validator, fast: fast, mqtt: newMQTTHandler(svc, d.Validator, d.DeadLetters, d.Log), log: d.Log}
+	return &Server{svc: svc, val: d.Validator, fast: fast, mqtt: newMQTTHandler(svc, d.Validator, d.DeadLetters, d.Tracing.Tracer(tracing.Ingestion), d.Log), log: d.Log}
 }
 
 // Subscription is the MQTT intake of device telemetry.

@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/internal/contracts"
 	"platform/internal/kafkax"
 	"platform/internal/mqttx"
+	"platform/internal/tracing"
 )
 
 // TelemetryFilter is the MQTT topic filter of device telemetry.
@@ -35,16 +38,17 @@ type DeadLetterPublisher interface {
 
 // MQTTHandler validates and stores telemetry published by devices.
 type MQTTHandler struct {
-	svc *Service
-	val *contracts.Validator
-	dlq DeadLetterPublisher
-	log *slog.Logger
-	now func() time.Time
+	svc    *Service
+	val    *contracts.Validator
+	dlq    DeadLetterPublisher
+	tracer trace.Tracer
+	log    *slog.Logger
+	now    func() time.Time
 }
 
 // newMQTTHandler returns the handler for devices/+/telemetry.
-func newMQTTHandler(svc *Service, val *contracts.Validator, dlq DeadLetterPublisher, log *slog.Logger) *MQTTHandler {
-	return &MQTTHandler{svc: svc, val: val, dlq: dlq, log: log.With("component", "mqtt-telemetry"), now: time.Now}
+func newMQTTHandler(svc *Service, val *contracts.Validator, dlq DeadLetterPublisher, tracer trace.Tracer, log *slog.Logger) *MQTTHandler {
+	return &MQTTHandler{svc: svc, val: val, dlq: dlq, tracer: tracer, log: log.With("component", "mqtt-telemetry"), now: time.Now}
 }
 
 type mqttReading struct {
@@ -52,6 +56,9 @@ type mqttReading struct {
 	DeviceID string             `json:"device_id"`
 	TS       time.Time          `json:"ts"`
 	Metrics  map[string]float64 `json:"metrics"`
+	// Traceparent, when it is a W3C traceparent, is continued; any other
+	// value is ignored (a new trace starts), never a reason to refuse.
+	Traceparent any `json:"traceparent"`
 }
 
 // Handle is an mqttx.BatchHandler: invalid payloads go to the dead-letter
@@ -59,8 +66,9 @@ type mqttReading struct {
 // nothing may be acknowledged yet (storage or DLQ unavailable).
 func (h *MQTTHandler) Handle(ctx context.Context, msgs []mqttx.Message) error {
 	var readings []Reading
+	var parents []string
 	for _, m := range msgs {
-		r, reason, details := h.parse(m)
+		r, parent, reason, details := h.parse(m)
 		if reason != "" {
 			dl := DeadLetter{Source: "mqtt", Topic: m.Topic, Reason: reason, Details: details}
 			dl.SetPayload(m.Payload, h.now())
@@ -72,11 +80,15 @@ func (h *MQTTHandler) Handle(ctx context.Context, msgs []mqttx.Message) error {
 			continue
 		}
 		readings = append(readings, r)
+		parents = append(parents, parent)
 	}
 	if len(readings) == 0 {
 		return nil
 	}
-	res, err := h.svc.Ingest(ctx, readings)
+	spans := tracing.StartBatch(ctx, h.tracer, "mqtt "+TelemetryFilter, parents, trace.SpanKindConsumer,
+		attribute.String("messaging.system", "mqtt"))
+	res, err := h.svc.ingest(ctx, readings, func(i int) string { return string(spans.TraceparentOf(i)) })
+	spans.End(err)
 	if err != nil {
 		return err
 	}
@@ -84,12 +96,12 @@ func (h *MQTTHandler) Handle(ctx context.Context, msgs []mqttx.Message) error {
 	return nil
 }
 
-func (h *MQTTHandler) parse(m mqttx.Message) (Reading, string, []string) {
+func (h *MQTTHandler) parse(m mqttx.Message) (r Reading, traceparent, reason string, details []string) {
 	device := mqttx.TopicLevel(m.Topic, 1)
 	if err := h.val.Validate(contracts.MQTTTelemetry, m.Payload); err != nil {
 		var me *contracts.MalformedError
 		if errors.As(err, &me) {
-			return Reading{}, "malformed JSON", []string{me.Err.Error()}
+			return Reading{}, "", "malformed JSON", []string{me.Err.Error()}
 		}
 		var ie *contracts.InvalidError
 		if errors.As(err, &ie) {
@@ -97,24 +109,24 @@ func (h *MQTTHandler) parse(m mqttx.Message) (Reading, string, []string) {
 			for _, v := range ie.Violations {
 				d = append(d, v.Pointer+": "+v.Message)
 			}
-			return Reading{}, "does not match mqtt-telemetry.schema.json", d
+			return Reading{}, "", "does not match mqtt-telemetry.schema.json", d
 		}
-		return Reading{}, err.Error(), nil
+		return Reading{}, "", err.Error(), nil
 	}
 	var in mqttReading
 	if err := json.Unmarshal(m.Payload, &in); err != nil {
-		return Reading{}, "does not decode", []string{err.Error()}
+		return Reading{}, "", "does not decode", []string{err.Error()}
 	}
 	if in.DeviceID != "" && in.DeviceID != device {
-		return Reading{}, "device_id differs from the topic", []string{fmt.Sprintf("payload %q, topic %q", in.DeviceID, device)}
+		return Reading{}, "", "device_id differs from the topic", []string{fmt.Sprintf("payload %q, topic %q", in.DeviceID, device)}
 	}
 	if !contracts.DeviceID.MatchString(device) {
-		return Reading{}, "invalid device id in topic", []string{"must match " + contracts.DeviceID.String()}
+		return Reading{}, "", "invalid device id in topic", []string{"must match " + contracts.DeviceID.String()}
 	}
 	id, err := uuid.Parse(in.EventID)
 	if err != nil {
-		return Reading{}, "invalid event_id", []string{err.Error()}
+		return Reading{}, "", "invalid event_id", []string{err.Error()}
 	}
-	r := Reading{EventID: id, DeviceID: device, TS: in.TS, Metrics: in.Metrics}
-	return r, "", nil
+	traceparent, _ = in.Traceparent.(string)
+	return Reading{EventID: id, DeviceID: device, TS: in.TS, Metrics: in.Metrics}, traceparent, "", nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"platform/ingestion/client"
 	"platform/internal/eventstore"
+	"platform/internal/tracing"
 )
 
 // Reading is one validated reading.
@@ -101,8 +102,15 @@ func appendFloat(b []byte, f float64) []byte {
 
 // Ingest appends the readings not seen before (by event_id, also within
 // the batch) as TelemetryReceived events for the telemetry topic, in one
-// transaction.
+// transaction. Each event keeps the trace context of ctx's span (the
+// request's): one batch, one trace.
 func (s *Service) Ingest(ctx context.Context, readings []Reading) (Result, error) {
+	tp := tracing.FromContext(ctx)
+	return s.ingest(ctx, readings, func(int) string { return tp })
+}
+
+// ingest is Ingest with reading i's trace context traceOf(i).
+func (s *Service) ingest(ctx context.Context, readings []Reading, traceOf func(i int) string) (Result, error) {
 	events := make([]eventstore.Event, len(readings))
 	devices := make([]string, 0, 8)
 	known := make(map[string]bool, 8)
@@ -113,7 +121,7 @@ func (s *Service) Ingest(ctx context.Context, readings []Reading) (Result, error
 		}
 		events[i] = eventstore.Event{
 			EventID: r.EventID, StreamID: r.DeviceID, Type: eventstore.TelemetryReceived,
-			Topic: s.topic, Payload: appendPayload(make([]byte, 0, 96), r),
+			Topic: s.topic, Payload: appendPayload(make([]byte, 0, 96), r), TraceContext: traceOf(i),
 		}
 	}
 	var stored []eventstore.Event

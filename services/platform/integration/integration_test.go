@@ -105,7 +105,7 @@ func TestRelayToKafkaAndQueryConsumer(t *testing.T) {
 	proj := query.New(query.Deps{Pool: db.Pool, Validator: contracts.Default(), Log: log}).Projector()
 	cctx, stopCons := context.WithCancel(ctx)
 	consDone := make(chan struct{})
-	go func() { query.Consume(cctx, cons, prod, proj, log); close(consDone) }()
+	go func() { query.Consume(cctx, cons, prod, proj, nil, log); close(consDone) }()
 
 	require.Eventually(t, func() bool {
 		var n int

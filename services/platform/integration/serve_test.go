@@ -117,8 +117,8 @@ func TestServeEndToEnd(t *testing.T) {
 // database, with topics, consumer groups and ports of its own (named after
 // prefix), and waits for ingestion's /readyz. stop cancels it and returns
 // Serve's error, or a timeout past SHUTDOWN_TIMEOUT; the test's cleanup
-// calls it too.
-func serveApp(t *testing.T, prefix string) (c config.Config, ing *ingclient.Client, stop func() error) {
+// calls it too. tweaks change the settings before it starts.
+func serveApp(t *testing.T, prefix string, tweaks ...func(*config.Config)) (c config.Config, ing *ingclient.Client, stop func() error) {
 	t.Helper()
 	c, err := testdb.Config()
 	require.NoError(t, err)
@@ -129,6 +129,9 @@ func serveApp(t *testing.T, prefix string) (c config.Config, ing *ingclient.Clie
 	c.AnomalyConsumerGroup, c.ActionsConsumerGroup = prefix+"-det-"+sfx, prefix+"-act-"+sfx
 	ports := freeTCPPorts(t, 3)
 	c.IngestionPort, c.QueryPort, c.ActionsPort = ports[0], ports[1], ports[2]
+	for _, tweak := range tweaks {
+		tweak(&c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, c, log) }()

@@ -42,6 +42,14 @@ type Health struct {
 	Commit    string            `json:"commit"`
 	BuildTime string            `json:"build_time"`
 	Checks    map[string]string `json:"checks,omitempty"`
+	// Tracing (GET /readyz): spans exported and dropped since start.
+	Tracing *SpanCounts `json:"tracing,omitempty"`
+}
+
+// SpanCounts is health.schema.json's tracing.
+type SpanCounts struct {
+	Exported int64 `json:"exported"`
+	Dropped  int64 `json:"dropped"`
 }
 
 // Client calls the ingestion server.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,6 +18,7 @@ import (
 	"platform/internal/migrations"
 	"platform/internal/postgres"
 	"platform/internal/restore"
+	"platform/internal/tracing"
 )
 
 // Serve runs everything until ctx ends, then shuts down within
@@ -33,12 +35,27 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer infra.close()
-	a, err := newApplication(cfg, infra, log)
+	traces, err := tracing.New(tracing.Config{ExportURL: cfg.TraceExportURL, SampleRatio: cfg.TraceSampleRatio})
+	if err != nil {
+		return fmt.Errorf("tracing: %w (check TRACE_EXPORT_URL)", err)
+	}
+	defer stopTracing(traces, log)
+	a, err := newApplication(cfg, infra, traces, log)
 	if err != nil {
 		return err
 	}
 	defer a.close()
 	return run(ctx, cfg.ShutdownTimeout, lns, a, log)
+}
+
+// stopTracing sends the spans still queued, for at most 2 s: a viewer
+// that is down does not hold up the exit.
+func stopTracing(t *tracing.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("spans not exported at shutdown", "err", err)
+	}
 }
 
 // Migrate applies the embedded migrations and returns.

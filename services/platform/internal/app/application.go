@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,6 +20,7 @@ import (
 	"platform/internal/mqttx"
 	"platform/internal/outbox"
 	"platform/internal/relay"
+	"platform/internal/tracing"
 	"platform/query"
 )
 
@@ -36,6 +38,7 @@ type application struct {
 	mq             *mqttx.Client
 	consumers      []*kgo.Client
 	infra          *infrastructure
+	tracing        *tracing.Tracing
 }
 
 // worker is a loop that runs until its context ends. An error is a failure
@@ -45,16 +48,16 @@ type worker struct {
 	run  func(context.Context) error
 }
 
-func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*application, error) {
-	a := &application{infra: in, requestTimeout: cfg.RequestTimeout}
+func newApplication(cfg config.Config, in *infrastructure, traces *tracing.Tracing, log *slog.Logger) (*application, error) {
+	a := &application{infra: in, requestTimeout: cfg.RequestTimeout, tracing: traces}
 	val := contracts.Default()
 	events := eventstore.New(in.pool)
 	timing := relay.Timing{BatchSize: cfg.OutboxBatchSize, PollInterval: cfg.OutboxPollInterval, FlushTimeout: cfg.ShutdownTimeout / 2}
 
 	a.ingestion = ingestion.New(ingestion.Deps{Events: events, Topic: cfg.TopicTelemetry,
-		DeadLetters: dlq{in.producer, cfg.TopicTelemetryDLQ}, Validator: val, Log: log})
+		DeadLetters: dlq{in.producer, cfg.TopicTelemetryDLQ}, Validator: val, Tracing: traces, Log: log})
 	a.query = query.New(query.Deps{Pool: in.pool, Validator: val, Log: log})
-	a.actions = actions.New(actions.Deps{Pool: in.pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Log: log,
+	a.actions = actions.New(actions.Deps{Pool: in.pool, Events: events, Rules: cfg.AnomalyCommandRules, Validator: val, Tracing: traces, Log: log,
 		Relay: outbox.Config{Timing: timing}})
 
 	a.mq = mqttx.Connect(mqttx.Options{Broker: cfg.MQTTBroker(), ClientID: cfg.MQTTClientID,
@@ -64,14 +67,16 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 	if err != nil {
 		return a.fail(err)
 	}
-	kafkaRelay, err := eventstore.NewRelay(in.pool, kafkax.Publisher{Client: in.producer}, eventstore.RelayConfig{
+	kafkaRelay, err := eventstore.NewRelay(in.pool, kafkax.Publisher{Client: in.producer, Tracer: traces.Tracer(tracing.Relay)}, eventstore.RelayConfig{
 		Timing: timing, Wake: events.Published(),
 	}, log)
 	if err != nil {
 		return a.fail(err)
 	}
-	a.scorer = inference.New(inference.Config{BaseURL: cfg.AIInferenceURL(), Timeout: cfg.AIInferenceTimeout}, val)
-	det, err := detector.New(in.pool, events, a.scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies}, log)
+	a.scorer = inference.New(inference.Config{BaseURL: cfg.AIInferenceURL(), Timeout: cfg.AIInferenceTimeout,
+		Transport: traces.Transport(tracing.Detector, http.DefaultTransport)}, val)
+	det, err := detector.New(in.pool, events, a.scorer, val, detector.Config{Window: cfg.AnomalyWindow, Topic: cfg.TopicAnomalies,
+		Tracer: traces.Tracer(tracing.Detector)}, log)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -96,7 +101,7 @@ func newApplication(cfg config.Config, in *infrastructure, log *slog.Logger) (*a
 		{"event relay", kafkaRelay.Run},
 		{"command relay", cmdRelay.Run},
 		{"query projections", func(ctx context.Context) error {
-			query.Consume(ctx, projections, in.producer, a.query.Projector(), log)
+			query.Consume(ctx, projections, in.producer, a.query.Projector(), traces.Tracer(tracing.Projector), log)
 			return nil
 		}},
 		{"anomaly detector", func(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"platform/internal/httpx"
+	"platform/internal/tracing"
 )
 
 // server is one of the monolith's HTTP servers.
@@ -25,19 +26,20 @@ var servers = []server{
 }
 
 // Each handler answers /readyz with the checks of the dependencies its
-// routes use, and bounds every request to REQUEST_TIMEOUT (then 503).
+// routes use, bounds every request to REQUEST_TIMEOUT (then 503) and
+// traces it as its server's span (continuing an incoming traceparent).
 
 func (a *application) ingestionHandler() http.Handler {
-	return httpx.Bound(a.requestTimeout, a.ingestion.Handler(map[string]httpx.Check{
-		"postgres": a.infra.pingPostgres, "kafka": a.infra.pingKafka, "mqtt": a.mq.Ping}))
+	return a.tracing.Handler(tracing.Ingestion, httpx.Bound(a.requestTimeout, a.ingestion.Handler(map[string]httpx.Check{
+		"postgres": a.infra.pingPostgres, "kafka": a.infra.pingKafka, "mqtt": a.mq.Ping})))
 }
 
 func (a *application) queryHandler() http.Handler {
-	return httpx.Bound(a.requestTimeout, a.query.Handler(map[string]httpx.Check{
-		"postgres": a.infra.pingPostgres, "kafka": a.infra.pingKafka, "inference": a.scorer.Ping}))
+	return a.tracing.Handler(tracing.Query, httpx.Bound(a.requestTimeout, a.query.Handler(map[string]httpx.Check{
+		"postgres": a.infra.pingPostgres, "kafka": a.infra.pingKafka, "inference": a.scorer.Ping})))
 }
 
 func (a *application) actionsHandler() http.Handler {
-	return httpx.Bound(a.requestTimeout, a.actions.Handler(map[string]httpx.Check{
-		"postgres": a.infra.pingPostgres, "mqtt": a.mq.Ping}))
+	return a.tracing.Handler(tracing.Actions, httpx.Bound(a.requestTimeout, a.actions.Handler(map[string]httpx.Check{
+		"postgres": a.infra.pingPostgres, "mqtt": a.mq.Ping})))
 }

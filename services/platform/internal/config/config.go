@@ -72,6 +72,10 @@ type Config struct {
 	// AnomalyCommandRules maps a metric to the command issued when one of
 	// its readings is an anomaly.
 	AnomalyCommandRules Rules `env:"ANOMALY_COMMAND_RULES"`
+
+	// TraceExportURL receives Zipkin v2 spans; empty: tracing off.
+	TraceExportURL   string  `env:"TRACE_EXPORT_URL"`
+	TraceSampleRatio float64 `env:"TRACE_SAMPLE_RATIO" validate:"min=0,max=1"`
 }
 
 var validate = func() *validator.Validate {
@@ -174,13 +178,17 @@ func rangeFix(f reflect.StructField) string {
 	r := ranges(f)
 	lo, hasLo := r["min"]
 	hi, hasHi := r["max"]
+	kind := "a whole number"
+	if f.Type.Kind() == reflect.Float64 {
+		kind = "a number"
+	}
 	switch {
 	case hasLo && hasHi:
-		return fmt.Sprintf("use a whole number between %s and %s", lo, hi)
+		return fmt.Sprintf("use %s between %s and %s", kind, lo, hi)
 	case hasLo:
-		return "use a whole number of at least " + lo
+		return fmt.Sprintf("use %s of at least %s", kind, lo)
 	case hasHi:
-		return "use a whole number of at most " + hi
+		return fmt.Sprintf("use %s of at most %s", kind, hi)
 	}
 	return ""
 }

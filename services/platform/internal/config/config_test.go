@@ -92,6 +92,9 @@ func TestBadValuesNameKeyValueAndFix(t *testing.T) {
 		{"POSTGRES_USER", "Admin", "use a value matching "},
 		{"POSTGRES_DB", strings.Repeat("d", 64), "use at most 63 characters"},
 		{"ANOMALY_COMMAND_RULES", "temperature", "use comma-separated metric:command pairs"},
+		{"TRACE_SAMPLE_RATIO", "1.5", "use a number between 0 and 1"},
+		{"TRACE_SAMPLE_RATIO", "half", "use a number between 0 and 1"},
+		{"TRACE_EXPORT_URL", "zipkin:9411", "use a value matching "},
 	}
 	for _, c := range cases {
 		t.Run(c.key+"="+c.value, func(t *testing.T) {

@@ -16,6 +16,8 @@ type Message struct {
 	Key        string
 	Value      []byte
 	RecordedAt time.Time
+	// TraceContext is the event's stored traceparent ("" = none).
+	TraceContext string
 
 	at cursor // the event's position, which the relay's cursor moves past once it is acked
 }

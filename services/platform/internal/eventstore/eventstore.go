@@ -34,4 +34,8 @@ type Event struct {
 	Topic      string // Kafka topic the relay publishes the event to; "" = none
 	Payload    []byte // JSON object: the event's own fields
 	RecordedAt time.Time
+	// TraceContext is the W3C traceparent of the span that wrote the event
+	// ("" = none): stored as text, carried by the relay into the record's
+	// headers.
+	TraceContext string
 }

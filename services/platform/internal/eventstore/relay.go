@@ -95,7 +95,7 @@ func (s *cursorSteps) Resign() {
 // of order, then the cursor past events not yet sent).
 func (s *cursorSteps) Read(ctx context.Context, limit int) ([]Message, error) {
 	rows, err := s.conn.Query(ctx, `
-		SELECT tx::text, seq, event_id, stream_id, version, type, topic, payload, recorded_at
+		SELECT tx::text, seq, event_id, stream_id, version, type, topic, payload, recorded_at, coalesce(trace_context, '')
 		FROM events
 		WHERE topic IS NOT NULL
 		  AND (tx, seq) > ($1::text::xid8, $2::bigint)
@@ -112,13 +112,13 @@ func (s *cursorSteps) Read(ctx context.Context, limit int) ([]Message, error) {
 		e   Event
 		id  [16]byte
 	)
-	_, err = pgx.ForEachRow(rows, []any{&tx, &pos.seq, &id, &e.StreamID, &e.Version, &e.Type, &e.Topic, &e.Payload, &e.RecordedAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&tx, &pos.seq, &id, &e.StreamID, &e.Version, &e.Type, &e.Topic, &e.Payload, &e.RecordedAt, &e.TraceContext}, func() error {
 		var err error
 		if pos.tx, err = strconv.ParseUint(tx, 10, 64); err != nil {
 			return err
 		}
 		e.EventID = id
-		msgs = append(msgs, Message{EventID: e.EventID, Topic: e.Topic, Key: e.StreamID, Value: Envelope(make([]byte, 0, 128+len(e.Payload)), e), RecordedAt: e.RecordedAt, at: pos})
+		msgs = append(msgs, Message{EventID: e.EventID, Topic: e.Topic, Key: e.StreamID, Value: Envelope(make([]byte, 0, 128+len(e.Payload)), e), RecordedAt: e.RecordedAt, TraceContext: e.TraceContext, at: pos})
 		return nil
 	})
 	if err != nil {

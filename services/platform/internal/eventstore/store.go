@@ -232,14 +232,17 @@ func (tx *Tx) Append(ctx context.Context, events []Event) error {
 		tx.published = tx.published || e.Topic != ""
 	}
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"event_id", "stream_id", "version", "type", "topic", "payload", "recorded_at"},
+		[]string{"event_id", "stream_id", "version", "type", "topic", "payload", "recorded_at", "trace_context"},
 		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 			e := &events[i]
-			var topic any
+			var topic, traceContext any
 			if e.Topic != "" {
 				topic = e.Topic
 			}
-			return []any{[16]byte(e.EventID), e.StreamID, e.Version, e.Type, topic, e.Payload, e.RecordedAt}, nil
+			if e.TraceContext != "" {
+				traceContext = e.TraceContext
+			}
+			return []any{[16]byte(e.EventID), e.StreamID, e.Version, e.Type, topic, e.Payload, e.RecordedAt, traceContext}, nil
 		}))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "events_pkey" {

@@ -94,6 +94,8 @@ type Health struct {
 	Checks map[string]string `json:"checks,omitempty"`
 	// DeadLetters: records each consumer dead-lettered since start.
 	DeadLetters map[string]int64 `json:"dead_letters,omitempty"`
+	// Tracing: spans exported and dropped since start (GET /readyz).
+	Tracing *metrics.SpanCounts `json:"tracing,omitempty"`
 }
 
 // HandleHealth registers GET /healthz (alive + build info) and GET /readyz
@@ -128,6 +130,8 @@ func HandleHealth(mux *http.ServeMux, service string, checks map[string]Check) {
 		}
 		wg.Wait()
 		h := Health{Status: "ok", Service: service, PID: os.Getpid(), Info: buildinfo.Get(), Checks: res, DeadLetters: metrics.DeadLetterCounts()}
+		spans := metrics.Spans()
+		h.Tracing = &spans
 		status := http.StatusOK
 		for _, m := range res {
 			if m != "ok" {

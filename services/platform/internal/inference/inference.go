@@ -82,6 +82,9 @@ type Config struct {
 	Timeout time.Duration // per attempt, default 5 s
 	Retries int           // extra attempts on connection errors, default 3
 	Backoff time.Duration // first retry delay (doubles), default 100 ms
+	// Transport sends the requests (nil: http.DefaultTransport); the
+	// detector's carries traceparent (tracing.Transport).
+	Transport http.RoundTripper
 }
 
 // Client calls the AI inference service. Safe for concurrent use.
@@ -108,7 +111,7 @@ func New(cfg Config, val *contracts.Validator) *Client {
 	if val == nil {
 		val = contracts.Default()
 	}
-	return &Client{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout}, val: val}
+	return &Client{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout, Transport: cfg.Transport}, val: val}
 }
 
 // Score sends one window. The request is validated before sending (an

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/internal/pause"
+	"platform/internal/tracing"
 )
 
 // NewGroupConsumer returns a consumer-group client on topic that never
@@ -80,12 +83,16 @@ type ConsumerOptions struct {
 	Name        string      // the consumer, in logs, dead letters and counters
 	MaxPoll     int         // records per poll (and so per Apply), default 1000
 	Apply       ApplyFunc
-	DeadLetters *kgo.Client   // producer of <topic>.dlq records
-	OnRetry     func(error)   // optional: each transient failure (e.g. readiness)
-	OnSuccess   func()        // optional: each applied poll
-	MinBackoff  time.Duration // first retry delay, default 100 ms (doubles)
-	MaxBackoff  time.Duration // default 10 s
-	Log         *slog.Logger
+	DeadLetters *kgo.Client // producer of <topic>.dlq records
+	OnRetry     func(error) // optional: each transient failure (e.g. readiness)
+	OnSuccess   func()      // optional: each applied poll
+	// Tracer, if set, makes one span per Apply for each distinct
+	// traceparent header among its records (tracing.StartBatch); Apply finds
+	// record i's with tracing.BatchOf(ctx, i).
+	Tracer     trace.Tracer
+	MinBackoff time.Duration // first retry delay, default 100 ms (doubles)
+	MaxBackoff time.Duration // default 10 s
+	Log        *slog.Logger
 }
 
 func (o *ConsumerOptions) setDefaults() {
@@ -148,7 +155,7 @@ func Consume(ctx context.Context, opts ConsumerOptions) {
 func settle(ctx context.Context, o *ConsumerOptions, recs []*kgo.Record) bool {
 	backoff := o.MinBackoff
 	for attempt := 1; len(recs) > 0; attempt++ {
-		err := o.Apply(ctx, recs)
+		err := applyTraced(ctx, o, recs)
 		if err == nil {
 			o.OnSuccess()
 			return true
@@ -179,6 +186,16 @@ func settle(ctx context.Context, o *ConsumerOptions, recs []*kgo.Record) bool {
 		backoff = pause.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff}.Next(backoff)
 	}
 	return true
+}
+
+// applyTraced is one Apply of recs under their spans: a failed attempt's
+// spans are marked failed, the retry makes new ones.
+func applyTraced(ctx context.Context, o *ConsumerOptions, recs []*kgo.Record) error {
+	spans := tracing.StartBatch(ctx, o.Tracer, o.Name+" "+recs[0].Topic, Traceparents(recs), trace.SpanKindConsumer,
+		attribute.String("messaging.system", "kafka"))
+	err := o.Apply(tracing.WithBatch(ctx, spans), recs)
+	spans.End(err)
+	return err
 }
 
 // settleEach settles recs one at a time, to find which is permanent.

@@ -13,9 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"platform/internal/eventstore"
 	"platform/internal/pause"
+	"platform/internal/tracing"
 )
 
 // NewProducer returns an idempotent producer (acks=all) for brokers. A
@@ -70,18 +73,38 @@ func EnsureTopicsRetry(ctx context.Context, cl *kgo.Client, partitions int32, lo
 
 // Publisher is the event relay's Publisher for Kafka: the message's topic,
 // key and value become the record.
-type Publisher struct{ Client *kgo.Client }
+type Publisher struct {
+	Client *kgo.Client
+	// Tracer makes the relay's spans (tracing.Relay); nil: none.
+	Tracer trace.Tracer
+}
 
 // Publish produces msgs and waits for the broker acks. It returns the
-// length of the prefix of msgs that was acked.
+// length of the prefix of msgs that was acked. Each distinct stored trace
+// context of the batch gets one span, child of it (a batch of readings
+// posted in one request is one span, not one per reading), and its records
+// carry that span's traceparent header.
 func (p Publisher) Publish(ctx context.Context, msgs []eventstore.Message) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	parents := make([]string, len(msgs))
+	for i, m := range msgs {
+		parents[i] = m.TraceContext
+	}
+	spans := tracing.StartBatch(ctx, p.Tracer, "publish "+msgs[0].Topic, parents, trace.SpanKindProducer,
+		attribute.String("messaging.system", "kafka"))
 	recs := make([]*kgo.Record, len(msgs))
 	index := make(map[*kgo.Record]int, len(msgs))
 	for i, m := range msgs {
 		recs[i] = &kgo.Record{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value}
+		if tp := spans.TraceparentOf(i); len(tp) > 0 {
+			recs[i].Headers = []kgo.RecordHeader{{Key: tracing.Header, Value: tp}}
+		}
 		index[recs[i]] = i
 	}
 	results := p.Client.ProduceSync(ctx, recs...)
+	defer func() { spans.End(results.FirstErr()) }()
 	firstBad := len(msgs)
 	var firstErr error
 	for _, r := range results {
@@ -111,3 +134,22 @@ func refused(err error) bool {
 
 // Ping checks that a broker answers.
 func Ping(ctx context.Context, cl *kgo.Client) error { return cl.Ping(ctx) }
+
+// Traceparent is rec's traceparent header ("" without one).
+func Traceparent(rec *kgo.Record) string {
+	for _, h := range rec.Headers {
+		if h.Key == tracing.Header {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Traceparents are the traceparent headers of recs.
+func Traceparents(recs []*kgo.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = Traceparent(r)
+	}
+	return out
+}

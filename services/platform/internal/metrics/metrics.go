@@ -18,3 +18,22 @@ func DeadLetterCounts() map[string]int64 {
 	})
 	return out
 }
+
+// SpansExported and SpansDropped count the spans the tracing export queue
+// sent to TRACE_EXPORT_URL and those it dropped (queue full, viewer failed
+// or slow).
+var (
+	SpansExported = expvar.NewInt("spans_exported")
+	SpansDropped  = expvar.NewInt("spans_dropped")
+)
+
+// SpanCounts is /readyz's "tracing".
+type SpanCounts struct {
+	Exported int64 `json:"exported"`
+	Dropped  int64 `json:"dropped"`
+}
+
+// Spans is a snapshot of SpansExported and SpansDropped.
+func Spans() SpanCounts {
+	return SpanCounts{Exported: SpansExported.Value(), Dropped: SpansDropped.Value()}
+}
