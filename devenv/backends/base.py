@@ -39,14 +39,14 @@ class ComponentStatus:
         restarts = "-" if self.restarts is None else str(self.restarts)
         return (
             f"{self.role:<8} {self.service:<10} {self.backend:<7} {self.state:<8} "
-            f"{health:<9} {self.address:<20} {self.ident:<14} {_percent(self.cpu):>6} "
+            f"{health:<9} {self.address:<24} {self.ident:<14} {_percent(self.cpu):>6} "
             f"{_size(self.memory):>6} {up:<7} {restarts:<8} {self.last_exit or '-'}"
         )
 
 
 STATUS_HEADER = (
     f"{'ROLE':<8} {'SERVICE':<10} {'BACKEND':<7} {'STATE':<8} {'HEALTH':<9} "
-    f"{'ADDRESS':<20} {'PID/CONTAINER':<14} {'CPU':>6} {'MEM':>6} {'UPTIME':<7} RESTARTS LAST EXIT"
+    f"{'ADDRESS':<24} {'PID/CONTAINER':<14} {'CPU':>6} {'MEM':>6} {'UPTIME':<7} RESTARTS LAST EXIT"
 )
 
 
