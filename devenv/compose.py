@@ -129,6 +129,10 @@ def find(items: list[Component], name: str) -> Component:
     for item in items:
         if name in (item.service, item.role):
             return item
+    for service, spec in load_raw()["services"].items():
+        if name in (service, (spec.get("labels") or {}).get(ROLE_LABEL)):
+            setting = PROFILE_SETTINGS[spec["profiles"][0]]
+            raise KeyError(f"no component {name!r} while {setting}=off: set {setting}=on")
     names = ", ".join(f"{c.role} ({c.service})" for c in items)
     raise KeyError(f"no component {name!r}: choose one of {names}")
 

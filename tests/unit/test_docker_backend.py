@@ -92,7 +92,7 @@ def test_tracing_on_adds_the_viewer_and_its_compose_profile(tmp_path: Path) -> N
     off = FakeDocker()
     backend(off, tmp_path, TRACING="off").up([])
     assert "zipkin" not in off.calls[-1] and off.envs[-1]["COMPOSE_PROFILES"] == ""
-    with pytest.raises(InfraError, match="no component 'traces'"):
+    with pytest.raises(InfraError, match="no component 'traces' while TRACING=off: set TRACING=on"):
         backend(off, tmp_path, TRACING="off").up(["traces"])
 
 
