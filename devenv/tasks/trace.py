@@ -16,7 +16,7 @@ from devenv.tasks import user_errors
         "wait": "Wait up to this many seconds for the spans to arrive (default 0).",
     }
 )
-def trace(c: Context, id: str, wait: int = 0) -> None:  # noqa: A002 - the CLI's word
+def trace(c: Context, id: str, wait: int = 0) -> None:
     """A trace (or a reading's, by event_id) as a waterfall: service, operation, start,
     duration, errors, in causal order; then the viewer's link."""
     with user_errors():

@@ -48,7 +48,11 @@ def post_spans(stack: Stack, trace: str) -> None:
             "traceId": trace, "id": ident, "name": name, "kind": "SERVER",
             "timestamp": now + offset, "duration": 4000, "localEndpoint": {"serviceName": service},
         }  # fmt: skip
-        return {**body, **({"parentId": parent} if parent else {}), **({"tags": tags} if tags else {})}
+        return {
+            **body,
+            **({"parentId": parent} if parent else {}),
+            **({"tags": tags} if tags else {}),
+        }
 
     spans = [  # child first: the waterfall orders them, not the sender
         span(CHILD, PARENT, "ai-inference", "POST /v1/score", 3000, error="model failed"),
@@ -94,9 +98,7 @@ def test_a_readings_trace_is_found_by_its_event_id(viewer: Stack) -> None:
         conn.execute("INSERT INTO events VALUES (%s)", (without,))
         missing_column = viewer.inv("trace", str(without), check=False)
         conn.execute("ALTER TABLE events ADD COLUMN trace_context text")
-        conn.execute(
-            "INSERT INTO events VALUES (%s, %s)", (with_trace, f"00-{trace}-{PARENT}-01")
-        )
+        conn.execute("INSERT INTO events VALUES (%s, %s)", (with_trace, f"00-{trace}-{PARENT}-01"))
     assert missing_column.returncode == 1
     assert missing_column.stderr.strip() == (
         f"error: event {without} was stored without a trace (no trace context)"
@@ -104,9 +106,10 @@ def test_a_readings_trace_is_found_by_its_event_id(viewer: Stack) -> None:
     nulled = viewer.inv("trace", str(without), check=False)
     assert nulled.stderr.strip() == missing_column.stderr.strip()
     unknown = uuid.uuid4()
-    assert f"no event {unknown} in the event store" in viewer.inv(
-        "trace", str(unknown), check=False
-    ).stderr
+    assert (
+        f"no event {unknown} in the event store"
+        in viewer.inv("trace", str(unknown), check=False).stderr
+    )
     post_spans(viewer, trace)
     found = viewer.inv("trace", str(with_trace), "--wait", "15")
     assert found.stdout.startswith(f"trace {trace}: 2 spans"), found.stdout

@@ -59,7 +59,7 @@ def test_the_waterfall_shows_offsets_durations_bars_errors_and_the_link() -> Non
     lines = trace.waterfall(spans(), TRACE, LINK)
     assert lines[0] == f"trace {TRACE}: 7 spans, 6 services, 10.2 ms, 1 with errors"
     assert lines[1].split()[:4] == ["SERVICE", "OPERATION", "START", "ms"]
-    ingest, relay, detector, ai, consume, publish, query = lines[2:9]
+    ingest, relay, detector, ai, _consume, publish, query = lines[2:9]
     assert ingest.split()[:4] == ["ingestion", "post", "/ingest/v1/telemetry", "0.0"]
     assert "  publish telemetry.v1" in relay  # indented under its parent
     assert timing(ai) == ("5.6", "2.5") and timing(publish) == ("9.1", "0.9")
@@ -86,7 +86,7 @@ def test_an_error_from_the_status_tag_is_marked_with_its_description() -> None:
     "ident", ["nope", "5b8efff79803810", "5b8efff798038103d269b633813fc60c0", "zz" * 16]
 )
 def test_neither_a_trace_id_nor_a_uuid_is_one_line(tmp_path: Path, ident: str) -> None:
-    with pytest.raises(trace.TraceError, match="neither a trace id .* nor an event id"):
+    with pytest.raises(trace.TraceError, match=r"neither a trace id .* nor an event id"):
         trace.trace_id(settings(tmp_path), ident)
 
 
@@ -104,5 +104,5 @@ def test_no_viewer_says_inv_up_and_with_tracing_off_says_so(tmp_path: Path) -> N
 
 def test_the_database_down_for_an_event_id_says_inv_up(tmp_path: Path) -> None:
     s = settings(tmp_path, POSTGRES_PORT=str(closed_port()))
-    with pytest.raises(trace.TraceError, match="does not answer .*run `inv up` first"):
+    with pytest.raises(trace.TraceError, match=r"does not answer .*run `inv up` first"):
         trace.trace_id(s, "0d4a4b9c-8a4e-4c1e-9c9e-7f3b2a1d0e5f")

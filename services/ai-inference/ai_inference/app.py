@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ai_inference import __version__, tracing
