@@ -115,11 +115,11 @@ def tools(session: nox.Session) -> None:
 @nox.parametrize("python", pythons(AI_PYTHONS))
 @kept()
 def ai(session: nox.Session) -> None:
-    """The AI service's unit tests (scoring, settings). `-- ARGS`: pytest."""
+    """The AI service's unit tests (scoring, settings, tracing). `-- ARGS`: pytest."""
     install_ai(session, "test")
     with session.chdir(AI):
         pytest(session, "pytest", "tests/test_scoring.py", "tests/test_settings.py",
-               chosen=route(session.posargs).pytest)  # fmt: skip
+               "tests/test_tracing.py", chosen=route(session.posargs).pytest)  # fmt: skip
 
 
 @nox.session

@@ -60,8 +60,17 @@ def migrate(settings: Settings) -> None:
         raise InfraError(f"migrations failed: {(result.stderr or result.stdout).strip()}")
 
 
+def trace_export_url(settings: Settings) -> str:
+    """Where the apps send their spans: TRACE_EXPORT_URL when set; else, with TRACING on,
+    the local viewer's spans API; with TRACING off nowhere (empty: no exporter starts)."""
+    if settings.TRACING == "off":
+        return ""
+    given = settings.value("TRACE_EXPORT_URL")
+    return given or f"http://127.0.0.1:{settings.ZIPKIN_PORT}/api/v2/spans"
+
+
 def specs(settings: Settings) -> list[ProcessSpec]:
-    env = settings.as_env()
+    env = {**settings.as_env(), "TRACE_EXPORT_URL": trace_export_url(settings)}
     logs = log_files(settings)
     return [
         ProcessSpec(

@@ -15,10 +15,13 @@ from typing import Any
 
 import yaml
 
+from devenv import declared
 from devenv.settings import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 ROLE_LABEL = "dev.platform.role"
+# A Compose profile -> the on/off setting that runs its services (compose.yaml's `profiles:`).
+PROFILE_SETTINGS = {"tracing": "TRACING"}
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, and $$ (a literal $), as Compose interpolates.
 _INTERPOLATION = re.compile(
@@ -84,11 +87,26 @@ def load_raw(path: Path = COMPOSE_FILE) -> dict[str, Any]:
     return data
 
 
+def active_profiles(env: Mapping[str, str]) -> list[str]:
+    """The profiles whose setting is on in `env` (its declared default when `env` lacks it):
+    what COMPOSE_PROFILES names for the docker backend."""
+    defaults = declared.settings()
+    return [
+        profile
+        for profile, key in PROFILE_SETTINGS.items()
+        if env.get(key, defaults[key].default_text) == "on"
+    ]
+
+
 def components(env: Mapping[str, str], path: Path = COMPOSE_FILE) -> list[Component]:
-    """The services of compose.yaml with `env` interpolated, in file order."""
+    """The services of compose.yaml that `env` runs (a service under a profile only when
+    its setting is on), `env` interpolated, in file order."""
     raw = load_raw(path)
+    active = set(active_profiles(env))
     result = []
     for service, spec in raw["services"].items():
+        if spec.get("profiles") and not active.intersection(spec["profiles"]):
+            continue
         role = (spec.get("labels") or {}).get(ROLE_LABEL)
         if not role:
             raise ValueError(f"{path}: service {service} has no {ROLE_LABEL} label")
@@ -111,6 +129,10 @@ def find(items: list[Component], name: str) -> Component:
     for item in items:
         if name in (item.service, item.role):
             return item
+    for service, spec in load_raw()["services"].items():
+        if name in (service, (spec.get("labels") or {}).get(ROLE_LABEL)):
+            setting = PROFILE_SETTINGS[spec["profiles"][0]]
+            raise KeyError(f"no component {name!r} while {setting}=off: set {setting}=on")
     names = ", ".join(f"{c.role} ({c.service})" for c in items)
     raise KeyError(f"no component {name!r}: choose one of {names}")
 

@@ -168,7 +168,7 @@ def require_engine(session: nox.Session, backend: str) -> None:
 def private_stack(session: nox.Session, backend: str) -> Iterator[dict[str, str]]:
     """A fresh whole stack of its own (free ports, state and logs under .state/<cell>/, its
     own Compose project) for the duration; yields the environment that points at it."""
-    env, project = _private(session, backend, "stack")
+    env, project = _private(session, backend, "stack", tracing=True)
     with (
         _environ(project),
         platform_running(settings.load(environ={**os.environ, **env}), say=session.log),
@@ -195,12 +195,12 @@ def private_infra(session: nox.Session, backend: str, names: list[str]) -> Itera
 
 
 def _private(
-    session: nox.Session, backend: str, what: str
+    session: nox.Session, backend: str, what: str, tracing: bool = False
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The environment of a cell's private infrastructure, and its Compose project name."""
     folder = REPO_ROOT / ".state" / cell_slug(session.name)
     shutil.rmtree(folder, ignore_errors=True)  # cold: fresh every run
-    env = {**isolated_env(folder), "INFRA_BACKEND": backend}
+    env = {**isolated_env(folder, tracing=tracing), "INFRA_BACKEND": backend}
     session.log(f"starting a private {backend} {what} on free ports; state and logs in {folder}")
     return env, compose_project(session)
 

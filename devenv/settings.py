@@ -96,6 +96,9 @@ class Settings(BaseModel):
     ACTIONS_PORT: int = declared_field("ACTIONS_PORT")
     AI_INFERENCE_PORT: int = declared_field("AI_INFERENCE_PORT")
 
+    TRACING: Literal["on", "off"] = declared_field("TRACING")
+    ZIPKIN_PORT: int = declared_field("ZIPKIN_PORT")
+
     DELVE_PORT: int = declared_field("DELVE_PORT")
     DEBUGPY_PORT: int = declared_field("DEBUGPY_PORT")
 

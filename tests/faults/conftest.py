@@ -29,7 +29,7 @@ def private_stack() -> Iterator[Platform]:
     fault kills), stopped at the end even on failure (a docker one in its Compose project,
     COMPOSE_PROJECT_NAME)."""
     shutil.rmtree(STATE, ignore_errors=True)
-    env = {**isolated_env(STATE), "INFRA_BACKEND": BACKEND}
+    env = {**isolated_env(STATE, tracing=True), "INFRA_BACKEND": BACKEND}
     settings = load(environ={**os.environ, **env})
     with platform_running(settings, say=lambda line: print(line, flush=True)):
         yield Platform(settings)

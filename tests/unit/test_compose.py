@@ -17,8 +17,20 @@ SERVICES: dict[str, Any] = RAW["services"]
 
 def test_infrastructure_only_and_every_role_once() -> None:
     roles = sorted(spec["labels"][compose.ROLE_LABEL] for spec in SERVICES.values())
-    assert roles == ["bus", "db", "gateway", "mqtt"]
-    assert set(SERVICES) == {"postgres", "redpanda", "emqx", "traefik"}
+    assert roles == ["bus", "db", "gateway", "mqtt", "traces"]
+    assert set(SERVICES) == {"postgres", "redpanda", "emqx", "traefik", "zipkin"}
+
+
+def test_the_trace_viewer_runs_only_with_tracing_on() -> None:
+    """TRACING=off leaves the viewer out of `inv up`, `status` and Compose's profiles;
+    a service under a profile is one whose setting devenv knows."""
+    services = lambda env: [c.service for c in compose.components(env)]  # noqa: E731
+    assert "zipkin" in services({}) and "zipkin" in services({"TRACING": "on"})  # the default
+    assert services({"TRACING": "off"}) == ["postgres", "redpanda", "emqx", "traefik"]
+    assert compose.active_profiles({"TRACING": "off"}) == []
+    assert compose.active_profiles({"TRACING": "on"}) == ["tracing"]
+    profiles = {p for spec in SERVICES.values() for p in spec.get("profiles", [])}
+    assert profiles <= set(compose.PROFILE_SETTINGS)
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

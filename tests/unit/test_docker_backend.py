@@ -64,12 +64,13 @@ def backend(fake: FakeDocker, tmp_path: Path, **env: str) -> DockerBackend:
     ports = dict(
         zip(
             ["POSTGRES_PORT", "KAFKA_PORT", "MQTT_PORT", "GATEWAY_PORT", "GATEWAY_DASHBOARD_PORT",
-             "REDPANDA_ADMIN_PORT", "EMQX_DASHBOARD_PORT"],
-            map(str, free_ports(7)),
+             "REDPANDA_ADMIN_PORT", "EMQX_DASHBOARD_PORT", "ZIPKIN_PORT"],
+            map(str, free_ports(8)),
             strict=True,
         )
     )  # fmt: skip
-    settings = load(env_file=tmp_path / "none", environ={**ports, **env})
+    # The four without the trace viewer unless a test turns it on (TRACING's default).
+    settings = load(env_file=tmp_path / "none", environ={**ports, "TRACING": "off", **env})
     return DockerBackend(settings, say=lambda _: None, runner=fake)
 
 
@@ -81,6 +82,18 @@ def test_up_waits_for_healthchecks_of_every_service(tmp_path: Path) -> None:
     assert up[4] == str(REPO_ROOT / "compose.yaml")
     assert up[5:] == ["up", "--detach", "--wait", "--wait-timeout", "45",
                       "postgres", "redpanda", "emqx", "traefik"]  # fmt: skip
+
+
+def test_tracing_on_adds_the_viewer_and_its_compose_profile(tmp_path: Path) -> None:
+    fake = FakeDocker()
+    backend(fake, tmp_path, TRACING="on").up([])
+    assert fake.calls[-1][-5:] == ["postgres", "redpanda", "emqx", "traefik", "zipkin"]
+    assert fake.envs[-1]["COMPOSE_PROFILES"] == "tracing"  # `down` and `ps` see it too
+    off = FakeDocker()
+    backend(off, tmp_path, TRACING="off").up([])
+    assert "zipkin" not in off.calls[-1] and off.envs[-1]["COMPOSE_PROFILES"] == ""
+    with pytest.raises(InfraError, match="no component 'traces' while TRACING=off: set TRACING=on"):
+        backend(off, tmp_path, TRACING="off").up(["traces"])
 
 
 def test_settings_reach_compose_interpolation(tmp_path: Path) -> None:

@@ -38,8 +38,16 @@ def test_dry_run_prints_the_probe_and_the_start_of_every_service(
     assert "(here: native)" in lines[0]
     assert lines[1:] == [
         f"{COMPOSE} ps --all --format json",
-        f"{COMPOSE} up --detach --wait --wait-timeout 45 postgres redpanda emqx traefik",
+        f"{COMPOSE} up --detach --wait --wait-timeout 45 postgres redpanda emqx traefik zipkin",
     ]
+
+
+def test_dry_run_with_tracing_off_leaves_the_viewer_out(
+    nothing_runs: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRACING", "off")
+    infra.up(Context(), dry_run=True)
+    assert capsys.readouterr().out.splitlines()[-1].endswith("postgres redpanda emqx traefik")
 
 
 def test_dry_run_of_named_components_starts_only_their_services(

@@ -1,4 +1,4 @@
-"""The native backend: the four infrastructure roles as host processes under STATE_DIR, each
+"""The native backend: the infrastructure roles as host processes under STATE_DIR, each
 run by a detached supervisor of its own (`devenv.proc.detached`, the apps' supervisor), which
 restarts it with backoff when it crashes: a kill -9 heals without an `inv up`.
 
@@ -33,6 +33,7 @@ from devenv.backends.native.mosquitto import Mosquitto
 from devenv.backends.native.postgres import Postgres
 from devenv.backends.native.recipe import MissingToolError, Recipe
 from devenv.backends.native.traefik import Traefik
+from devenv.backends.native.zipkin import Zipkin
 from devenv.proc import detached, group, logs
 from devenv.proc import status as recorded_status
 from devenv.proc.record import Identity, Record
@@ -43,6 +44,7 @@ RECIPES: dict[str, type[Recipe]] = {
     "redpanda": Kafka,
     "emqx": Mosquitto,
     "traefik": Traefik,
+    "zipkin": Zipkin,
 }
 TOOL_CACHE = Path.home() / ".cache" / "platform-devenv"
 

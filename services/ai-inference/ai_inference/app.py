@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from ai_inference import __version__
+from ai_inference import __version__, tracing
 from ai_inference.api import health_router, router
 from ai_inference.scoring import MODEL_NAME, MODEL_VERSION
 from ai_inference.settings import get_settings
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Settings are validated at startup, not at the first request.
     settings = get_settings()
     log.info(
@@ -31,6 +32,9 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settings.model_params.as_dict(),
     )
     yield
+    traced = app.state.tracer_provider
+    if traced is not None:
+        traced.shutdown()  # the spans still queued go out (bounded by the export timeout)
 
 
 def _json_safe_input(value: Any) -> Any:
@@ -58,7 +62,8 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
-def create_app() -> FastAPI:
+def create_app(span_exporter: SpanExporter | None = None) -> FastAPI:
+    """The app; traced when TRACE_EXPORT_URL is set, or into `span_exporter` when given."""
     app = FastAPI(
         title="AI inference",
         version=__version__,
@@ -68,6 +73,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(health_router)
     app.include_router(router)
+    app.state.tracer_provider = tracing.provider(get_settings(), span_exporter)
+    tracing.instrument(app, app.state.tracer_provider)
     return app
 
 

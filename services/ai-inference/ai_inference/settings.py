@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     min_history: int = declared("AI_MIN_HISTORY")
     threshold: float = declared("AI_ANOMALY_THRESHOLD", allow_inf_nan=False)
     min_scale: float = declared("AI_MIN_SCALE", allow_inf_nan=False)
+    # Empty: no exporter (ai_inference.tracing); devenv fills in the local viewer's.
+    trace_export_url: str = declared("TRACE_EXPORT_URL")
+    trace_sample_ratio: float = declared("TRACE_SAMPLE_RATIO", allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _history_fits_window(self) -> Self:
