@@ -11,6 +11,7 @@ import requests
 
 from devenv.settings import load
 from tests.support.clients import MqttClient, Platform
+from tests.support.traced import pytest_runtest_makereport  # noqa: F401 (the hook)
 
 
 @pytest.fixture(scope="session")

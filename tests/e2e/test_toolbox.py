@@ -153,7 +153,10 @@ def test_bus_tail_shows_a_record_posted_through_ingestion(stack: Platform) -> No
     value = json.loads(match.group(5))
     assert value["event_id"] == reading["event_id"] and value["device_id"] == device
     assert value["metrics"] == reading["metrics"]
-    assert json.loads(match.group(4)) == {}  # the relay writes no headers (yet: tracing)
+    # The relay's one header: the reading's trace context, continued from ingestion.
+    headers = json.loads(match.group(4))
+    assert list(headers) == ["traceparent"], headers
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", headers["traceparent"]), headers
     # The partition and offset are where a Kafka client finds that very record.
     consumer = Consumer({"bootstrap.servers": stack.kafka, "group.id": f"e2e-{uuid.uuid4()}"})
     try:

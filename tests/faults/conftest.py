@@ -19,6 +19,7 @@ from devenv.stack import isolated_env, platform_running
 from tests.support.clients import Platform
 from tests.support.delivery import OUTCOMES, Publisher
 from tests.support.faults import BACKEND
+from tests.support.traced import pytest_runtest_makereport  # noqa: F401 (the hook)
 
 STATE = Path(f".state/faults-{BACKEND}").resolve()  # every component's log after a run
 
@@ -44,6 +45,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture
 def publisher(stack: Platform) -> Iterator[Publisher]:
-    pub = Publisher(stack.settings.MQTT_PORT)
+    pub = Publisher(stack.settings)
     yield pub
     pub.close()

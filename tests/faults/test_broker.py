@@ -29,7 +29,7 @@ def plan_of(prefix: str, devices: int, per_device: int) -> dict[str, list[dict[s
 
 def publish(stack: Platform, plan: dict[str, list[dict[str, Any]]]) -> int:
     """Publish from a fresh connection (a device reconnecting after the restart)."""
-    publisher = Publisher(stack.settings.MQTT_PORT)
+    publisher = Publisher(stack.settings)
     try:
         return publisher.publish_all(delivery.mqtt_messages(plan))
     finally:

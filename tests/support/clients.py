@@ -17,6 +17,7 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv.settings import Settings
+from tests.support import traced
 from tests.support.wait import eventually
 
 
@@ -39,6 +40,8 @@ class Platform:
         return requests.get(self.gateway + path, params=params, timeout=10)
 
     def post(self, path: str, body: Any) -> requests.Response:
+        if isinstance(body, dict):
+            traced.sent(self.settings, [body])
         return requests.post(self.gateway + path, json=body, timeout=30)
 
 

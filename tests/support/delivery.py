@@ -17,6 +17,8 @@ from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devenv import poll
+from devenv.settings import Settings
+from tests.support import traced
 from tests.support.clients import Platform
 
 RECOVERY_TIMEOUT = 120.0
@@ -113,7 +115,8 @@ class Publisher:
     """A device fleet's MQTT connection: QoS 1 publishes, each waited for until the broker
     acknowledged it (PUBACK) — "acknowledged" is what the platform must not lose."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"faults-{uuid.uuid4().hex[:8]}"
         )
@@ -121,12 +124,14 @@ class Publisher:
         self.client.max_queued_messages_set(0)
         self.connected = threading.Event()
         self.client.on_connect = lambda *_args: self.connected.set()
-        self.client.connect("127.0.0.1", port)
+        self.client.connect("127.0.0.1", settings.MQTT_PORT)
         self.client.loop_start()
         if not self.connected.wait(10):
             pytest.fail("the fault test's MQTT client could not connect")
 
     def publish_all(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        messages = list(messages)
+        traced.sent(self.settings, [payload for _, payload in messages])
         infos = [self.client.publish(t, json.dumps(p), qos=1) for t, p in messages]
         for info in infos:
             info.wait_for_publish(RECOVERY_TIMEOUT)

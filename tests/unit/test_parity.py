@@ -161,3 +161,27 @@ def test_a_setting_declared_for_an_app_but_not_rendered_fails(
     assert parity.differences(parity.docker_view(cfg), parity.ecs_view(dev_definition)) == [
         "settings of ai-inference: only docker ['AI_NEW_KNOB'], only ecs []"
     ]
+
+
+def _environment(definition: dict[str, Any], container: str) -> dict[str, str]:
+    (found,) = [c for c in definition["containerDefinitions"] if c["name"] == container]
+    return {pair["name"]: pair["value"] for pair in found["environment"]}
+
+
+def test_the_task_exports_traces_only_to_an_endpoint_set_for_it(cfg: AwsConfig) -> None:
+    """Locally the apps send spans to the local viewer; the task has none, so it sends them
+    only where deploy/aws.yaml sets TRACE_EXPORT_URL (empty: the apps start no exporter)."""
+    target = render.Target(region=cfg.region, tag="0123456789ab")
+    unset = render.render(cfg, target)
+    assert [_environment(unset, c)["TRACE_EXPORT_URL"] for c in ("app", "ai-inference")] == ["", ""]
+    assert not any(c["name"] == "zipkin" for c in unset["containerDefinitions"])
+
+    endpoint = "https://traces.example.internal/api/v2/spans"
+    configured = cfg.model_copy(deep=True)
+    for name in ("app", "ai-inference"):
+        configured.containers[name].settings["TRACE_EXPORT_URL"] = endpoint
+    exporting = render.render(configured, target)
+    for name in ("app", "ai-inference"):
+        assert _environment(exporting, name)["TRACE_EXPORT_URL"] == endpoint
+    # Configured or not, the task and the laptop give the apps the same settings' names.
+    assert parity.differences(parity.docker_view(cfg), parity.ecs_view(exporting)) == []
