@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -113,6 +114,20 @@ def test_simulated_devices_close_the_loop(stack: Platform, device_mqtt: MqttClie
         command = stack.get(f"/actions/v1/commands/{sent_command['command_id']}").json()
         assert command["status"] == "acknowledged", command
         assert command["name"] == "cooldown" and "simulated device" in command["result"]
+    if stack.settings.TRACING == "on":  # a simulated device's ack closes its command's trace
+        for sent_command in sent_commands:
+            trace_id = sent_command["traceparent"].split("-")[1]
+            eventually(lambda t=trace_id: ack_span(stack, t), 30, f"the ack in trace {trace_id}")
+
+
+def ack_span(stack: Platform, trace_id: str) -> bool:
+    viewer = f"http://127.0.0.1:{stack.settings.ZIPKIN_PORT}"
+    answer = requests.get(f"{viewer}/api/v2/trace/{trace_id}", timeout=10)
+    return answer.ok and any(
+        span.get("localEndpoint", {}).get("serviceName") == "actions"
+        and span.get("name") == "apply command ack"
+        for span in answer.json()
+    )
 
 
 def test_ctrl_c_stops_the_simulation_with_a_summary(stack: Platform) -> None:
