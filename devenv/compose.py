@@ -98,11 +98,13 @@ def active_profiles(env: Mapping[str, str]) -> list[str]:
     ]
 
 
-def components(env: Mapping[str, str], path: Path = COMPOSE_FILE) -> list[Component]:
+def components(
+    env: Mapping[str, str], path: Path = COMPOSE_FILE, *, every_profile: bool = False
+) -> list[Component]:
     """The services of compose.yaml that `env` runs (a service under a profile only when
-    its setting is on), `env` interpolated, in file order."""
+    its setting is on, or with `every_profile`), `env` interpolated, in file order."""
     raw = load_raw(path)
-    active = set(active_profiles(env))
+    active = set(PROFILE_SETTINGS) if every_profile else set(active_profiles(env))
     result = []
     for service, spec in raw["services"].items():
         if spec.get("profiles") and not active.intersection(spec["profiles"]):

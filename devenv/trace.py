@@ -26,7 +26,10 @@ from devenv.errors import UserError
 from devenv.settings import Settings
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACEPARENT = re.compile(
+    r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-(?P<flags>[0-9a-f]{2})$"
+)
+SAMPLED = 0x01  # the traceparent flag: the trace was recorded
 BAR_WIDTH = 32
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -89,6 +92,11 @@ def _trace_of_event(settings: Settings, event_id: uuid.UUID) -> str:
     found = TRACEPARENT.match(str(row[0] or ""))
     if found is None:
         raise TraceError(f"event {event_id} was stored without a trace (no trace context)")
+    if not int(found.group("flags"), 16) & SAMPLED:
+        raise TraceError(
+            f"event {event_id}'s trace {found.group('trace')} was not sampled: its spans were "
+            "never recorded (TRACE_SAMPLE_RATIO below 1 records some new traces; 1, all)"
+        )
     return found.group("trace")
 
 
@@ -146,12 +154,13 @@ def causal_order(spans: Sequence[Span]) -> list[Row]:
     children: dict[str | None, list[Span]] = {}
     for span in spans:
         parent = span.get("parentId")
-        children.setdefault(parent if parent in ids else None, []).append(span)
+        is_root = parent not in ids or parent == span.get("id")
+        children.setdefault(None if is_root else parent, []).append(span)
     rows: list[Row] = []
     seen: set[int] = set()
 
     def visit(span: Span, depth: int) -> None:
-        if id(span) in seen:  # a span that names itself as its parent
+        if id(span) in seen:
             return
         seen.add(id(span))
         rows.append(Row(depth, span))
@@ -160,6 +169,9 @@ def causal_order(spans: Sequence[Span]) -> list[Row]:
 
     for root in sorted(children.get(None, []), key=_start):
         visit(root, 0)
+    # Spans whose parents name each other reach no root: shown as roots, never left out.
+    for span in sorted(spans, key=_start):
+        visit(span, 0)
     return rows
 
 

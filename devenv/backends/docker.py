@@ -101,7 +101,7 @@ class DockerBackend:
             self._run("stop", *self._services(names))
             self._run("rm", "--force", *self._services(names))
         else:
-            self._run("down", "--remove-orphans")
+            self._run("down", "--remove-orphans", every_profile=True)
 
     def clean(self) -> None:
         where = self.settings.state_dir
@@ -112,7 +112,7 @@ class DockerBackend:
         self.say(f"deleted the project's containers and volumes, and {where} (logs, state)")
 
     def remove_data(self) -> None:
-        self._run("down", "--volumes", "--remove-orphans")
+        self._run("down", "--volumes", "--remove-orphans", every_profile=True)
 
     def status(self) -> list[ComponentStatus]:
         rows = {row["Service"]: row for row in parse_ps(self._run(*PS_ARGS).stdout)}
@@ -180,22 +180,23 @@ class DockerBackend:
             raise InfraError(str(exc.args[0])) from None
 
     def _run(
-        self, *args: str, check: bool = True, capture: bool = True
+        self, *args: str, check: bool = True, capture: bool = True, every_profile: bool = False
     ) -> subprocess.CompletedProcess[str]:
         argv = self.command(*args)
         self.say(f"$ {shlex.join(argv)}")
-        return self._call(argv, check, capture)
+        return self._call(argv, check, capture, every_profile)
 
     def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self._call(["docker", *args], check=check, capture=True)
 
     def _call(
-        self, argv: list[str], check: bool, capture: bool
+        self, argv: list[str], check: bool, capture: bool, every_profile: bool = False
     ) -> subprocess.CompletedProcess[str]:
         env = self.settings.as_env()
         # A service under a profile (the trace viewer) is Compose's only when its setting is
-        # on: `down` and `ps` then see it too.
-        profiles = {"COMPOSE_PROFILES": ",".join(compose.active_profiles(env))}
+        # on; `down` takes every profile, or a viewer started before TRACING=off would stay.
+        on = list(compose.PROFILE_SETTINGS) if every_profile else compose.active_profiles(env)
+        profiles = {"COMPOSE_PROFILES": ",".join(on)}
         result = self.runner(
             argv,
             env={**os.environ, **env, **profiles},

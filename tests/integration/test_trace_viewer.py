@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from devenv.proc import group
+from tests.support.running import gone
 from tests.support.stack import Stack, cleaned
 from tests.support.status import status_row, status_rows
 from tests.support.wait import eventually
@@ -99,6 +100,8 @@ def test_a_readings_trace_is_found_by_its_event_id(viewer: Stack) -> None:
         missing_column = viewer.inv("trace", str(without), check=False)
         conn.execute("ALTER TABLE events ADD COLUMN trace_context text")
         conn.execute("INSERT INTO events VALUES (%s, %s)", (with_trace, f"00-{trace}-{PARENT}-01"))
+        unsampled = uuid.uuid4()
+        conn.execute("INSERT INTO events VALUES (%s, %s)", (unsampled, f"00-{trace}-{PARENT}-00"))
     assert missing_column.returncode == 1
     assert missing_column.stderr.strip() == (
         f"error: event {without} was stored without a trace (no trace context)"
@@ -110,6 +113,8 @@ def test_a_readings_trace_is_found_by_its_event_id(viewer: Stack) -> None:
         f"no event {unknown} in the event store"
         in viewer.inv("trace", str(unknown), check=False).stderr
     )
+    not_sampled = viewer.inv("trace", str(unsampled), "--wait", "15", check=False)
+    assert f"trace {trace} was not sampled" in not_sampled.stderr  # at once, not after --wait
     post_spans(viewer, trace)
     found = viewer.inv("trace", str(with_trace), "--wait", "15")
     assert found.stdout.startswith(f"trace {trace}: 2 spans"), found.stdout
@@ -147,3 +152,20 @@ def test_with_tracing_off_it_is_not_started_nor_listed(tmp_path: Path) -> None:
         done = off.inv("trace", uuid.uuid4().hex, check=False)
         assert "tracing is off (TRACING=off)" in done.stderr
         assert off.our_processes() == []  # nothing started
+
+
+def test_switched_off_while_it_runs_it_is_still_listed_and_stopped(tmp_path: Path) -> None:
+    """TRACING=off after `inv up` started the viewer: `status` shows it while it runs, and
+    `down` stops it (and its supervisor); nothing of it is left."""
+    with cleaned(tmp_path / "state") as s:
+        s.env["TRACING"] = "on"
+        s.inv("up", "-c", "traces")
+        pid = status_row(s.inv("status").stdout, "traces").pid
+        assert pid is not None
+        s.env["TRACING"] = "off"
+        row = status_row(s.inv("status").stdout, "traces")
+        assert (row.state, row.pid) == ("running", pid), row
+        assert "zipkin" in s.inv("down").stdout
+        assert gone(pid)
+        assert s.our_processes() == []
+        assert "traces" not in [r.role for r in status_rows(s.inv("status").stdout)]

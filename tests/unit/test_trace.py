@@ -55,6 +55,17 @@ def test_causal_order_puts_each_parent_before_its_children_then_by_start() -> No
     ]
 
 
+def test_spans_whose_parents_form_a_loop_are_shown_not_dropped() -> None:
+    looped = [
+        {"id": "a", "parentId": "b", "timestamp": 2, "name": "a"},
+        {"id": "b", "parentId": "a", "timestamp": 1, "name": "b"},
+        {"id": "c", "parentId": "c", "timestamp": 3, "name": "c"},  # its own parent
+    ]
+    rows = trace.causal_order(looped)
+    assert sorted(r.span["id"] for r in rows) == ["a", "b", "c"]
+    assert [(r.depth, r.span["id"]) for r in rows] == [(0, "c"), (0, "b"), (1, "a")]
+
+
 def test_the_waterfall_shows_offsets_durations_bars_errors_and_the_link() -> None:
     lines = trace.waterfall(spans(), TRACE, LINK)
     assert lines[0] == f"trace {TRACE}: 7 spans, 6 services, 10.2 ms, 1 with errors"

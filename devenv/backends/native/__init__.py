@@ -66,11 +66,15 @@ class NativeBackend:
 
         self.say = say_one_line_at_a_time
         self.root = settings.state_dir / "native"
-        components = compose.components(settings.as_env())
-        self.recipes = {
+        env = settings.as_env()
+        active = {c.service for c in compose.components(env)}
+        # Every component, the profiles' too: `down` stops a trace viewer started before
+        # TRACING=off, and `status` shows it while it runs.
+        self.every_recipe = {
             c.service: RECIPES[c.service](settings, c, self.root / c.service, tool_cache)
-            for c in components
+            for c in compose.components(env, every_profile=True)
         }
+        self.recipes = {s: r for s, r in self.every_recipe.items() if s in active}
 
     # --- lifecycle ------------------------------------------------------------------
     def up(self, names: list[str]) -> None:
@@ -117,7 +121,7 @@ class NativeBackend:
         self.say(f"all healthy in {time.monotonic() - t0:.1f}s (native)")
 
     def down(self, names: list[str]) -> None:
-        targets = self._select(names)
+        targets = self._select(names, self.every_recipe)
         if not self.settings.state_dir.is_dir():
             self.say("nothing running (native)")
             return
@@ -146,7 +150,7 @@ class NativeBackend:
 
     def remove_data(self) -> None:
         """Delete the components' data (and data kept outside the state folder), not logs."""
-        for recipe in self.recipes.values():
+        for recipe in self.every_recipe.values():
             recipe.remove_data()
 
     def upstream_hosts(self) -> list[str]:
@@ -154,7 +158,12 @@ class NativeBackend:
 
     # --- inspection -----------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
-        return [self._status_of(recipe) for recipe in self.recipes.values()]
+        shown = [
+            recipe
+            for service, recipe in self.every_recipe.items()
+            if service in self.recipes or detached.status(recipe.home) or self._unsupervised(recipe)
+        ]
+        return [self._status_of(recipe) for recipe in shown]
 
     def _status_of(self, recipe: Recipe) -> ComponentStatus:
         supervised = detached.status(recipe.home)
@@ -317,15 +326,14 @@ class NativeBackend:
         ours = {p.pid for p in group.group_members(pid)} if pid else set()
         return [port for port, holder in holders.items() if holder not in ours]
 
-    def _select(self, names: list[str]) -> list[Recipe]:
+    def _select(self, names: list[str], among: dict[str, Recipe] | None = None) -> list[Recipe]:
+        recipes = self.recipes if among is None else among
         if not names:
-            return list(self.recipes.values())
-        components = [r.component for r in self.recipes.values()]
-        programs = {r.program: r for r in self.recipes.values()}  # what `inv status` shows
+            return list(recipes.values())
+        components = [r.component for r in recipes.values()]
+        programs = {r.program: r for r in recipes.values()}  # what `inv status` shows
         try:
-            return [
-                programs.get(n) or self.recipes[compose.find(components, n).service] for n in names
-            ]
+            return [programs.get(n) or recipes[compose.find(components, n).service] for n in names]
         except KeyError as exc:
             raise InfraError(str(exc.args[0])) from None
 

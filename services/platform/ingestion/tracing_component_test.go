@@ -75,9 +75,7 @@ func TestHTTPReadingsKeepTheRequestsTraceContext(t *testing.T) {
 	a, b := uuid.New(), uuid.New()
 	postTraced(t, url, sentTraceparent, a, b)
 	malformed := uuid.New()
-	start := time.Now()
 	postTraced(t, url, "00-garbage-01", malformed)
-	assert.Less(t, time.Since(start), 2*time.Second)
 	require.NoError(t, traces.Shutdown(context.Background()))
 
 	sent := tracing.Parse(sentTraceparent)

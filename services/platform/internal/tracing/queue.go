@@ -33,7 +33,8 @@ type queue struct {
 	batch    int
 	interval time.Duration
 	flush    chan chan struct{}
-	done     chan struct{}
+	done     chan struct{} // closed by Shutdown: export what is queued, then return
+	finished chan struct{} // closed by run as it returns
 	stopOnce sync.Once
 	stopped  atomic.Bool
 
@@ -51,7 +52,7 @@ func newQueue(exp sdktrace.SpanExporter, c QueueConfig) *queue {
 		c.Interval = time.Second
 	}
 	q := &queue{spans: make(chan sdktrace.ReadOnlySpan, c.Size), exp: exp, batch: c.Batch, interval: c.Interval,
-		flush: make(chan chan struct{}), done: make(chan struct{})}
+		flush: make(chan chan struct{}), done: make(chan struct{}), finished: make(chan struct{})}
 	go q.run()
 	return q
 }
@@ -86,6 +87,7 @@ func (q *queue) counts() Counts {
 
 // run collects batches and exports them until Shutdown.
 func (q *queue) run() {
+	defer close(q.finished)
 	tick := time.NewTicker(q.interval)
 	defer tick.Stop()
 	buf := make([]sdktrace.ReadOnlySpan, 0, q.batch)
@@ -157,17 +159,23 @@ func (q *queue) ForceFlush(ctx context.Context) error {
 	}
 }
 
-// Shutdown exports what is queued and stops; a provider's Shutdown calls
-// it too, so only the first call acts.
+// Shutdown stops taking spans, waits (within ctx) for the export goroutine to
+// send what is queued and return, then shuts the exporter down. Past ctx it
+// returns ctx's error; the goroutine still returns, each export being bounded
+// by exportTimeout. A provider's Shutdown calls it too: only the first call acts.
 func (q *queue) Shutdown(ctx context.Context) error {
 	var err error
 	q.stopOnce.Do(func() {
-		if err = q.ForceFlush(ctx); err != nil {
-			return
-		}
 		q.stopped.Store(true)
 		close(q.done)
-		err = q.exp.Shutdown(ctx)
+		select {
+		case <-q.finished:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if stopErr := q.exp.Shutdown(ctx); err == nil {
+			err = stopErr
+		}
 	})
 	return err
 }
