@@ -13,8 +13,10 @@ STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
-def handled(handler: Callable[[int], None]) -> Iterator[None]:
-    """Call `handler(signum)` on each of STOPPING for the block, then restore the previous
+def handled(
+    handler: Callable[[int], None], signums: tuple[signal.Signals, ...] = STOPPING
+) -> Iterator[None]:
+    """Call `handler(signum)` on each of `signums` for the block, then restore the previous
     handlers. Only the main thread may set handlers: elsewhere (a test's thread) a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -23,7 +25,7 @@ def handled(handler: Callable[[int], None]) -> Iterator[None]:
     def call(signum: int, _frame: FrameType | None) -> None:
         handler(signum)
 
-    previous = {sig: signal.signal(sig, call) for sig in STOPPING}
+    previous = {sig: signal.signal(sig, call) for sig in signums}
     try:
         yield
     finally:

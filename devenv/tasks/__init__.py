@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Iterator
 from types import FrameType
 
 from invoke.exceptions import Exit
 
 from devenv.errors import UserError
+from devenv.proc import signals
 
 
 @contextlib.contextmanager
@@ -31,22 +31,15 @@ def terminations_as_interrupts() -> Iterator[None]:
     """SIGTERM and SIGHUP (a closed terminal) raise KeyboardInterrupt, as Ctrl-C does, so a
     command stopped by any of them stops what it started so far instead of leaving it running.
     A repeat is ignored: it must not cut that stop short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught = (signal.SIGTERM, signal.SIGHUP)
 
     def ignore(_signum: int, _frame: FrameType | None) -> None:
         pass
 
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+    def interrupt(_signum: int) -> None:
         for sig in caught:
             signal.signal(sig, ignore)  # a handler, not SIG_IGN: children must not inherit it
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in caught}
-    try:
+    with signals.handled(interrupt, caught):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
