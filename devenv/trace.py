@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
 
 import psycopg
@@ -126,7 +127,7 @@ def _get(settings: Settings, trace: str) -> list[Span]:
                 f"it started; {ui_link(settings, trace)}"
             ) from None
         raise TraceError(f"the trace viewer answered {exc.code} for {url}") from None
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, HTTPException):
         if settings.TRACING == "off":
             raise TraceError(
                 "tracing is off (TRACING=off): no viewer runs and the apps export no spans; "

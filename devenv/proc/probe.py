@@ -18,6 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
+from http.client import HTTPException
 
 import psutil
 
@@ -101,7 +102,8 @@ def http(url: str, timeout: float = 1.0, started: int | None = None) -> Probe:
                 if not 200 <= int(response.status) < 300:
                     return False
                 return started is None or answered_by(response.read(), started)
-        except (urllib.error.URLError, OSError, ValueError):
+        # HTTPException: a server that dies mid-answer (IncompleteRead) is not ready either.
+        except (urllib.error.URLError, OSError, ValueError, HTTPException):
             return False
 
     return probe

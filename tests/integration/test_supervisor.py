@@ -365,3 +365,21 @@ def test_a_process_refusing_its_settings_stops_everything_at_its_first_start(
     assert "restarting" not in out.getvalue()
     assert len(re.findall(r"^app \| pyapp start", out.getvalue(), re.M)) == 1
     assert get(f"http://127.0.0.1:{ai_port}/healthz") is None
+
+
+def test_a_server_cut_off_mid_answer_is_not_ready() -> None:
+    """A server that dies while it answers (a restart, a crash) is not ready: the probe
+    says so and never raises into the supervisor."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer_half() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"pid": 1')
+
+        threading.Thread(target=answer_half, daemon=True).start()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/healthz"
+        assert probe.http(url, started=os.getpid())() is False
