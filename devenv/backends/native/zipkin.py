@@ -8,6 +8,7 @@ spans live in memory, so there is no data to keep or delete.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -87,5 +88,8 @@ def ensure_jar(cache: Path, say: Say) -> Path:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
             raise RuntimeError(f"mvn could not fetch {ARTIFACT}:\n{tail}")
         jar.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged), jar)
+        # Across file systems a move is a copy: a cut-off one must not pass for the jar.
+        partial = jar.with_name(jar.name + ".part")
+        shutil.move(str(staged), partial)
+        os.replace(partial, jar)
     return jar
